@@ -1,0 +1,47 @@
+import type { KubeObject } from './kube.ts';
+
+export type StageKind = 'fetch-model' | 'convert' | 'sft' | 'merge' | 'quantize' | 'evaluate' | 'serve';
+
+/** What `compile()` produces for one stage: the unit the runner, Pulumi and GitOps all work on. */
+export interface CompiledStage {
+  readonly name: string;
+  readonly kind: StageKind;
+  /** sha256 (hex) of kind, resolved config, image and input identities. */
+  readonly hash: string;
+  /** `<pipeline>-<stage>-<hash8>`: the Job name (and its ConfigMap's) for batch stages. */
+  readonly resourceName: string;
+  /** Stages whose artifacts this stage reads, by name (graph edges). */
+  readonly dependsOn: readonly string[];
+  readonly image: string;
+  readonly gpus: number;
+  /** GPU catalogue id the stage is placed on, when it needs GPUs. */
+  readonly gpuType?: string;
+  /** Folder on the artifacts volume the stage publishes to; `undefined` for serve. */
+  readonly artifactPath?: string;
+  /** The completion marker a finished batch stage leaves in `artifactPath`. */
+  readonly completionMarker?: string;
+  /** Expected run time, used for Job deadlines and Pulumi / Flux timeouts. */
+  readonly expectedSeconds: number;
+  /** What the stage is expected to write, for `tunepipe plan` (e.g. "5 shards (model-0000x-of-00005.safetensors)"). */
+  readonly expectedOutputs: readonly string[];
+  /**
+   * The resolved configuration the hash covers, as written into the stage's ConfigMap
+   * (LLaMA-Factory YAML keys, converter config, vLLM flags). Diffing two of these says why a stage re-runs.
+   */
+  readonly config: Readonly<Record<string, unknown>>;
+  /** Input identities the hash covers besides config (model id@revision, dataset digests, upstream hashes). */
+  readonly inputs: Readonly<Record<string, string>>;
+  /** Kubernetes objects of this stage, in apply order (ConfigMaps before the Job). */
+  readonly objects: readonly KubeObject[];
+  /** The main workload object: the Job for batch stages, the Deployment for serve. */
+  readonly workload: { readonly kind: 'Job' | 'Deployment'; readonly name: string };
+}
+
+export interface CompiledPipeline {
+  readonly pipeline: string;
+  readonly namespace: string;
+  /** Stages in topological order. */
+  readonly stages: readonly CompiledStage[];
+  /** Every object of every stage (plus shared ones), in apply order. */
+  readonly objects: readonly KubeObject[];
+}

@@ -1,0 +1,86 @@
+import type { SecretRef } from './dsl.ts';
+
+/** One file of a local dataset source, as loaded by the CLI (the compiler reads no files). */
+export interface DatasetFileInput {
+  /** Path relative to the source's folder. */
+  readonly path: string;
+  readonly sha256: string;
+  readonly size: number;
+  /** gzip of the file, base64: how small files travel into the cluster inside a ConfigMap. */
+  readonly gzipBase64?: string;
+}
+
+/** A dataset source as the compiler sees it: descriptor plus content digests. */
+export interface DatasetSourceInput {
+  readonly name: string;
+  /** sha256 over the descriptor and every file digest: the source's identity. */
+  readonly digest: string;
+  /** The validated descriptor, passed through to the converter. */
+  readonly descriptor: Readonly<Record<string, unknown>>;
+  readonly files: readonly DatasetFileInput[];
+}
+
+export interface ImageSet {
+  readonly fetch: string;
+  readonly runtime: string;
+  readonly llamafactory: string;
+  readonly gptq: string;
+  readonly vllm: string;
+}
+
+/** Everything outside the pipeline definition that compile needs; the CLI builds it. */
+export interface CompileContext {
+  /** @default 'tunepipe' */
+  readonly namespace?: string;
+  /** ReadWriteMany claim every stage mounts at `/artifacts`. @default 'tunepipe-artifacts' */
+  readonly artifactsClaim?: string;
+  /** Kueue LocalQueue for GPU Jobs, when the cluster runs Kueue. */
+  readonly queueName?: string;
+  /** Image overrides. @default DEFAULT_IMAGES */
+  readonly images?: Partial<ImageSet>;
+  /** Local dataset sources by name. */
+  readonly datasets?: Readonly<Record<string, DatasetSourceInput>>;
+  /** Secret holding hub tokens when a base model does not name one. */
+  readonly defaultHubToken?: SecretRef;
+  /** Cloud whose prices the planner uses. @default 'aws' */
+  readonly cloud?: 'aws' | 'gcp';
+}
+
+export const TUNEPIPE_IMAGE_VERSION = '0.1.0';
+
+/**
+ * Pinned images. LLaMA-Factory's stock image has no GPTQ stack (optimum + gptqmodel), so quantize
+ * runs in an image of ours built on it (images/gptq).
+ */
+export const DEFAULT_IMAGES: ImageSet = {
+  fetch: `ghcr.io/tunepipe/fetch:${TUNEPIPE_IMAGE_VERSION}`,
+  runtime: `ghcr.io/tunepipe/runtime:${TUNEPIPE_IMAGE_VERSION}`,
+  llamafactory: 'hiyouga/llamafactory:0.9.4',
+  gptq: `ghcr.io/tunepipe/llamafactory-gptq:0.9.4-${TUNEPIPE_IMAGE_VERSION}`,
+  vllm: 'vllm/vllm-openai:v0.11.0',
+};
+
+export interface ResolvedContext {
+  readonly namespace: string;
+  readonly artifactsClaim: string;
+  readonly queueName: string | undefined;
+  readonly images: ImageSet;
+  readonly datasets: Readonly<Record<string, DatasetSourceInput>>;
+  readonly defaultHubToken: SecretRef | undefined;
+  readonly cloud: 'aws' | 'gcp';
+}
+
+export function resolveContext(context: CompileContext = {}): ResolvedContext {
+  return {
+    namespace: context.namespace ?? 'tunepipe',
+    artifactsClaim: context.artifactsClaim ?? 'tunepipe-artifacts',
+    queueName: context.queueName,
+    images: { ...DEFAULT_IMAGES, ...context.images },
+    datasets: context.datasets ?? {},
+    defaultHubToken: context.defaultHubToken,
+    cloud: context.cloud ?? 'aws',
+  };
+}
+
+export const ARTIFACTS_MOUNT = '/artifacts';
+export const COMPLETION_MARKER = '.tunepipe-complete';

@@ -1,0 +1,79 @@
+import type { ModelArchitecture } from './model/architecture.ts';
+
+/**
+ * Artifacts are typed handles. A stage takes handles and returns one; the `kind` literal makes
+ * wrong wiring (an Adapter where a MergedModel is required) a compile-time error.
+ */
+interface Handle<K extends string> {
+  readonly kind: K;
+  /** Name of the stage that produces this artifact. */
+  readonly stage: string;
+}
+
+export type ModelHub = 'huggingface' | 'modelscope';
+
+export interface BaseModel extends Handle<'base-model'> {
+  readonly hub: ModelHub;
+  /** Hub repository id, e.g. `LLM-Research/Meta-Llama-3-8B-Instruct`. */
+  readonly id: string;
+  /** Pinned revision: a commit hash or an immutable tag. */
+  readonly revision: string;
+  /** LLaMA-Factory chat template the model was trained with, e.g. `llama3`. */
+  readonly template: string;
+  readonly architecture: ModelArchitecture;
+}
+
+export type DatasetSplit = 'train' | 'validation' | 'test' | 'calibration';
+
+export interface Dataset extends Handle<'dataset'> {
+  readonly split: DatasetSplit;
+  /** Entry names in the producing stage's `dataset_info.json`. */
+  readonly entries: readonly string[];
+}
+
+export interface Adapter extends Handle<'adapter'> {
+  readonly base: BaseModel;
+  readonly finetuningType: 'lora';
+  readonly template: string;
+}
+
+export interface MergedModel extends Handle<'merged-model'> {
+  readonly base: BaseModel;
+  readonly adapter: Adapter;
+  readonly template: string;
+}
+
+export interface QuantizedModel extends Handle<'quantized-model'> {
+  readonly base: BaseModel;
+  readonly source: MergedModel;
+  readonly method: 'gptq';
+  readonly bits: 2 | 3 | 4 | 8;
+  readonly template: string;
+}
+
+/** Anything vLLM can serve from the artifacts volume. */
+export type ServableModel = MergedModel | QuantizedModel;
+/** Anything `evaluate` can score: an adapter on its base, or a standalone model. */
+export type EvaluableModel = BaseModel | Adapter | MergedModel | QuantizedModel;
+
+export interface EvalReport extends Handle<'eval-report'> {
+  readonly model: EvaluableModel;
+  readonly data: Dataset;
+}
+
+export interface Endpoint extends Handle<'endpoint'> {
+  readonly model: ServableModel;
+  /** Stable in-cluster Service name clients use. */
+  readonly serviceName: string;
+  readonly servedModelName: string;
+  readonly port: number;
+}
+
+export type ArtifactHandle =
+  | BaseModel
+  | Dataset
+  | Adapter
+  | MergedModel
+  | QuantizedModel
+  | EvalReport
+  | Endpoint;

@@ -1,0 +1,18 @@
+export * from './handles.ts';
+export * from './dsl.ts';
+export * from './compiled.ts';
+export * from './context.ts';
+export * from './issues.ts';
+export * from './labels.ts';
+export * from './names.ts';
+export * from './hash.ts';
+export { check } from './check.ts';
+export { compile, artifactPath } from './compile.ts';
+export { shardCount, type StagePlan } from './plan.ts';
+export type { KubeObject } from './kube.ts';
+export { LLAMA3_8B, QWEN2_5_7B, type ModelArchitecture } from './model/architecture.ts';
+export { LLAMAFACTORY_ARGS, LLAMAFACTORY_TEMPLATES, LLAMAFACTORY_SOURCE } from './reference/llamafactory-args.gen.ts';
+export { VLLM_SERVE_FLAGS, VLLM_SOURCE } from './reference/vllm-serve-flags.gen.ts';
+export type { LlamaFactoryArg, VllmFlag } from './reference/types.ts';
+export * from './gate.ts';
+export * from './render.ts';

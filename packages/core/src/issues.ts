@@ -1,0 +1,77 @@
+/** One problem found before anything runs: where it is, what was there, how to fix it. */
+export interface Issue {
+  /** Dotted path into the pipeline definition, e.g. `stages.merge.args.export_device`. */
+  readonly path: string;
+  readonly message: string;
+  /** The offending value, when there is one. */
+  readonly value?: unknown;
+  /** What to do instead ("did you mean …"). */
+  readonly fix?: string;
+  /** Stable identifier of the rule that produced the issue, for tests and suppression. */
+  readonly code: string;
+  /** Warnings are shown but do not stop `compile()`. @default 'error' */
+  readonly severity?: 'error' | 'warning';
+}
+
+export const isError = (issue: Issue): boolean => issue.severity !== 'warning';
+
+/** Thrown by `compile()` when `check()` finds issues; carries all of them. */
+export class CheckError extends Error {
+  readonly issues: readonly Issue[];
+  constructor(subject: string, issues: readonly Issue[]) {
+    super(`${subject}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n${formatIssues(issues)}`);
+    this.name = 'CheckError';
+    this.issues = issues;
+  }
+}
+
+function renderValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+export function formatIssue(issue: Issue): string {
+  const lines = [`${isError(issue) ? '✗' : '⚠'} ${issue.path}: ${issue.message}`];
+  if (issue.value !== undefined) lines.push(`    value: ${renderValue(issue.value)}`);
+  if (issue.fix) lines.push(`    fix:   ${issue.fix}`);
+  return lines.join('\n');
+}
+
+export function formatIssues(issues: readonly Issue[]): string {
+  return issues.map(formatIssue).join('\n');
+}
+
+/** Levenshtein distance, for "did you mean" suggestions. */
+export function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = prev[j]!;
+      prev[j] = Math.min(above + 1, prev[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return prev[b.length]!;
+}
+
+/** The closest candidates to `input` (at most 3), if any are reasonably close. */
+export function suggest(input: string, candidates: Iterable<string>): string[] {
+  const limit = Math.max(2, Math.floor(input.length / 3));
+  return [...candidates]
+    .map((c) => ({ c, d: editDistance(input.toLowerCase(), c.toLowerCase()) }))
+    .filter(({ d }) => d <= limit)
+    .sort((x, y) => x.d - y.d || x.c.localeCompare(y.c))
+    .slice(0, 3)
+    .map(({ c }) => c);
+}
+
+export function didYouMean(input: string, candidates: Iterable<string>): string | undefined {
+  const close = suggest(input, candidates);
+  return close.length > 0 ? `did you mean ${close.map((c) => `'${c}'`).join(' or ')}?` : undefined;
+}

@@ -1,0 +1,142 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { check, compile, CheckError, definePipeline, formatIssues, LLAMA3_8B, type Issue, type Pipeline } from '../src/index.ts';
+import { context, fakeSource, seedPipeline } from './fixtures.ts';
+
+function issuesOf(pipeline: Pipeline, ctx = context): Issue[] {
+  return check(pipeline, ctx);
+}
+
+function only(issues: Issue[], code: string): Issue {
+  const found = issues.filter((i) => i.code === code);
+  assert.equal(found.length, 1, `expected one ${code} issue, got:\n${formatIssues(issues)}`);
+  return found[0]!;
+}
+
+/** A valid pipeline whose stages can be bent one at a time. */
+function bent(edit: { merge?: Record<string, unknown>; sft?: Record<string, unknown>; quantize?: Record<string, unknown>; serve?: Record<string, unknown>; model?: Record<string, unknown>; convert?: Record<string, unknown>; name?: string }): Pipeline {
+  return definePipeline({ name: edit.name ?? 'bent' }, (p) => {
+    const base = p.baseModel({ hub: 'huggingface', id: 'meta-llama/Meta-Llama-3-8B-Instruct', revision: '8afb486c1db24fe5011ec46dfbe5b5dccdb575c2', template: 'llama3', architecture: LLAMA3_8B, ...(edit.model as object) });
+    const data = p.convert({ sources: ['identity'], cutoffLen: 1024, calibration: { nsamples: 128, maxlen: 1024 }, ...(edit.convert as object) });
+    const adapter = p.sft({ model: base, train: data.train, args: { cutoff_len: 1024 }, ...(edit.sft as object) });
+    const merged = p.merge({ adapter, ...(edit.merge as object) });
+    const quantized = p.quantize({ model: merged, calibration: data.calibration, args: { export_quantization_bit: 4 }, ...(edit.quantize as object) });
+    p.serve({ model: quantized, ...(edit.serve as object) });
+  });
+}
+
+test('the seed pipeline checks clean', () => {
+  assert.deepEqual(issuesOf(seedPipeline()), []);
+  assert.deepEqual(issuesOf(bent({})), []);
+});
+
+test("the seed's own merge settings fail with both problems named", () => {
+  const pipeline = seedPipeline({ merge: { template: 'llama', export_device: 'cuda' } });
+  assert.throws(
+    () => compile(pipeline, context),
+    (error: unknown) => {
+      assert.ok(error instanceof CheckError);
+      const codes = error.issues.map((i) => i.code).sort();
+      assert.deepEqual(codes, ['export.device', 'merge.template-mismatch', 'template.unknown']);
+      assert.match(error.message, /stages\.merge\.args\.template: the adapter was trained with template 'llama3'/);
+      assert.match(error.message, /Template llama does not exist/);
+      assert.match(error.message, /did you mean 'llama2' or 'llama3' or 'llama4'\?/);
+      assert.match(error.message, /stages\.merge\.args\.export_device: export_device is 'cpu' or 'auto'; 'cuda' is not a value/);
+      return true;
+    },
+  );
+});
+
+const cases: Array<{ code: string; pipeline: () => Pipeline; path: string; message: RegExp; fix?: RegExp; ctx?: typeof context }> = [
+  { code: 'name.dns', pipeline: () => bent({ name: 'Seed_Pipeline' }), path: 'pipeline.name', message: /is not a DNS-1123 label/, fix: /use 'seed-pipeline'/ },
+  { code: 'name.length', pipeline: () => bent({ name: 'x'.repeat(44) }), path: 'stages.fetch-model.name', message: /Job name would be 65 characters; Kubernetes allows 63/ },
+  { code: 'image.unpinned', pipeline: () => bent({ sft: { image: 'hiyouga/llamafactory:latest' } }), path: 'stages.sft.image', message: /image is not pinned/ },
+  { code: 'template.unknown', pipeline: () => bent({ model: { template: 'llama-3' } }), path: 'stages.fetch-model.template', message: /LLaMA-Factory has no template 'llama-3'/, fix: /^did you mean 'llama3' or/ },
+  { code: 'dataset.missing', pipeline: () => bent({ convert: { sources: ['identty'] } }), path: 'stages.convert.sources[0]', message: /no dataset source 'identty'/, fix: /did you mean 'identity'/ },
+  { code: 'dataset.too-large', pipeline: () => bent({}), ctx: { datasets: { identity: { ...fakeSource('identity'), files: [{ path: 'big.json', sha256: 'f'.repeat(64), size: 5e6, gzipBase64: 'A'.repeat(1_000_000) }] } } }, path: 'stages.convert.sources[0]', message: /does not fit in a ConfigMap/, fix: /declare a remote source/ },
+  { code: 'sft.overwrite', pipeline: () => bent({ sft: { extraArgs: { overwrite_output_dir: true } } }), path: 'stages.sft.args.overwrite_output_dir', message: /would throw away its checkpoints/ },
+  { code: 'sft.precision', pipeline: () => bent({ sft: { args: { cutoff_len: 1024, bf16: true, fp16: true } } }), path: 'stages.sft.args', message: /bf16 and fp16 are mutually exclusive/ },
+  { code: 'sft.cutoff-context', pipeline: () => bent({ sft: { args: { cutoff_len: 16384 } }, convert: { cutoffLen: 16384 } }), path: 'stages.sft.args.cutoff_len', message: /longer than the model's context \(8192 tokens\)/ },
+  { code: 'sft.cutoff-mismatch', pipeline: () => bent({ sft: { args: { cutoff_len: 2048 } } }), path: 'stages.sft.args.cutoff_len', message: /filters rows at cutoffLen 1024, training truncates at 2048/ },
+  { code: 'args.unknown', pipeline: () => bent({ sft: { extraArgs: { lora_rnak: 16 } } }), path: 'stages.sft.args.lora_rnak', message: /llamafactory-cli train has no argument 'lora_rnak'/, fix: /did you mean 'lora_rank'/ },
+  { code: 'args.choice', pipeline: () => bent({ sft: { args: { cutoff_len: 1024, lr_scheduler_type: 'cosine_annealing' } } }), path: 'stages.sft.args.lr_scheduler_type', message: /is not one of "linear", "cosine"/ },
+  { code: 'args.type', pipeline: () => bent({ sft: { args: { cutoff_len: 1024, lora_rank: '8' } } }), path: 'stages.sft.args.lora_rank', message: /must be an integer \(int\)/ },
+  { code: 'args.warmup-ratio', pipeline: () => bent({ sft: { extraArgs: { warmup_ratio: 0.1 } } }), path: 'stages.sft.args.warmup_ratio', message: /warmup_ratio is gone in transformers 5/, fix: /use warmup_steps/ },
+  { code: 'args.derived', pipeline: () => bent({ sft: { extraArgs: { output_dir: '/tmp/x' } } }), path: 'stages.sft.extraArgs.output_dir', message: /output_dir is derived from the stage's handles/ },
+  { code: 'args.training-key', pipeline: () => bent({ merge: { extraArgs: { bf16: true } } }), path: 'stages.merge.args.bf16', message: /llamafactory-cli export accepts no training keys/ },
+  { code: 'export.device', pipeline: () => bent({ merge: { args: { export_device: 'cuda' } } }), path: 'stages.merge.args.export_device', message: /'cuda' is not a value/ },
+  { code: 'export.size', pipeline: () => bent({ merge: { args: { export_size: 4.5 } } }), path: 'stages.merge.args.export_size', message: /shard size in whole GB/ },
+  { code: 'merge.template-mismatch', pipeline: () => bent({ merge: { args: { template: 'llama2' } } }), path: 'stages.merge.args.template', message: /trained with template 'llama3'/ },
+  { code: 'quantize.bits', pipeline: () => bent({ quantize: { args: { export_quantization_bit: 5 } } }), path: 'stages.quantize.args.export_quantization_bit', message: /GPTQ supports 2, 3, 4 or 8 bits/ },
+  { code: 'quantize.adapter', pipeline: () => bent({ quantize: { extraArgs: { adapter_name_or_path: '/x' } } }), path: 'stages.quantize.extraArgs.adapter_name_or_path', message: /Please merge adapters before quantizing the model/ },
+  { code: 'quantize.calibration-size', pipeline: () => bent({ quantize: { args: { export_quantization_bit: 4, export_quantization_maxlen: 2048 } } }), path: 'stages.convert.calibration', message: /quantize draws 128 windows of 2048 tokens/ },
+  { code: 'secret.literal', pipeline: () => bent({ sft: { extraArgs: { hf_hub_token: 'hf_abc' } } }), path: 'stages.sft.args.hf_hub_token', message: /secret written as a literal/ },
+  { code: 'vllm.unknown', pipeline: () => bent({ serve: { args: { 'max-model-length': 4096 } } }), path: 'stages.serve.args.max-model-length', message: /vllm serve has no flag --max-model-length/, fix: /did you mean '--max-model-len'/ },
+  { code: 'vllm.quantization', pipeline: () => bent({ serve: { args: { quantization: 'gptq' } } }), path: 'stages.serve.args.quantization', message: /forcing 'gptq' disables the faster Marlin kernels/ },
+  { code: 'vllm.derived', pipeline: () => bent({ serve: { args: { port: 9000 } } }), path: 'stages.serve.args.port', message: /--port is set by tunepipe/ },
+  { code: 'vllm.choice', pipeline: () => bent({ serve: { args: { dtype: 'bf16' } } }), path: 'stages.serve.args.dtype', message: /is not one of auto, bfloat16/ },
+  { code: 'serve.max-model-len', pipeline: () => bent({ serve: { maxModelLen: 32768 } }), path: 'stages.serve.maxModelLen', message: /beyond the model's context of 8192 tokens/ },
+  { code: 'serve.gpu-memory', pipeline: () => bent({ serve: { gpuMemoryUtilization: 1.5 } }), path: 'stages.serve.gpuMemoryUtilization', message: /must be a fraction in \(0, 1\]/ },
+  { code: 'resources.gpus', pipeline: () => bent({ sft: { resources: { gpus: 0.5 } } }), path: 'stages.sft.resources.gpus', message: /whole number of GPUs/ },
+];
+
+for (const c of cases) {
+  test(`check ${c.code}: ${c.path}`, () => {
+    const issue = only(issuesOf(c.pipeline(), c.ctx ?? context), c.code);
+    assert.equal(issue.path, c.path);
+    assert.match(issue.message, c.message);
+    if (c.fix) assert.match(issue.fix ?? '', c.fix);
+  });
+}
+
+test('check model.revision warns on a branch and compile still succeeds', () => {
+  const pipeline = bent({ model: { revision: 'main' } });
+  const issue = only(issuesOf(pipeline), 'model.revision');
+  assert.equal(issue.severity, 'warning');
+  assert.doesNotThrow(() => compile(pipeline, context));
+});
+
+test('secret literals are never echoed in issues', () => {
+  const issues = issuesOf(bent({ sft: { extraArgs: { hf_hub_token: 'hf_supersecret' } }, serve: { args: { 'api-key': 'sk-supersecret' } } }));
+  const text = formatIssues(issues);
+  assert.equal(issues.filter((i) => i.code === 'secret.literal').length, 2);
+  assert.doesNotMatch(text, /supersecret/);
+});
+
+test('quantizing an adapter (a JavaScript user bypassing types) is caught', () => {
+  const pipeline = definePipeline({ name: 'js' }, (p) => {
+    const base = p.baseModel({ hub: 'huggingface', id: 'x/y', revision: 'abc1234', template: 'llama3', architecture: LLAMA3_8B });
+    const data = p.convert({ sources: ['identity'], cutoffLen: 1024, calibration: { nsamples: 128, maxlen: 1024 } });
+    const adapter = p.sft({ model: base, train: data.train, args: { cutoff_len: 1024 } });
+    p.quantize({ model: adapter as never, calibration: data.calibration, args: { export_quantization_bit: 4 } });
+  });
+  const issue = only(issuesOf(pipeline), 'quantize.input');
+  assert.match(issue.message, /GPTQ quantizes a merged model only/);
+});
+
+test('every issue is reported at once, not just the first', () => {
+  const pipeline = bent({ sft: { extraArgs: { lora_rnak: 16, warmup_ratio: 0.1 } }, merge: { args: { export_device: 'cuda', export_size: 0 } }, serve: { args: { quantization: 'gptq' } } });
+  const codes = issuesOf(pipeline).map((i) => i.code).sort();
+  assert.deepEqual(codes, ['args.unknown', 'args.warmup-ratio', 'export.device', 'export.size', 'vllm.quantization']);
+});
+
+test('a duplicated stage name is reported with a fix', () => {
+  const pipeline = definePipeline({ name: 'dup' }, (p) => {
+    const base = p.baseModel({ hub: 'huggingface', id: 'x/y', revision: 'abc1234', template: 'llama3', architecture: LLAMA3_8B });
+    const data = p.convert({ sources: ['identity'], cutoffLen: 1024 });
+    const adapter = p.sft({ model: base, train: data.train, args: { cutoff_len: 1024 } });
+    p.evaluate({ model: adapter, data: data.test });
+    p.evaluate({ model: base, data: data.test });
+  });
+  const issue = only(issuesOf(pipeline), 'stage.duplicate');
+  assert.match(issue.fix ?? '', /name: 'evaluate-2'/);
+});
+
+test('evaluating on the training split is reported', () => {
+  const pipeline = definePipeline({ name: 'evsplit' }, (p) => {
+    const base = p.baseModel({ hub: 'huggingface', id: 'x/y', revision: 'abc1234', template: 'llama3', architecture: LLAMA3_8B });
+    const data = p.convert({ sources: ['identity'], cutoffLen: 1024 });
+    p.evaluate({ model: base, data: data.train });
+  });
+  assert.match(only(issuesOf(pipeline), 'evaluate.split').message, /scores the model on its train data/);
+});

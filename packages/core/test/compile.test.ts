@@ -1,0 +1,199 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parse } from 'yaml';
+import type { Job } from 'kubernetes-types/batch/v1.js';
+import type { Deployment } from 'kubernetes-types/apps/v1.js';
+import type { ConfigMap, Service } from 'kubernetes-types/core/v1.js';
+import { compile, LLAMAFACTORY_ARGS, renderManifests, type CompiledPipeline, type CompiledStage } from '../src/index.ts';
+import { context, fakeSource, seedPipeline } from './fixtures.ts';
+
+const seed = compile(seedPipeline(), context);
+
+function stage(compiled: CompiledPipeline, name: string): CompiledStage {
+  const found = compiled.stages.find((s) => s.name === name);
+  assert.ok(found, `no stage ${name}`);
+  return found;
+}
+
+function jobOf(s: CompiledStage): Job {
+  return s.objects.find((o) => o.kind === 'Job') as Job;
+}
+
+function hashes(compiled: CompiledPipeline): Record<string, string> {
+  return Object.fromEntries(compiled.stages.map((s) => [s.name, s.hash]));
+}
+
+function changedStages(a: CompiledPipeline, b: CompiledPipeline): string[] {
+  const before = hashes(a);
+  return b.stages.filter((s) => before[s.name] !== s.hash).map((s) => s.name);
+}
+
+test('compile is deterministic', () => {
+  const again = compile(seedPipeline(), context);
+  assert.deepEqual(again, seed);
+  assert.deepEqual(renderManifests(again), renderManifests(seed));
+});
+
+test('stages come out in topological order with their graph edges', () => {
+  assert.deepEqual(seed.stages.map((s) => s.name), ['fetch-model', 'convert', 'sft', 'merge', 'quantize', 'evaluate', 'serve']);
+  const position = new Map(seed.stages.map((s, i) => [s.name, i]));
+  for (const s of seed.stages) for (const d of s.dependsOn) assert.ok(position.get(d)! < position.get(s.name)!, `${d} before ${s.name}`);
+  assert.deepEqual(stage(seed, 'sft').dependsOn, ['fetch-model', 'convert']);
+  assert.deepEqual(stage(seed, 'merge').dependsOn, ['fetch-model', 'sft']);
+  assert.deepEqual(stage(seed, 'quantize').dependsOn, ['merge', 'convert']);
+  assert.deepEqual(stage(seed, 'serve').dependsOn, ['quantize', 'evaluate']);
+});
+
+test('changing one stage changes only it and its descendants', () => {
+  const lr = compile(seedPipeline({ sft: { learning_rate: 1e-4 } }), context);
+  assert.deepEqual(changedStages(seed, lr), ['sft', 'merge', 'quantize', 'evaluate', 'serve']);
+
+  const serveOnly = compile(seedPipeline({ maxModelLen: 4096 }), context);
+  assert.deepEqual(changedStages(seed, serveOnly), ['serve']);
+
+  const mergeOnly = compile(seedPipeline({ merge: { export_size: 5 } }), context);
+  assert.deepEqual(changedStages(seed, mergeOnly), ['merge', 'quantize', 'serve']);
+
+  const oneRow = compile(seedPipeline(), { datasets: { ...context.datasets, fintech: fakeSource('fintech', '3'.repeat(64)) } });
+  assert.deepEqual(changedStages(seed, oneRow), ['convert', 'sft', 'merge', 'quantize', 'evaluate', 'serve']);
+});
+
+test('names are content addressed and valid DNS labels', () => {
+  for (const s of seed.stages) {
+    if (s.kind === 'serve') assert.equal(s.resourceName, 'seed-serve');
+    else assert.equal(s.resourceName, `seed-${s.name}-${s.hash.slice(0, 8)}`);
+    assert.ok(s.resourceName.length <= 63);
+    for (const o of s.objects) assert.match(o.metadata!.name!, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    if (s.artifactPath) assert.equal(s.artifactPath, `/artifacts/seed/${s.name}/${s.hash}`);
+  }
+});
+
+test('every generated LLaMA-Factory key exists in its argument table with the right type', () => {
+  for (const s of seed.stages) {
+    const cm = s.objects.find((o) => o.kind === 'ConfigMap' && o.metadata?.name === s.resourceName) as ConfigMap | undefined;
+    const yamlKey = Object.keys(cm?.data ?? {}).find((k) => k.endsWith('.yaml'));
+    if (!yamlKey) continue;
+    const config = parse(cm!.data![yamlKey]!) as Record<string, unknown>;
+    assert.deepEqual(config, s.config, 'the ConfigMap holds exactly the hashed config');
+    const exportCommand = s.kind === 'merge' || s.kind === 'quantize';
+    for (const [key, value] of Object.entries(config)) {
+      const arg = LLAMAFACTORY_ARGS[key];
+      assert.ok(arg, `${s.name}: ${key} is not a LLaMA-Factory argument`);
+      if (exportCommand) assert.ok(arg.export, `${s.name}: ${key} is a training key in an export config`);
+      const ok = { bool: typeof value === 'boolean', int: Number.isInteger(value), float: typeof value === 'number', str: typeof value === 'string', dict: typeof value === 'object', any: true }[arg.type];
+      assert.ok(ok, `${s.name}: ${key}=${JSON.stringify(value)} is not ${arg.type}`);
+      if (arg.choices) assert.ok(arg.choices.includes(value), `${s.name}: ${key}=${String(value)} not in choices`);
+    }
+  }
+});
+
+test('SFT keeps its checkpoints and resumes; export stages get no training keys', () => {
+  const sft = stage(seed, 'sft').config;
+  assert.equal(sft['overwrite_output_dir'], false);
+  assert.equal(sft['output_dir'], stage(seed, 'sft').artifactPath);
+  assert.equal(sft['report_to'], 'none');
+  assert.equal(sft['model_name_or_path'], stage(seed, 'fetch-model').artifactPath);
+  assert.equal(sft['dataset'], 'identity,fintech');
+  const merge = stage(seed, 'merge').config;
+  assert.equal(merge['model_name_or_path'], stage(seed, 'fetch-model').artifactPath, 'merge reads the base model');
+  assert.equal(merge['adapter_name_or_path'], stage(seed, 'sft').artifactPath);
+  assert.equal(merge['template'], 'llama3');
+  assert.equal(merge['export_size'], 4);
+  assert.equal(merge['export_device'], 'cpu');
+  assert.equal(stage(seed, 'merge').expectedOutputs[0]?.startsWith('5 shards'), true, 'Llama-3-8B bf16 at export_size 4 is 5 shards');
+  const quantize = stage(seed, 'quantize').config;
+  assert.equal(quantize['model_name_or_path'], stage(seed, 'merge').artifactPath);
+  assert.equal(quantize['export_quantization_dataset'], `${stage(seed, 'convert').artifactPath}/calibration.jsonl`);
+  assert.equal(quantize['adapter_name_or_path'], undefined);
+});
+
+test('Jobs are production grade: pinned image, retries that ignore preemption, no TTL, locked down', () => {
+  for (const s of seed.stages.filter((x) => x.workload.kind === 'Job')) {
+    const job = jobOf(s);
+    const pod = job.spec!.template.spec!;
+    const main = pod.containers[0]!;
+    assert.match(main.image!, /:[\w.-]+$/, 'image has a tag');
+    assert.doesNotMatch(main.image!, /:latest$/);
+    assert.equal(job.spec!.ttlSecondsAfterFinished, undefined);
+    assert.ok(job.spec!.backoffLimit! >= 1);
+    assert.ok(job.spec!.activeDeadlineSeconds! > s.expectedSeconds);
+    assert.deepEqual(job.spec!.podFailurePolicy!.rules[0], { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] });
+    assert.equal(pod.restartPolicy, 'Never');
+    assert.equal(pod.securityContext!.runAsNonRoot, true);
+    assert.equal(pod.securityContext!.seccompProfile!.type, 'RuntimeDefault');
+    assert.equal(main.securityContext!.allowPrivilegeEscalation, false);
+    assert.deepEqual(main.securityContext!.capabilities!.drop, ['ALL']);
+    assert.ok(main.resources!.requests!['cpu'] && main.resources!.requests!['memory']);
+    const gpu = main.resources!.limits!['nvidia.com/gpu'];
+    if (s.gpus > 0) {
+      assert.equal(gpu, String(s.gpus));
+      assert.deepEqual(pod.tolerations, [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
+    } else {
+      assert.equal(gpu, undefined, `${s.name} is a CPU stage`);
+      assert.equal(pod.tolerations, undefined);
+    }
+    for (const env of main.env ?? []) assert.ok(env.value === undefined || !/token|key|secret/i.test(env.name), `${env.name} must come from a Secret`);
+  }
+  assert.equal(stage(seed, 'fetch-model').gpus, 0);
+  assert.equal(stage(seed, 'convert').gpus, 0);
+  assert.equal(stage(seed, 'sft').gpus, 1);
+});
+
+test('the LLaMA-Factory Jobs run llamafactory-cli train|export on their ConfigMap', () => {
+  assert.deepEqual(jobOf(stage(seed, 'sft')).spec!.template.spec!.containers[0]!.args, ['llamafactory-cli', 'train', '/config/sft.yaml']);
+  assert.deepEqual(jobOf(stage(seed, 'merge')).spec!.template.spec!.containers[0]!.args, ['llamafactory-cli', 'export', '/config/merge.yaml']);
+  assert.deepEqual(jobOf(stage(seed, 'quantize')).spec!.template.spec!.containers[0]!.args, ['llamafactory-cli', 'export', '/config/quantize.yaml']);
+  assert.deepEqual(jobOf(stage(seed, 'evaluate')).spec!.template.spec!.containers[0]!.args, ['llamafactory-cli', 'train', '/config/evaluate.yaml']);
+  assert.equal(stage(seed, 'quantize').image, 'ghcr.io/tunepipe/llamafactory-gptq:0.9.4-0.1.0', 'GPTQ needs its own image');
+});
+
+test('the base model is fetched once, by a CPU Job, with the token from a Secret', () => {
+  const compiled = compile(seedPipeline(), { ...context, defaultHubToken: { secretName: 'hub', key: 'hf' } });
+  const fetchJobs = compiled.stages.filter((s) => s.kind === 'fetch-model');
+  assert.equal(fetchJobs.length, 1);
+  const main = jobOf(fetchJobs[0]!).spec!.template.spec!.containers[0]!;
+  assert.deepEqual(main.args, ['hf', 'download', 'meta-llama/Meta-Llama-3-8B-Instruct', '--revision', '8afb486c1db24fe5011ec46dfbe5b5dccdb575c2', '--local-dir', `${fetchJobs[0]!.artifactPath}.partial`]);
+  assert.deepEqual(main.env!.find((e) => e.name === 'HF_TOKEN'), { name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: 'hub', key: 'hf' } } });
+  for (const s of compiled.stages.filter((x) => x.kind === 'sft' || x.kind === 'evaluate')) {
+    assert.ok(jobOf(s).spec!.template.spec!.containers[0]!.env!.some((e) => e.name === 'HF_HUB_OFFLINE' && e.value === '1'));
+  }
+});
+
+test('serve: vllm serve with a positional model, shm, startup probe, a stable Service that is not named vllm', () => {
+  const serve = stage(seed, 'serve');
+  const deployment = serve.objects.find((o) => o.kind === 'Deployment') as Deployment;
+  const service = serve.objects.find((o) => o.kind === 'Service') as Service;
+  const pod = deployment.spec!.template.spec!;
+  const vllm = pod.containers[0]!;
+  assert.deepEqual(vllm.command, ['vllm', 'serve']);
+  assert.equal(vllm.args![0], stage(seed, 'quantize').artifactPath);
+  assert.ok(!vllm.args!.includes('--quantization'), 'GPTQ is auto-detected');
+  assert.equal(pod.volumes!.find((v) => v.name === 'dshm')!.emptyDir!.medium, 'Memory');
+  assert.equal(vllm.startupProbe!.httpGet!.path, '/health');
+  assert.notEqual(service.metadata!.name, 'vllm');
+  assert.equal(service.metadata!.name, 'seed-serve');
+  assert.deepEqual(service.spec!.selector, deployment.spec!.selector!.matchLabels);
+  assert.match(pod.initContainers![0]!.args![0]!, /\.tunepipe-complete/);
+
+  const newer = compile(seedPipeline({ sft: { learning_rate: 2e-4 } }), context);
+  const newerDeployment = stage(newer, 'serve').objects.find((o) => o.kind === 'Deployment') as Deployment;
+  assert.equal(newerDeployment.metadata!.name, deployment.metadata!.name, 'clients keep their URL');
+  assert.notDeepEqual(newerDeployment.spec!.template, deployment.spec!.template, 'a new model rolls out through the pod template');
+});
+
+test('small dataset files travel gzipped in content-named, immutable ConfigMaps', () => {
+  const convert = stage(seed, 'convert');
+  const maps = convert.objects.filter((o) => o.kind === 'ConfigMap' && o.metadata!.name!.includes('-data-')) as ConfigMap[];
+  assert.deepEqual(maps.map((m) => m.metadata!.name), ['seed-data-identity-11111111', 'seed-data-fintech-22222222']);
+  for (const m of maps) assert.equal(m.immutable, true);
+  const volumes = jobOf(convert).spec!.template.spec!.volumes!;
+  assert.deepEqual(volumes.find((v) => v.name === 'data-identity')!.configMap!.items, [{ key: 'f0.gz', path: 'identity.json.gz' }]);
+});
+
+test('a Kueue queue label goes on GPU Jobs only', () => {
+  const queued = compile(seedPipeline(), { ...context, queueName: 'gpu' });
+  for (const s of queued.stages.filter((x) => x.workload.kind === 'Job')) {
+    const label = jobOf(s).metadata!.labels!['kueue.x-k8s.io/queue-name'];
+    assert.equal(label, s.gpus > 0 ? 'gpu' : undefined, s.name);
+  }
+});
