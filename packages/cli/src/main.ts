@@ -5,6 +5,7 @@ import { findRepoRoot, selectPipelines } from './repo.ts';
 import { distDir, manifestFiles, synthPipeline, writeFiles } from './synth.ts';
 import { renderPlan } from './plan.ts';
 import type { ContextOverrides } from './context.ts';
+import { gateCommand } from './commands/gate.ts';
 
 interface ClusterFlags {
   namespace?: string;
@@ -52,14 +53,25 @@ export function buildProgram(out: (text: string) => void = (t) => process.stdout
       }
     });
 
+  program
+    .command('gate')
+    .description('judge an evaluation against its gate (runs inside the evaluate Job); exit 3 when it fails')
+    .requiredOption('--rules <file>', 'gate.json written by the compiler')
+    .requiredOption('--results <file>', "LLaMA-Factory's predict_results.json")
+    .option('--out <file>', 'where to write the verdicts as JSON')
+    .action((flags: { rules: string; results: string; out?: string }) => {
+      process.exitCode = gateCommand(flags, out);
+    });
+
   return program;
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   try {
+    process.exitCode = 0;
     await program.parseAsync([...argv], { from: 'user' });
-    return 0;
+    return Number(process.exitCode ?? 0);
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version exit with 0; usage errors were already printed by commander.

@@ -3,6 +3,7 @@ import { resolveContext } from './context.ts';
 import type { Pipeline, SecretRef, StageSpec } from './dsl.ts';
 import type { ArtifactHandle } from './handles.ts';
 import { didYouMean, type Issue } from './issues.ts';
+import { checkGate } from './gate.ts';
 import { DNS_LABEL_MAX, isDnsLabel, toDnsLabel } from './names.ts';
 import { LLAMAFACTORY_ARGS, LLAMAFACTORY_TEMPLATES } from './reference/llamafactory-args.gen.ts';
 import { VLLM_SERVE_FLAGS } from './reference/vllm-serve-flags.gen.ts';
@@ -191,12 +192,22 @@ export function check(pipeline: Pipeline, context: CompileContext = {}): Issue[]
         const args = { ...(o.args ?? {}), ...(o.extraArgs ?? {}) } as Record<string, unknown>;
         checkLlamaFactoryArgs(args, `${path}.args`, 'train', add);
         checkDerived('evaluate', o.extraArgs, `${path}.extraArgs`, add);
+        for (const issue of checkGate(o.gate, { path: `${path}.gate`, hasBaseline: o.baseline !== undefined })) add(issue);
+        if (o.baseline && seen.get(o.baseline.stage)?.kind !== 'evaluate') {
+          add({ code: 'gate.baseline', path: `${path}.baseline`, value: o.baseline.stage, message: 'the baseline must be another evaluate stage (usually of the base model on the same test split)', fix: 'pass the value p.evaluate({ model: base, … }) returned' });
+        }
         break;
       }
       case 'serve': {
         const o = stage.options;
         wired(o.model, `${path}.model`);
-        for (const [i, r] of (o.requires ?? []).entries()) wired(r, `${path}.requires[${i}]`);
+        for (const [i, r] of (o.requires ?? []).entries()) {
+          wired(r, `${path}.requires[${i}]`);
+          const required = seen.get(r.stage);
+          if (required?.kind === 'evaluate' && !required.options.gate) {
+            add({ code: 'serve.ungated', path: `${path}.requires[${i}]`, value: r.stage, message: `evaluate '${r.stage}' has no gate, so requiring it only waits for it to finish`, fix: 'give it a gate, e.g. gate: { bleu4: { min: 20 } }', severity: 'warning' });
+          }
+        }
         const kind = (o.model as ArtifactHandle).kind;
         if (kind !== 'merged-model' && kind !== 'quantized-model') {
           add({ code: 'serve.input', path: `${path}.model`, value: kind, message: 'vLLM serves a merged or quantized model from the artifacts volume', fix: 'serve the output of merge or quantize' });

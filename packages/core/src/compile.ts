@@ -1,17 +1,18 @@
-import type { ConfigMap, EnvVar, ResourceRequirements, PodSecurityContext, SecurityContext, Service, Toleration, Volume, VolumeMount } from 'kubernetes-types/core/v1.js';
-import type { Job } from 'kubernetes-types/batch/v1.js';
+import type { ConfigMap, Container, EnvVar, ResourceRequirements, PodSecurityContext, SecurityContext, Service, Toleration, Volume, VolumeMount } from 'kubernetes-types/core/v1.js';
+import type { Job, PodFailurePolicyRule } from 'kubernetes-types/batch/v1.js';
 import type { Deployment } from 'kubernetes-types/apps/v1.js';
 import { stringify } from 'yaml';
 import type { CompiledPipeline, CompiledStage, StageKind } from './compiled.ts';
 import { ARTIFACTS_MOUNT, COMPLETION_MARKER, resolveContext, type CompileContext, type ResolvedContext } from './context.ts';
 import type { Pipeline, SecretRef, StageSpec } from './dsl.ts';
 import type { Dataset, EvaluableModel } from './handles.ts';
-import { contentHash } from './hash.ts';
+import { canonicalJson, contentHash } from './hash.ts';
+import { gateRules } from './gate.ts';
 import { CheckError, isError } from './issues.ts';
 import { check } from './check.ts';
 import type { KubeObject } from './kube.ts';
 import { ANNOTATIONS, GPU_RESOURCE, GPU_TAINT, LABELS, MANAGED_BY } from './labels.ts';
-import { stageScript, type PublishMode } from './stage-script.ts';
+import { GATE_FAILED_EXIT_CODE, stageScript, type PublishMode } from './stage-script.ts';
 import { planStages, type StagePlan } from './plan.ts';
 import { servedArgs } from './vllm.ts';
 
@@ -28,6 +29,8 @@ interface StageDraft {
   readonly inputs: Readonly<Record<string, string>>;
   /** The stage's config with its own folder as `self`. */
   readonly config: (self: string) => Record<string, unknown>;
+  /** For gated evaluations: the rules and the baseline's results, checked before publishing. */
+  readonly gate?: { readonly rules: unknown; readonly baselineResults: string | null };
   readonly plan: StagePlan;
 }
 
@@ -221,12 +224,22 @@ function draftStage(
       const args = o.args ?? {};
       const model = modelPaths(o.model, compiled);
       const deps = unique([...model.stages, o.data.stage, ...(o.baseline ? [o.baseline.stage] : [])]);
+      const inputs: Record<string, string> = Object.fromEntries(deps.map((d) => [`stage:${d}`, hashOf(d)]));
+      if (o.gate) inputs['gate'] = canonicalJson(gateRules(o.gate));
       return {
         ...base,
         kind: 'evaluate',
         image: o.image ?? (o.model.kind === 'quantized-model' ? ctx.images.gptq : ctx.images.llamafactory),
         dependsOn: deps,
-        inputs: Object.fromEntries(deps.map((d) => [`stage:${d}`, hashOf(d)])),
+        inputs,
+        ...(o.gate
+          ? {
+              gate: {
+                rules: gateRules(o.gate),
+                baselineResults: o.baseline ? `${pathOf(compiled, o.baseline.stage)}/predict_results.json` : null,
+              },
+            }
+          : {}),
         config: (self) => ({
           stage: 'sft',
           do_predict: true,
@@ -503,12 +516,14 @@ function batchObjects(
   ctx: ResolvedContext,
 ): KubeObject[] {
   const fileName = configFileName(draft);
+  const configData: Record<string, string> = { [fileName]: renderConfig(draft, config), 'stage.sh': stageScript() };
+  if (draft.gate) configData['gate.json'] = `${JSON.stringify(draft.gate, null, 2)}\n`;
   const configMap: ConfigMap = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: metadata(resourceName, ctx.namespace, labels),
     immutable: true,
-    data: { [fileName]: renderConfig(draft, config), 'stage.sh': stageScript() },
+    data: configData,
   };
   const data = datasetConfigMaps(pipeline, draft, labels, ctx);
   const { mode, argv } = batchCommand(draft, out, `/config/${fileName}`);
@@ -531,6 +546,26 @@ function batchObjects(
   const jobLabels = { ...labels };
   if (plan.gpus > 0 && ctx.queueName) jobLabels[LABELS.kueueQueue] = ctx.queueName;
 
+  const main: Container = {
+    name: 'main',
+    image: draft.image,
+    command: ['/bin/sh', '/config/stage.sh', mode, out, '--'],
+    args: argv,
+    env,
+    resources: resourcesFor(plan),
+    securityContext: containerSecurity(),
+    volumeMounts: [
+      { name: 'config', mountPath: '/config', readOnly: true },
+      { name: 'artifacts', mountPath: ARTIFACTS_MOUNT },
+      { name: 'tmp', mountPath: '/tmp' },
+      ...(plan.gpus > 0 ? [{ name: 'dshm', mountPath: '/dev/shm' }] : []),
+      ...data.mounts,
+    ],
+  };
+  const failureRules: PodFailurePolicyRule[] = [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }];
+  // A gate that fails on finished predictions fails again on a retry: stop instead of re-running the GPU work.
+  if (draft.gate) failureRules.push({ action: 'FailJob', onExitCodes: { containerName: 'gate', operator: 'In', values: [GATE_FAILED_EXIT_CODE] } });
+
   const job: Job = {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -543,33 +578,16 @@ function batchObjects(
       backoffLimit: backoffLimitOf(draft.spec),
       activeDeadlineSeconds: plan.deadlineSeconds,
       // Preemption and node loss are not the stage's fault: they must not use up its retries.
-      podFailurePolicy: {
-        rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }],
-      },
+      podFailurePolicy: { rules: failureRules },
       template: {
         metadata: { labels: podLabels },
         spec: {
           restartPolicy: 'Never',
           securityContext: podSecurity(),
           ...gpuPlacement(plan),
-          containers: [
-            {
-              name: 'main',
-              image: draft.image,
-              command: ['/bin/sh', '/config/stage.sh', mode, out, '--'],
-              args: argv,
-              env,
-              resources: resourcesFor(plan),
-              securityContext: containerSecurity(),
-              volumeMounts: [
-                { name: 'config', mountPath: '/config', readOnly: true },
-                { name: 'artifacts', mountPath: ARTIFACTS_MOUNT },
-                { name: 'tmp', mountPath: '/tmp' },
-                ...(plan.gpus > 0 ? [{ name: 'dshm', mountPath: '/dev/shm' }] : []),
-                ...data.mounts,
-              ],
-            },
-          ],
+          ...(draft.gate
+            ? { initContainers: [{ ...main, env: [...env, { name: 'TUNEPIPE_STEP', value: 'run' }] }], containers: [gateContainer(draft, mode, out, hash, ctx)] }
+            : { containers: [main] }),
           volumes: [
             { name: 'config', configMap: { name: resourceName } },
             { name: 'artifacts', persistentVolumeClaim: { claimName: ctx.artifactsClaim } },
@@ -582,6 +600,28 @@ function batchObjects(
     },
   };
   return [...data.maps, configMap, job];
+}
+
+/** Checks the predictions against the gate, then publishes: runs after LLaMA-Factory in the same pod. */
+function gateContainer(draft: StageDraft, mode: PublishMode, out: string, hash: string, ctx: ResolvedContext): Container {
+  const work = mode === 'rename' ? `${out}.partial` : out;
+  return {
+    name: 'gate',
+    image: ctx.images.runtime,
+    command: ['/bin/sh', '/config/stage.sh', mode, out, '--'],
+    args: ['tunepipe', 'gate', '--rules', '/config/gate.json', '--results', `${work}/predict_results.json`, '--out', `${work}/gate.json`],
+    env: [
+      { name: 'TUNEPIPE_STAGE', value: draft.spec.name },
+      { name: 'TUNEPIPE_HASH', value: hash },
+      { name: 'TUNEPIPE_STEP', value: 'publish' },
+    ],
+    resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } },
+    securityContext: containerSecurity(),
+    volumeMounts: [
+      { name: 'config', mountPath: '/config', readOnly: true },
+      { name: 'artifacts', mountPath: ARTIFACTS_MOUNT },
+    ],
+  };
 }
 
 function backoffLimitOf(spec: StageSpec): number {

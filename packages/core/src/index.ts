@@ -16,3 +16,4 @@ export { VLLM_SERVE_FLAGS, VLLM_SOURCE } from './reference/vllm-serve-flags.gen.
 export type { LlamaFactoryArg, VllmFlag } from './reference/types.ts';
 export * from './gate.ts';
 export * from './render.ts';
+export { GATE_FAILED_EXIT_CODE, stageScript, type PublishMode, type WrapperStep } from './stage-script.ts';

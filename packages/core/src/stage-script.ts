@@ -10,28 +10,39 @@ import { COMPLETION_MARKER } from './context.ts';
  */
 export type PublishMode = 'rename' | 'in-place';
 
+/**
+ * Which part of the wrapper a container runs (env `TUNEPIPE_STEP`): `all` runs the tool and
+ * publishes; a gated stage splits it into `run` (the tool, in an init container) and `publish`
+ * (the gate check, then publication) so a failed gate never leaves a completion marker.
+ */
+export type WrapperStep = 'all' | 'run' | 'publish';
+
+/** Exit code of a failed evaluation gate: the Job fails at once instead of retrying the GPU work. */
+export const GATE_FAILED_EXIT_CODE = 3;
+
 /** POSIX sh run in every batch pod: skip when complete, run the tool, publish, mark complete. */
-export function stageScript(extraPreRun = ''): string {
+export function stageScript(): string {
   return `#!/bin/sh
-# tunepipe stage wrapper: usage stage.sh <rename|in-place> <artifact-dir> -- <command...>
+# tunepipe stage wrapper: stage.sh <rename|in-place> <artifact-dir> -- <command...>
 set -eu
 mode="$1"; out="$2"; shift 3
+step="\${TUNEPIPE_STEP:-all}"
 marker="$out/${COMPLETION_MARKER}"
-if [ -f "$marker" ] && [ "\${TUNEPIPE_FORCE:-0}" != "1" ]; then
-  echo "tunepipe: stage \${TUNEPIPE_STAGE} already complete in $out (cached), nothing to do"
-  exit 0
+if [ "$mode" = rename ]; then work="$out.partial"; else work="$out"; fi
+if [ -f "$marker" ]; then
+  if [ "\${TUNEPIPE_FORCE:-0}" != "1" ]; then
+    echo "tunepipe: stage \${TUNEPIPE_STAGE} already complete in $out (cached), nothing to do"
+    exit 0
+  fi
+  rm -f "$marker"
 fi
-rm -f "$marker"
-if [ "$mode" = rename ]; then
-  work="$out.partial"
-  rm -rf "$work"
-else
-  work="$out"
+if [ "$step" != publish ]; then
+  if [ "$mode" = rename ]; then rm -rf "$work"; fi
+  mkdir -p "$work"
 fi
-mkdir -p "$work"
-${extraPreRun}
-echo "tunepipe: stage \${TUNEPIPE_STAGE} (\${TUNEPIPE_HASH}) running: $*"
+echo "tunepipe: stage \${TUNEPIPE_STAGE} (\${TUNEPIPE_HASH}) $step: $*"
 "$@"
+if [ "$step" = run ]; then exit 0; fi
 if [ "$mode" = rename ]; then
   rm -rf "$out"
   mv "$work" "$out"

@@ -4,7 +4,7 @@ import { parse } from 'yaml';
 import type { Job } from 'kubernetes-types/batch/v1.js';
 import type { Deployment } from 'kubernetes-types/apps/v1.js';
 import type { ConfigMap, Service } from 'kubernetes-types/core/v1.js';
-import { compile, LLAMAFACTORY_ARGS, renderManifests, type CompiledPipeline, type CompiledStage } from '../src/index.ts';
+import { compile, definePipeline, LLAMA3_8B, LLAMAFACTORY_ARGS, renderManifests, type CompiledPipeline, type CompiledStage } from '../src/index.ts';
 import { context, fakeSource, seedPipeline } from './fixtures.ts';
 
 const seed = compile(seedPipeline(), context);
@@ -196,4 +196,33 @@ test('a Kueue queue label goes on GPU Jobs only', () => {
     const label = jobOf(s).metadata!.labels!['kueue.x-k8s.io/queue-name'];
     assert.equal(label, s.gpus > 0 ? 'gpu' : undefined, s.name);
   }
+});
+
+test('a gated evaluation publishes only after its gate passes, and a failed gate fails the Job at once', () => {
+  const gated = compile(
+    definePipeline({ name: 'gated' }, (p) => {
+      const base = p.baseModel({ hub: 'huggingface', id: 'x/y', revision: 'abc1234', template: 'llama3', architecture: LLAMA3_8B });
+      const data = p.convert({ sources: ['identity'], cutoffLen: 1024 });
+      const adapter = p.sft({ model: base, train: data.train, args: { cutoff_len: 1024 } });
+      const baseline = p.evaluate({ name: 'eval-base', model: base, data: data.test });
+      p.evaluate({ name: 'eval-adapter', model: adapter, data: data.test, baseline, gate: { bleu4: { min: 20 }, rougeL: { minOverBaseline: 5 } } });
+    }),
+    context,
+  );
+  const s = stage(gated, 'eval-adapter');
+  const pod = jobOf(s).spec!.template.spec!;
+  assert.deepEqual(pod.initContainers![0]!.args, ['llamafactory-cli', 'train', '/config/eval-adapter.yaml']);
+  assert.ok(pod.initContainers![0]!.env!.some((e) => e.name === 'TUNEPIPE_STEP' && e.value === 'run'));
+  const gate = pod.containers[0]!;
+  assert.equal(gate.name, 'gate');
+  assert.deepEqual(gate.args!.slice(0, 3), ['tunepipe', 'gate', '--rules']);
+  const cm = s.objects.find((o) => o.kind === 'ConfigMap') as ConfigMap;
+  const rules = JSON.parse(cm.data!['gate.json']!) as { rules: unknown[]; baselineResults: string };
+  assert.deepEqual(rules.rules, [
+    { metric: 'predict_bleu-4', comparison: 'min', value: 20 },
+    { metric: 'predict_rouge-l', comparison: 'minOverBaseline', value: 5 },
+  ]);
+  assert.equal(rules.baselineResults, `${stage(gated, 'eval-base').artifactPath}/predict_results.json`);
+  assert.deepEqual(jobOf(s).spec!.podFailurePolicy!.rules[1], { action: 'FailJob', onExitCodes: { containerName: 'gate', operator: 'In', values: [3] } });
+  assert.equal(s.inputs['gate'] !== undefined, true, 'the gate is part of the stage identity');
 });

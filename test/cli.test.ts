@@ -1,0 +1,55 @@
+// The CLI end to end, as a user runs it: a child process, its output and its exit code.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bin = join(root, 'packages/cli/bin/tunepipe.mjs');
+
+function tunepipe(args: string[], cwd = root) {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const STACK_LINE = /^\s+at .+\(.+:\d+:\d+\)$/m;
+
+test("the seed's merge mistakes stop plan with exit 1, both named, no stack trace", () => {
+  const r = tunepipe(['plan', 'seed-merge'], join(root, 'test/fixtures/bad-repo'));
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /stages\.merge\.args\.template: the adapter was trained with template 'llama3'/);
+  assert.match(r.stderr, /stages\.merge\.args\.export_device: export_device is 'cpu' or 'auto'; 'cuda' is not a value/);
+  assert.match(r.stderr, /fix: +use 'auto' to merge on the GPUs/);
+  assert.doesNotMatch(r.stderr, STACK_LINE);
+});
+
+test('an unknown pipeline is a user error with a suggestion', () => {
+  const r = tunepipe(['plan', 'llama3-fintch']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /unknown pipeline/);
+  assert.match(r.stderr, /did you mean 'llama3-fintech'\?/);
+  assert.doesNotMatch(r.stderr, STACK_LINE);
+});
+
+test('plan prints the stage graph with the shard count of the merge', () => {
+  const r = tunepipe(['plan', 'llama3-fintech']);
+  assert.equal(r.code, 0, r.stderr);
+  for (const stage of ['fetch-model', 'convert', 'sft', 'merge', 'quantize', 'eval-base', 'eval-adapter', 'serve']) assert.match(r.stdout, new RegExp(`│ ${stage} `));
+  assert.match(r.stdout, /5 shards/);
+  assert.match(r.stdout, /hiyouga\/llamafactory:0\.9\.4/);
+});
+
+test('--help works on every command', () => {
+  for (const command of [[], ['synth'], ['plan'], ['gate']]) {
+    const r = tunepipe([...command, '--help']);
+    assert.equal(r.code, 0, `${command.join(' ')}: ${r.stderr}`);
+    assert.match(r.stdout, /Usage: tunepipe/);
+  }
+});
+
+test('a usage error exits 1', () => {
+  const r = tunepipe(['synth', '--no-such-flag']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /unknown option '--no-such-flag'/);
+});
