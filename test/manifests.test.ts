@@ -9,9 +9,10 @@ import { parseAllDocuments } from 'yaml';
 import { ConfigMap, Service } from 'kubernetes-models/v1';
 import { Job } from 'kubernetes-models/batch/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
-import { renderManifests, type KubeObject } from '@tunepipe/core';
+import type { KubeObject } from '@tunepipe/core';
+import { renderPlain, writeFiles } from '@tunepipe/gitops';
 import { discoverPipelines } from '../packages/cli/src/repo.ts';
-import { distDir, synthPipeline, writeFiles } from '../packages/cli/src/synth.ts';
+import { distDir, synthPipeline } from '../packages/cli/src/synth.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const pipelines = discoverPipelines(root);
@@ -40,7 +41,7 @@ for (const name of pipelines) {
 
   test(`${name}: manifests match the committed golden files in pipelines/${name}/dist`, async () => {
     const { compiled } = await synthPipeline(root, name);
-    const files = renderManifests(compiled);
+    const files = renderPlain(compiled);
     const dir = distDir(root, name);
     if (process.env['UPDATE_GOLDEN'] === '1') writeFiles(dir, files);
     const committed = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();

@@ -1,7 +1,9 @@
-import { definePipeline, LLAMA3_8B } from '@tunepipe/core';
+import { definePipeline, LLAMA3_8B, PLATFORM_SECRETS } from '@tunepipe/core';
 
 /** The seed walkthrough as a pipeline: every value of its `llamafactory-cli train` command. */
 const CUTOFF_LEN = 1024;
+/** Who the model says it is: filled into the identity data, then checked on the served model. */
+const IDENTITY = { name: '小聚', author: 'Aron' };
 
 export default definePipeline(
   { name: 'llama3-fintech', description: 'Llama-3-8B-Instruct LoRA on identity + fintech Q&A, merged, GPTQ 4-bit, served by vLLM' },
@@ -13,12 +15,12 @@ export default definePipeline(
       revision: 'master',
       template: 'llama3',
       architecture: LLAMA3_8B,
-      token: { secretName: 'tunepipe-hub-tokens', key: 'modelscope' },
+      token: { secretName: PLATFORM_SECRETS.hubTokens.secretName, key: PLATFORM_SECRETS.hubTokens.modelscope },
     });
 
     const data = p.convert({
       sources: ['identity', 'fintech'],
-      templateVars: { name: '小聚', author: 'Aron' },
+      templateVars: IDENTITY,
       cutoffLen: CUTOFF_LEN,
       split: { validation: 0.02, test: 0.1 },
       calibration: { nsamples: 128, maxlen: 512 },
@@ -85,7 +87,8 @@ export default definePipeline(
       maxModelLen: 4096,
       gpuMemoryUtilization: 0.9,
       maxNumSeqs: 64,
-      apiKey: { secretName: 'tunepipe-vllm', key: 'api-key' },
+      apiKey: { secretName: PLATFORM_SECRETS.vllmApiKey.secretName, key: PLATFORM_SECRETS.vllmApiKey.key },
+      verify: { expectName: IDENTITY.name, data: data.test },
     });
   },
 );

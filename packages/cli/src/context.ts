@@ -1,11 +1,12 @@
 import type { CompileContext, DatasetSourceInput, Pipeline } from '@tunepipe/core';
-import { loadDatasetSources } from '@tunepipe/convert';
+import { ConvertError, loadDatasetSources } from '@tunepipe/convert';
 import { UserError } from './errors.ts';
 
 export interface ContextOverrides {
   readonly namespace?: string;
   readonly queueName?: string;
   readonly artifactsClaim?: string;
+  readonly cloud?: 'aws' | 'gcp';
 }
 
 /** Dataset sources the pipeline's convert stages name. */
@@ -20,15 +21,20 @@ function datasetNames(pipeline: Pipeline): string[] {
  * `compile()` stays pure. Missing sources are left out and reported by `check()`.
  */
 export async function loadCompileContext(root: string, pipeline: Pipeline, overrides: ContextOverrides = {}): Promise<CompileContext> {
-  const names = datasetNames(pipeline);
-  const loaded = await loadDatasetSources(root, names);
-  if (loaded.issues.length > 0) throw new UserError(`dataset descriptors of pipeline ${pipeline.name}`, loaded.issues);
+  let sources: readonly DatasetSourceInput[];
+  try {
+    sources = await loadDatasetSources(root, datasetNames(pipeline));
+  } catch (error) {
+    if (error instanceof ConvertError) throw new UserError(`dataset sources of pipeline ${pipeline.name}`, error.issues);
+    throw error;
+  }
   const datasets: Record<string, DatasetSourceInput> = {};
-  for (const source of loaded.sources) datasets[source.name] = source;
+  for (const source of sources) datasets[source.name] = source;
   return {
     datasets,
     ...(overrides.namespace ? { namespace: overrides.namespace } : {}),
     ...(overrides.queueName ? { queueName: overrides.queueName } : {}),
     ...(overrides.artifactsClaim ? { artifactsClaim: overrides.artifactsClaim } : {}),
+    ...(overrides.cloud ? { cloud: overrides.cloud } : {}),
   };
 }

@@ -1,7 +1,9 @@
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { check, compile, isError, renderManifests, type CompiledPipeline, type Issue, type RenderedFile } from '@tunepipe/core';
+import { check, compile, isError, type CompiledPipeline, type Issue } from '@tunepipe/core';
+import { distPath, renderGitops, type GitopsFile, type GitopsOptions } from '@tunepipe/gitops';
 import { loadCompileContext, type ContextOverrides } from './context.ts';
+import type { RepoConfig } from './config.ts';
+import { UserError } from './errors.ts';
 import { loadPipeline } from './repo.ts';
 
 export interface SynthResult {
@@ -18,22 +20,22 @@ export async function synthPipeline(root: string, name: string, overrides: Conte
 }
 
 export function distDir(root: string, name: string): string {
-  return join(root, 'pipelines', name, 'dist');
+  return join(root, distPath(name));
 }
 
-/** Replaces the dist folder's YAML with `files`, so objects that disappeared do not linger. */
-export function writeFiles(dir: string, files: readonly RenderedFile[]): void {
-  mkdirSync(dir, { recursive: true });
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.isFile() && entry.name.endsWith('.yaml')) rmSync(join(dir, entry.name));
+export type Flavor = GitopsOptions['flavor'];
+
+/** The renderer options for a pipeline, from the committed repo config. */
+export function gitopsOptions(config: RepoConfig, flavor: Flavor, pipeline: string): GitopsOptions {
+  if (flavor === 'plain') return { flavor };
+  if (!config.gitops.repoUrl) {
+    throw new UserError(`--gitops ${flavor} needs the repository URL the reconciler clones`, [
+      { code: 'config.repo-url', path: 'tunepipe.json:gitops.repoUrl', message: 'is not set', fix: 'add "gitops": { "repoUrl": "https://host/org/repo.git", "revision": "main" } to tunepipe.json' },
+    ]);
   }
-  for (const file of files) {
-    const path = join(dir, file.path);
-    mkdirSync(join(path, '..'), { recursive: true });
-    writeFileSync(path, file.content);
-  }
+  return { flavor, repoUrl: config.gitops.repoUrl, revision: config.gitops.revision, path: distPath(pipeline) };
 }
 
-export function manifestFiles(compiled: CompiledPipeline): RenderedFile[] {
-  return renderManifests(compiled);
+export function renderFor(compiled: CompiledPipeline, options: GitopsOptions): GitopsFile[] {
+  return renderGitops(compiled, options);
 }

@@ -2,7 +2,8 @@ import type { CompileContext } from './context.ts';
 import { resolveContext } from './context.ts';
 import type { Pipeline, SecretRef, StageSpec } from './dsl.ts';
 import type { ArtifactHandle } from './handles.ts';
-import { didYouMean, type Issue } from './issues.ts';
+import { didYouMean, isError, type Issue } from './issues.ts';
+import { plannerIssues } from './plan.ts';
 import { checkGate } from './gate.ts';
 import { DNS_LABEL_MAX, isDnsLabel, toDnsLabel } from './names.ts';
 import { LLAMAFACTORY_ARGS, LLAMAFACTORY_TEMPLATES } from './reference/llamafactory-args.gen.ts';
@@ -47,9 +48,10 @@ export function check(pipeline: Pipeline, context: CompileContext = {}): Issue[]
       add({ code: 'stage.duplicate', path: `${path}.name`, value: stage.name, message: `two stages are named '${stage.name}'`, fix: `give the second ${stage.kind} stage its own name: { name: '${stage.name}-2', … }` });
     }
     seen.set(stage.name, stage);
-    const jobNameLength = pipeline.name.length + 1 + stage.name.length + HASH_SUFFIX;
+    const verifySuffix = stage.kind === 'serve' && stage.options.verify ? '-verify'.length : 0;
+    const jobNameLength = pipeline.name.length + 1 + stage.name.length + verifySuffix + HASH_SUFFIX;
     if (jobNameLength > DNS_LABEL_MAX) {
-      add({ code: 'name.length', path: `${path}.name`, value: `${pipeline.name}-${stage.name}-<hash8>`, message: `Job name would be ${jobNameLength} characters; Kubernetes allows ${DNS_LABEL_MAX}`, fix: `shorten the pipeline or stage name by ${jobNameLength - DNS_LABEL_MAX} characters` });
+      add({ code: 'name.length', path: `${path}.name`, value: `${pipeline.name}-${stage.name}${verifySuffix ? '-verify' : ''}-<hash8>`, message: `Job name would be ${jobNameLength} characters; Kubernetes allows ${DNS_LABEL_MAX}`, fix: `shorten the pipeline or stage name by ${jobNameLength - DNS_LABEL_MAX} characters` });
     }
     if ('image' in stage.options && stage.options.image !== undefined) checkImage(stage.options.image, `${path}.image`, add);
   }
@@ -222,10 +224,21 @@ export function check(pipeline: Pipeline, context: CompileContext = {}): Issue[]
           add({ code: 'serve.gpu-memory', path: `${path}.gpuMemoryUtilization`, value: o.gpuMemoryUtilization, message: 'must be a fraction in (0, 1]', fix: 'use 0.9 (vLLM default)' });
         }
         if (o.apiKey) checkSecretRef(o.apiKey, `${path}.apiKey`, add);
+        if (o.verify) {
+          if (typeof o.verify.expectName !== 'string' || o.verify.expectName.trim() === '') {
+            add({ code: 'serve.verify', path: `${path}.verify.expectName`, value: o.verify.expectName, message: 'the post-deploy check needs the name the identity answers must contain', fix: "set it to the identity name the data teaches, e.g. templateVars.name" });
+          }
+          if (o.verify.data) {
+            wired(o.verify.data, `${path}.verify.data`);
+            if (o.verify.data.split !== 'test') add({ code: 'serve.verify', path: `${path}.verify.data`, value: o.verify.data.split, message: `scores the served model on the ${o.verify.data.split} split`, fix: "wire convert's `test` output, the split the evaluate stages score" });
+          }
+        }
         break;
       }
     }
   }
+  // The planner reasons about sizes, so it only runs on a structurally sound pipeline.
+  if (!issues.some(isError)) issues.push(...plannerIssues(pipeline, ctx));
   return issues;
 }
 

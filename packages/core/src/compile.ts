@@ -59,7 +59,8 @@ export function compile(pipeline: Pipeline, context: CompileContext = {}): Compi
       // Data-parallel GPU count changes the effective batch, so it changes what training produces.
       gpus: draft.kind === 'sft' ? plan.gpus : undefined,
     });
-    const stage = assemble(pipeline, draft, hash, ctx);
+    const upstreamMarkers = draft.dependsOn.map((d) => upstream(compiled, d).completionMarker!);
+    const stage = assemble(pipeline, draft, hash, ctx, upstreamMarkers);
     compiled.set(spec.name, stage);
     stages.push(stage);
   }
@@ -246,7 +247,7 @@ function draftStage(
           predict_with_generate: true,
           model_name_or_path: model.model,
           ...(model.adapter ? { adapter_name_or_path: model.adapter, finetuning_type: 'lora' } : {}),
-          template: o.model.kind === 'base-model' ? o.model.template : o.model.template,
+          template: o.model.template,
           dataset_dir: pathOf(compiled, o.data.stage),
           eval_dataset: datasetEntries(o.data),
           output_dir: `${self}.partial`,
@@ -264,7 +265,7 @@ function draftStage(
     }
     case 'serve': {
       const o = spec.options;
-      const deps = unique([o.model.stage, ...(o.requires ?? []).map((r) => r.stage)]);
+      const deps = unique([o.model.stage, ...(o.requires ?? []).map((r) => r.stage), ...(o.verify?.data ? [o.verify.data.stage] : [])]);
       return {
         ...base,
         kind: 'serve',
@@ -277,6 +278,8 @@ function draftStage(
             (stage) => upstream(compiled, stage).completionMarker!,
           ),
           args: servedArgs(pipeline.name, o, plan.gpus),
+          ...(o.verify?.data ? { verifyData: { dir: pathOf(compiled, o.verify.data.stage), entries: [...o.verify.data.entries] } } : {}),
+          ...(o.verify ? { verify: { expectName: o.verify.expectName, ...(o.verify.identityPrompts ? { identityPrompts: o.verify.identityPrompts } : {}), ...(o.verify.limit !== undefined ? { limit: o.verify.limit } : {}) } } : {}),
         }),
       };
     }
@@ -323,6 +326,7 @@ function labelsFor(pipeline: Pipeline, draft: StageDraft, hash: string): Record<
     [LABELS.managedBy]: MANAGED_BY,
     [LABELS.pipeline]: pipeline.name,
     [LABELS.stage]: draft.spec.name,
+    [LABELS.stageKind]: draft.kind,
     [LABELS.stageHash]: shortHash(hash),
   };
 }
@@ -334,7 +338,7 @@ const LLAMAFACTORY_COMMAND: Partial<Record<StageKind, string>> = {
   quantize: 'export',
 };
 
-function assemble(pipeline: Pipeline, draft: StageDraft, hash: string, ctx: ResolvedContext): CompiledStage {
+function assemble(pipeline: Pipeline, draft: StageDraft, hash: string, ctx: ResolvedContext, upstreamMarkers: readonly string[]): CompiledStage {
   const name = draft.spec.name;
   const resourceName = `${pipeline.name}-${name}-${shortHash(hash)}`;
   const labels = labelsFor(pipeline, draft, hash);
@@ -350,18 +354,27 @@ function assemble(pipeline: Pipeline, draft: StageDraft, hash: string, ctx: Reso
     expectedSeconds: plan.expectedSeconds,
     expectedOutputs: plan.expectedOutputs,
     inputs: draft.inputs,
+    estimate: plan.resources,
   };
 
   if (draft.kind === 'serve') {
     const config = draft.config('');
     const serviceName = `${pipeline.name}-${name}`;
     const objects = serveObjects(pipeline, draft, config, serviceName, labels, ctx);
-    return { ...common, resourceName: serviceName, config, objects, workload: { kind: 'Deployment', name: serviceName } };
+    const verify = verifyObjects(pipeline, draft, config, serviceName, labels, hash, ctx);
+    return {
+      ...common,
+      resourceName: serviceName,
+      ...(verify ? { artifactPath: verify.out, completionMarker: `${verify.out}/${COMPLETION_MARKER}` } : {}),
+      config,
+      objects: [...objects, ...(verify?.objects ?? [])],
+      workload: { kind: 'Deployment', name: serviceName },
+    };
   }
 
   const out = artifactPath(pipeline.name, name, hash);
   const config = draft.config(out);
-  const objects = batchObjects(pipeline, draft, config, resourceName, out, labels, hash, ctx);
+  const objects = batchObjects(pipeline, draft, config, resourceName, out, labels, hash, ctx, upstreamMarkers);
   return {
     ...common,
     resourceName,
@@ -514,6 +527,7 @@ function batchObjects(
   labels: Record<string, string>,
   hash: string,
   ctx: ResolvedContext,
+  upstreamMarkers: readonly string[],
 ): KubeObject[] {
   const fileName = configFileName(draft);
   const configData: Record<string, string> = { [fileName]: renderConfig(draft, config), 'stage.sh': stageScript() };
@@ -585,9 +599,7 @@ function batchObjects(
           restartPolicy: 'Never',
           securityContext: podSecurity(),
           ...gpuPlacement(plan),
-          ...(draft.gate
-            ? { initContainers: [{ ...main, env: [...env, { name: 'TUNEPIPE_STEP', value: 'run' }] }], containers: [gateContainer(draft, mode, out, hash, ctx)] }
-            : { containers: [main] }),
+          ...containersOf(main, env, draft, mode, out, hash, ctx, upstreamMarkers),
           volumes: [
             { name: 'config', configMap: { name: resourceName } },
             { name: 'artifacts', persistentVolumeClaim: { claimName: ctx.artifactsClaim } },
@@ -600,6 +612,44 @@ function batchObjects(
     },
   };
   return [...data.maps, configMap, job];
+}
+
+/**
+ * A pod waits for its inputs' completion markers before its tool starts. Pulumi and the runner
+ * order stages themselves, but a GitOps controller may release a stage early (Flux counts a
+ * Kueue-suspended Job as ready), and a stage must never read a half-written artifact.
+ */
+function waitForMarkers(name: string, markers: readonly string[], ctx: ResolvedContext): Container {
+  const test = markers.map((marker) => `[ -f ${marker} ]`).join(' && ');
+  return {
+    name,
+    image: ctx.images.runtime,
+    command: ['/bin/sh', '-c'],
+    args: [`until ${test}; do echo "waiting for: ${markers.join(' ')}"; sleep 15; done`],
+    securityContext: containerSecurity(),
+    resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
+    volumeMounts: [{ name: 'artifacts', mountPath: ARTIFACTS_MOUNT, readOnly: true }],
+  };
+}
+
+function containersOf(
+  main: Container,
+  env: EnvVar[],
+  draft: StageDraft,
+  mode: PublishMode,
+  out: string,
+  hash: string,
+  ctx: ResolvedContext,
+  upstreamMarkers: readonly string[],
+): { initContainers?: Container[]; containers: Container[] } {
+  const wait = upstreamMarkers.length > 0 ? [waitForMarkers('wait-for-inputs', upstreamMarkers, ctx)] : [];
+  if (draft.gate) {
+    return {
+      initContainers: [...wait, { ...main, env: [...env, { name: 'TUNEPIPE_STEP', value: 'run' }] }],
+      containers: [gateContainer(draft, mode, out, hash, ctx)],
+    };
+  }
+  return { ...(wait.length > 0 ? { initContainers: wait } : {}), containers: [main] };
 }
 
 /** Checks the predictions against the gate, then publishes: runs after LLaMA-Factory in the same pod. */
@@ -647,13 +697,13 @@ function serveObjects(
   // Pods wait until the model is published and every required evaluation (gate) has passed, so a
   // GitOps controller that applies everything at once still rolls out in order.
   const waitFor = config['waitFor'] as string[];
-  const waitTest = waitFor.map((marker) => `[ -f ${marker} ]`).join(' && ');
 
   const deployment: Deployment = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: metadata(serviceName, ctx.namespace, labels, {
       [ANNOTATIONS.dependsOn]: JSON.stringify(draft.dependsOn),
+      [ANNOTATIONS.expectedSeconds]: String(plan.expectedSeconds),
     }),
     spec: {
       replicas: o.replicas ?? 1,
@@ -666,17 +716,7 @@ function serveObjects(
         spec: {
           securityContext: podSecurity(),
           ...gpuPlacement(plan),
-          initContainers: [
-            {
-              name: 'wait-for-model',
-              image: ctx.images.runtime,
-              command: ['/bin/sh', '-c'],
-              args: [`until ${waitTest}; do echo "waiting for: ${waitFor.join(' ')}"; sleep 15; done`],
-              securityContext: containerSecurity(),
-              resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
-              volumeMounts: [{ name: 'artifacts', mountPath: ARTIFACTS_MOUNT, readOnly: true }],
-            },
-          ],
+          initContainers: [waitForMarkers('wait-for-model', waitFor, ctx)],
           containers: [
             {
               name: 'vllm',
@@ -723,4 +763,106 @@ function serveObjects(
     },
   };
   return [deployment, service];
+}
+
+/**
+ * The post-deploy check: a Job, named by the serve stage's hash, that waits until the Service
+ * answers with this model (old pods keep answering during a rollout) and then runs
+ * `tunepipe verify`, writing its scores next to the other stages' artifacts.
+ */
+function verifyObjects(
+  pipeline: Pipeline,
+  draft: StageDraft,
+  config: Record<string, unknown>,
+  serviceName: string,
+  labels: Record<string, string>,
+  hash: string,
+  ctx: ResolvedContext,
+): { out: string; objects: KubeObject[] } | undefined {
+  if (draft.spec.kind !== 'serve' || !draft.spec.options.verify) return undefined;
+  const o = draft.spec.options;
+  const verify = o.verify!;
+  const name = `${pipeline.name}-${draft.spec.name}-verify-${shortHash(hash)}`;
+  const out = artifactPath(pipeline.name, draft.spec.name, hash);
+  const endpoint = `http://${serviceName}.${ctx.namespace}.svc:${o.port ?? 8000}`;
+  const dataset = config['verifyData'] as { dir: string; entries: string[] } | undefined;
+  const verifyLabels = { ...labels, [LABELS.component]: 'verify' };
+  const env: EnvVar[] = [
+    { name: 'TUNEPIPE_STAGE', value: draft.spec.name },
+    { name: 'TUNEPIPE_HASH', value: hash },
+    ...secretEnv('VLLM_API_KEY', o.apiKey),
+  ];
+  const mounts = [
+    { name: 'config', mountPath: '/config', readOnly: true },
+    { name: 'artifacts', mountPath: ARTIFACTS_MOUNT },
+  ];
+  const configMap: ConfigMap = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: metadata(name, ctx.namespace, verifyLabels),
+    immutable: true,
+    data: { 'stage.sh': stageScript() },
+  };
+  const job: Job = {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: metadata(name, ctx.namespace, verifyLabels, {
+      [ANNOTATIONS.artifactPath]: out,
+      [ANNOTATIONS.dependsOn]: JSON.stringify([draft.spec.name]),
+    }),
+    spec: {
+      backoffLimit: 2,
+      activeDeadlineSeconds: draft.plan.deadlineSeconds + 3600,
+      podFailurePolicy: {
+        rules: [
+          { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] },
+          { action: 'FailJob', onExitCodes: { containerName: 'main', operator: 'In', values: [GATE_FAILED_EXIT_CODE] } },
+        ],
+      },
+      template: {
+        metadata: { labels: verifyLabels },
+        spec: {
+          restartPolicy: 'Never',
+          securityContext: podSecurity(),
+          initContainers: [
+            {
+              name: 'wait-for-rollout',
+              image: ctx.images.runtime,
+              command: ['tunepipe', 'wait-served'],
+              args: ['--endpoint', endpoint, '--model-root', String(config['model'])],
+              env,
+              securityContext: containerSecurity(),
+              resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '128Mi' } },
+            },
+          ],
+          containers: [
+            {
+              name: 'main',
+              image: ctx.images.runtime,
+              command: ['/bin/sh', '/config/stage.sh', 'rename', out, '--'],
+              args: [
+                'tunepipe', 'verify',
+                '--endpoint', endpoint,
+                '--served-model-name', o.servedModelName ?? pipeline.name,
+                '--expect-name', verify.expectName,
+                ...(verify.identityPrompts ?? []).flatMap((prompt) => ['--identity-prompt', prompt]),
+                ...(dataset ? ['--dataset-dir', dataset.dir, '--dataset', dataset.entries.join(',')] : []),
+                ...(verify.limit !== undefined ? ['--limit', String(verify.limit)] : []),
+                '--out', `${out}.partial`,
+              ],
+              env,
+              securityContext: containerSecurity(),
+              resources: { requests: { cpu: '250m', memory: '512Mi' }, limits: { memory: '1Gi' } },
+              volumeMounts: mounts,
+            },
+          ],
+          volumes: [
+            { name: 'config', configMap: { name } },
+            { name: 'artifacts', persistentVolumeClaim: { claimName: ctx.artifactsClaim } },
+          ],
+        },
+      },
+    },
+  };
+  return { out, objects: [configMap, job] };
 }

@@ -1,4 +1,5 @@
 import type { KubeObject } from './kube.ts';
+import type { StageResourcePlan } from './planner/plan.ts';
 
 export type StageKind = 'fetch-model' | 'convert' | 'sft' | 'merge' | 'quantize' | 'evaluate' | 'serve';
 
@@ -33,6 +34,8 @@ export interface CompiledStage {
   readonly inputs: Readonly<Record<string, string>>;
   /** Kubernetes objects of this stage, in apply order (ConfigMaps before the Job). */
   readonly objects: readonly KubeObject[];
+  /** The resource planner's estimate: memory terms, GPU-hours, cost, warnings. */
+  readonly estimate: StageResourcePlan;
   /** The main workload object: the Job for batch stages, the Deployment for serve. */
   readonly workload: { readonly kind: 'Job' | 'Deployment'; readonly name: string };
 }

@@ -18,6 +18,15 @@ export interface DatasetSourceInput {
   /** The validated descriptor, passed through to the converter. */
   readonly descriptor: Readonly<Record<string, unknown>>;
   readonly files: readonly DatasetFileInput[];
+  /** Row count and token estimates of the source, for the planner; without them it plans from upper bounds. */
+  readonly stats?: DatasetStats;
+}
+
+export interface DatasetStats {
+  readonly rows: number;
+  /** Mean estimated tokens per row (prompt + response, with the chat template's overhead). */
+  readonly meanTokens: number;
+  readonly maxTokens: number;
 }
 
 export interface ImageSet {

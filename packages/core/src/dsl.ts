@@ -269,6 +269,19 @@ export interface ServeOptions extends Omit<StageCommon, 'backoffLimit'> {
   readonly port?: number;
   /** Gates that must pass before this model is served. */
   readonly requires?: readonly EvalReport[];
+  /**
+   * The post-deploy check, a Job run once the new model serves: `/health`, `/v1/models`, the
+   * identity prompts must name `expectName`, and `data` is scored through the API.
+   */
+  readonly verify?: {
+    readonly expectName: string;
+    /** Test split scored through the served API (BLEU-4 / ROUGE, as LLaMA-Factory scores). */
+    readonly data?: Dataset;
+    /** @default ['你是谁？', 'Who are you?'] */
+    readonly identityPrompts?: readonly string[];
+    /** Score at most this many rows. @default all */
+    readonly limit?: number;
+  };
   readonly args?: VllmArgs;
 }
 

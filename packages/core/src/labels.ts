@@ -31,3 +31,12 @@ export const ANNOTATIONS = {
 export const GPU_TAINT = { key: 'nvidia.com/gpu', value: 'present', effect: 'NoSchedule' } as const;
 export const GPU_RESOURCE = 'nvidia.com/gpu';
 export const MANAGED_BY = 'tunepipe';
+
+/**
+ * Secrets the cluster stack creates (from Pulumi config secrets) and pipelines reference by name;
+ * their values never pass through the compiler.
+ */
+export const PLATFORM_SECRETS = {
+  hubTokens: { secretName: 'tunepipe-hub-tokens', huggingface: 'HF_TOKEN', modelscope: 'MODELSCOPE_API_TOKEN' },
+  vllmApiKey: { secretName: 'tunepipe-vllm-api-key', key: 'VLLM_API_KEY' },
+} as const;

@@ -1,5 +1,12 @@
 import type { ResolvedContext } from './context.ts';
 import type { Pipeline, StageSpec } from './dsl.ts';
+import type { EvaluableModel, Dataset } from './handles.ts';
+import { planStage, type StagePlanInput, type StageResourcePlan, type PlanOptions } from './planner/plan.ts';
+import type { EvaluatedModel } from './planner/evaluate.ts';
+import type { SftPlanArgs } from './planner/sft.ts';
+import { readServeArgs } from './planner/serve.ts';
+import { vllmFlagValues } from './vllm.ts';
+import type { Issue } from './issues.ts';
 
 /** Placement, size and timing of one stage: what the compiler writes into its pod spec. */
 export interface StagePlan {
@@ -13,52 +20,171 @@ export interface StagePlan {
   /** Job `activeDeadlineSeconds` / Deployment `progressDeadlineSeconds`. */
   readonly deadlineSeconds: number;
   readonly expectedOutputs: readonly string[];
+  /** The planner's full answer: memory terms, GPU-hours, cost, warnings. */
+  readonly resources: StageResourcePlan;
 }
 
-const GB = 1e9;
+const GiB = 2 ** 30;
 
-function bytesPerParam(dtype: string): number {
-  return dtype === 'float32' ? 4 : 2;
+/** What the planner needs to know about a split of convert's output. */
+function splitRows(pipeline: Pipeline, data: Dataset, ctx: ResolvedContext): { rows: number; meanTokens?: number; maxTokens?: number } | undefined {
+  const convert = pipeline.stages.find((s) => s.name === data.stage);
+  if (convert?.kind !== 'convert') return undefined;
+  const o = convert.options;
+  let rows = 0;
+  let tokens = 0;
+  let maxTokens = 0;
+  for (const name of o.sources) {
+    const stats = ctx.datasets[name]?.stats;
+    if (!stats) return undefined;
+    const kept = Math.min(stats.rows, o.maxSamples ?? Infinity);
+    const held = (size: number | undefined, fallback: number) => {
+      const v = size ?? fallback;
+      return v < 1 ? Math.round(kept * v) : Math.min(kept, v);
+    };
+    const validation = held(o.split?.validation, 0.02);
+    const test = held(o.split?.test, 0.1);
+    const share = data.split === 'validation' ? validation : data.split === 'test' ? test : Math.max(0, kept - validation - test);
+    rows += share;
+    tokens += share * stats.meanTokens;
+    maxTokens = Math.max(maxTokens, stats.maxTokens);
+  }
+  return rows > 0 ? { rows, meanTokens: tokens / rows, maxTokens } : { rows: 0 };
 }
 
-export function shardCount(modelBytes: number, exportSizeGb: number): number {
-  return Math.ceil(modelBytes / (exportSizeGb * GB));
-}
-
-function shardList(count: number): string {
-  const pad = (n: number) => String(n).padStart(5, '0');
-  return count === 1 ? 'model.safetensors' : `model-${pad(1)}-of-${pad(count)}.safetensors … model-${pad(count)}-of-${pad(count)}.safetensors`;
-}
-
-function planOne(spec: StageSpec): StagePlan {
-  const deadline = (seconds: number) => Math.ceil(seconds * 3 + 1800);
-  switch (spec.kind) {
-    case 'fetch-model': {
-      const bytes = spec.options.architecture.parameterCount * bytesPerParam(spec.options.architecture.torchDtype);
-      const seconds = Math.ceil(bytes / (100e6)) + 60;
-      return { gpus: 0, cpu: '1', memory: '2Gi', shmSize: '0', expectedSeconds: seconds, deadlineSeconds: deadline(seconds), expectedOutputs: [`${spec.options.id}@${spec.options.revision} (${(bytes / GB).toFixed(2)} GB)`] };
+function evaluatedModel(model: EvaluableModel, pipeline: Pipeline): EvaluatedModel {
+  switch (model.kind) {
+    case 'base-model':
+    case 'merged-model':
+      return { format: 'dense' };
+    case 'quantized-model':
+      return { format: 'gptq', bits: model.bits };
+    case 'adapter': {
+      const sft = pipeline.stages.find((s) => s.name === model.stage);
+      const args = sft?.kind === 'sft' ? { ...sft.options.extraArgs, ...sft.options.args } : {};
+      return { format: 'adapter', rank: typeof args['lora_rank'] === 'number' ? args['lora_rank'] : 8, target: typeof args['lora_target'] === 'string' ? args['lora_target'] : 'all' };
     }
-    case 'convert':
-      return { gpus: 0, cpu: '1', memory: '512Mi', shmSize: '0', expectedSeconds: 120, deadlineSeconds: deadline(120), expectedOutputs: ['dataset_info.json', ...spec.options.sources.flatMap((s) => [`${s}.jsonl`, `${s}.validation.jsonl`, `${s}.test.jsonl`]), ...(spec.options.calibration ? ['calibration.jsonl'] : []), 'quarantine.jsonl', 'manifest.json'] };
-    case 'sft': {
-      const gpus = spec.options.resources?.gpus ?? 1;
-      return { gpus, ...(spec.options.resources?.gpuType ? { gpuType: spec.options.resources.gpuType } : {}), cpu: spec.options.resources?.cpu ?? '8', memory: spec.options.resources?.memory ?? '64Gi', shmSize: '16Gi', expectedSeconds: 3600, deadlineSeconds: deadline(3600), expectedOutputs: ['adapter_model.safetensors', 'adapter_config.json', 'checkpoint-N/', 'trainer_log.jsonl', 'all_results.json'] };
-    }
-    case 'merge': {
-      const arch = spec.options.adapter.base.architecture;
-      const bytes = arch.parameterCount * bytesPerParam(arch.torchDtype);
-      const count = shardCount(bytes, spec.options.args?.export_size ?? 5);
-      return { gpus: spec.options.args?.export_device === 'auto' ? 1 : 0, cpu: '4', memory: `${Math.ceil((bytes / 2 ** 30) * 1.3)}Gi`, shmSize: '1Gi', expectedSeconds: 900, deadlineSeconds: deadline(900), expectedOutputs: [`${count} shards (${shardList(count)}), ${(bytes / GB).toFixed(2)} GB`] };
-    }
-    case 'quantize':
-      return { gpus: 1, cpu: '8', memory: '64Gi', shmSize: '8Gi', expectedSeconds: 1800, deadlineSeconds: deadline(1800), expectedOutputs: [`GPTQ ${spec.options.args.export_quantization_bit}-bit model`] };
-    case 'evaluate':
-      return { gpus: 1, cpu: '8', memory: '64Gi', shmSize: '8Gi', expectedSeconds: 900, deadlineSeconds: deadline(900), expectedOutputs: ['generated_predictions.jsonl', 'predict_results.json'] };
-    case 'serve':
-      return { gpus: spec.options.resources?.gpus ?? 1, cpu: '8', memory: '48Gi', shmSize: '8Gi', expectedSeconds: 600, deadlineSeconds: 1800, expectedOutputs: ['OpenAI-compatible API on /v1'] };
   }
 }
 
-export function planStages(pipeline: Pipeline, _ctx: ResolvedContext): Map<string, StagePlan> {
-  return new Map(pipeline.stages.map((s) => [s.name, planOne(s)]));
+function resourcesOf(spec: StageSpec) {
+  if (spec.kind === 'fetch-model' || !spec.options.resources) return {};
+  const r = spec.options.resources;
+  return { resources: { ...(r.gpus !== undefined ? { gpus: r.gpus } : {}), ...(r.gpuType !== undefined ? { gpuType: r.gpuType } : {}) } };
+}
+
+/** The planner's view of a stage: plain numbers taken from the pipeline and its data. */
+export function plannerInput(pipeline: Pipeline, spec: StageSpec, ctx: ResolvedContext): StagePlanInput {
+  const common = { name: spec.name, path: `stages.${spec.name}`, ...resourcesOf(spec) };
+  switch (spec.kind) {
+    case 'fetch-model':
+      return { ...common, kind: 'fetch-model', architecture: spec.options.architecture };
+    case 'convert': {
+      const sources = spec.options.sources.map((n) => ctx.datasets[n]);
+      const rows = sources.every((s) => s?.stats) ? sources.reduce((sum, s) => sum + s!.stats!.rows, 0) : undefined;
+      const bytes = sources.reduce((sum, s) => sum + (s?.files.reduce((b, f) => b + f.size, 0) ?? 0), 0);
+      return { ...common, kind: 'convert', ...(rows !== undefined ? { rows } : {}), bytes };
+    }
+    case 'sft': {
+      const o = spec.options;
+      const data = splitRows(pipeline, o.train, ctx);
+      return {
+        ...common,
+        kind: 'sft',
+        architecture: o.model.architecture,
+        args: { ...o.extraArgs, ...o.args } as SftPlanArgs,
+        data: data
+          ? { rows: data.rows, ...(data.meanTokens !== undefined ? { meanTokensPerRow: data.meanTokens } : {}), ...(data.maxTokens ? { maxTokensPerRow: data.maxTokens } : {}) }
+          : { rows: o.args?.max_samples ?? 1000 },
+      };
+    }
+    case 'merge': {
+      const o = spec.options;
+      const sft = pipeline.stages.find((s) => s.name === o.adapter.stage);
+      const sftArgs = sft?.kind === 'sft' ? { ...sft.options.extraArgs, ...sft.options.args } : {};
+      return {
+        ...common,
+        kind: 'merge',
+        architecture: o.adapter.base.architecture,
+        adapter: { ...(typeof sftArgs['lora_rank'] === 'number' ? { rank: sftArgs['lora_rank'] } : {}), ...(typeof sftArgs['lora_target'] === 'string' ? { target: sftArgs['lora_target'] } : {}) },
+        args: { ...o.args },
+      };
+    }
+    case 'quantize':
+      return { ...common, kind: 'quantize', architecture: spec.options.model.base.architecture, args: { ...spec.options.args } };
+    case 'evaluate': {
+      const o = spec.options;
+      const data = splitRows(pipeline, o.data, ctx);
+      const architecture = o.model.kind === 'base-model' ? o.model.architecture : o.model.base.architecture;
+      return {
+        ...common,
+        kind: 'evaluate',
+        architecture,
+        model: evaluatedModel(o.model, pipeline),
+        args: { ...o.args },
+        data: { rows: data?.rows ?? o.args?.max_samples ?? 100, ...(data?.meanTokens !== undefined ? { meanPromptTokens: data.meanTokens } : {}) },
+      };
+    }
+    case 'serve': {
+      const o = spec.options;
+      const flags = Object.fromEntries(vllmFlagValues(pipeline.name, o, o.resources?.gpus ?? 1));
+      return {
+        ...common,
+        kind: 'serve',
+        architecture: o.model.base.architecture,
+        weights: o.model.kind === 'quantized-model' ? { format: 'gptq', bits: o.model.bits } : { format: 'dense' },
+        args: readServeArgs(flags),
+        replicas: o.replicas ?? 1,
+      };
+    }
+  }
+}
+
+function cpuFor(spec: StageSpec, gpus: number): string {
+  if (spec.kind !== 'fetch-model' && spec.options.resources?.cpu) return spec.options.resources.cpu;
+  if (spec.kind === 'convert' || spec.kind === 'fetch-model') return '1';
+  return gpus > 0 ? String(4 * gpus) : '4';
+}
+
+function memoryFor(spec: StageSpec, plan: StageResourcePlan): string {
+  if (spec.kind !== 'fetch-model' && spec.options.resources?.memory) return spec.options.resources.memory;
+  const bytes = plan.hostMemory?.totalBytes ?? 0;
+  // Requests below these floors starve the Python process of page cache and tokenizer memory.
+  const floor = spec.kind === 'convert' ? 0.5 : spec.kind === 'fetch-model' ? 2 : 8;
+  return `${Math.max(floor, Math.ceil(bytes / GiB))}Gi`;
+}
+
+function shmFor(spec: StageSpec, gpus: number): string {
+  if (gpus === 0) return spec.kind === 'merge' ? '1Gi' : '64Mi';
+  return `${Math.max(2, 8 * gpus)}Gi`;
+}
+
+export function planOptions(ctx: ResolvedContext): PlanOptions {
+  return { cloud: ctx.cloud };
+}
+
+/** Plans every stage with the resource planner; placement the user chose explicitly wins. */
+export function planStages(pipeline: Pipeline, ctx: ResolvedContext): Map<string, StagePlan> {
+  const out = new Map<string, StagePlan>();
+  for (const spec of pipeline.stages) {
+    const resources = planStage(plannerInput(pipeline, spec, ctx), planOptions(ctx));
+    out.set(spec.name, {
+      gpus: resources.gpus,
+      ...(resources.gpuType ? { gpuType: resources.gpuType } : {}),
+      cpu: cpuFor(spec, resources.gpus),
+      memory: memoryFor(spec, resources),
+      shmSize: shmFor(spec, resources.gpus),
+      expectedSeconds: Math.ceil(resources.expectedSeconds),
+      deadlineSeconds: Math.ceil(resources.deadlineSeconds),
+      expectedOutputs: resources.expectedOutputs,
+      resources,
+    });
+  }
+  return out;
+}
+
+/** Planner issues not already reported by check()'s own rules. */
+const REPORTED_BY_CHECK = new Set(['planner.export-size', 'planner.gptq-bits', 'planner.sft-arg']);
+export function plannerIssues(pipeline: Pipeline, ctx: ResolvedContext): Issue[] {
+  return [...planStages(pipeline, ctx).values()].flatMap((p) => p.resources.issues).filter((i) => !REPORTED_BY_CHECK.has(i.code));
 }

@@ -23,14 +23,15 @@ export function toYaml(value: unknown): string {
   return stringify(value, { lineWidth: 0, aliasDuplicateObjects: false, blockQuote: 'literal' });
 }
 
-export function objectFileName(index: number, object: KubeObject): string {
-  return `${String(index).padStart(3, '0')}-${(object.kind ?? 'object').toLowerCase()}-${object.metadata?.name ?? 'unnamed'}.yaml`;
+/** Named by kind and name only: adding a stage adds files without renaming the others. */
+export function objectFileName(object: KubeObject): string {
+  return `${(object.kind ?? 'object').toLowerCase()}-${object.metadata?.name ?? 'unnamed'}.yaml`;
 }
 
-/** One file per object, numbered in apply order, plus a kustomization.yaml that lists them. */
+/** One file per object, plus a kustomization.yaml that lists them in apply order. */
 export function renderManifests(compiled: CompiledPipeline): RenderedFile[] {
-  const files = compiled.objects.map((object, i) => ({
-    path: objectFileName(i + 1, object),
+  const files = compiled.objects.map((object) => ({
+    path: objectFileName(object),
     content: toYaml(orderTopLevel(object)),
   }));
   const kustomization = {

@@ -1,4 +1,9 @@
 import { COMPLETION_MARKER } from './context.ts';
+import { checkpointRepairScript } from './resume.ts';
+
+function indent(text: string, prefix: string): string {
+  return text.trimEnd().split('\n').map((line) => (line ? prefix + line : line)).join('\n');
+}
 
 /**
  * How a batch stage publishes its artifact folder:
@@ -35,10 +40,16 @@ if [ -f "$marker" ]; then
     exit 0
   fi
   rm -f "$marker"
+  # A forced re-run starts over; resuming would only re-publish the old result. A retry of the
+  # forced run finds no marker and resumes from its own checkpoints.
+  if [ "$mode" = in-place ] && [ "$step" != publish ]; then rm -rf "$out"; fi
 fi
 if [ "$step" != publish ]; then
   if [ "$mode" = rename ]; then rm -rf "$work"; fi
   mkdir -p "$work"
+  if [ "$mode" = in-place ]; then
+${indent(checkpointRepairScript('work'), '    ')}
+  fi
 fi
 echo "tunepipe: stage \${TUNEPIPE_STAGE} (\${TUNEPIPE_HASH}) $step: $*"
 "$@"

@@ -211,8 +211,9 @@ test('a gated evaluation publishes only after its gate passes, and a failed gate
   );
   const s = stage(gated, 'eval-adapter');
   const pod = jobOf(s).spec!.template.spec!;
-  assert.deepEqual(pod.initContainers![0]!.args, ['llamafactory-cli', 'train', '/config/eval-adapter.yaml']);
-  assert.ok(pod.initContainers![0]!.env!.some((e) => e.name === 'TUNEPIPE_STEP' && e.value === 'run'));
+  assert.deepEqual(pod.initContainers!.map((c) => c.name), ['wait-for-inputs', 'main']);
+  assert.deepEqual(pod.initContainers![1]!.args, ['llamafactory-cli', 'train', '/config/eval-adapter.yaml']);
+  assert.ok(pod.initContainers![1]!.env!.some((e) => e.name === 'TUNEPIPE_STEP' && e.value === 'run'));
   const gate = pod.containers[0]!;
   assert.equal(gate.name, 'gate');
   assert.deepEqual(gate.args!.slice(0, 3), ['tunepipe', 'gate', '--rules']);
@@ -225,4 +226,31 @@ test('a gated evaluation publishes only after its gate passes, and a failed gate
   assert.equal(rules.baselineResults, `${stage(gated, 'eval-base').artifactPath}/predict_results.json`);
   assert.deepEqual(jobOf(s).spec!.podFailurePolicy!.rules[1], { action: 'FailJob', onExitCodes: { containerName: 'gate', operator: 'In', values: [3] } });
   assert.equal(s.inputs['gate'] !== undefined, true, 'the gate is part of the stage identity');
+});
+
+test('a batch pod waits for the completion markers of its inputs; a stage without inputs does not', () => {
+  const merge = jobOf(stage(seed, 'merge')).spec!.template.spec!;
+  const wait = merge.initContainers!.find((c) => c.name === 'wait-for-inputs')!;
+  assert.match(wait.args![0]!, new RegExp(`\\[ -f ${stage(seed, 'fetch-model').completionMarker} \\] && \\[ -f ${stage(seed, 'sft').completionMarker} \\]`));
+  assert.equal(jobOf(stage(seed, 'fetch-model')).spec!.template.spec!.initContainers, undefined);
+});
+
+test('serve with verify adds a post-deploy Job that waits for the new model, then runs tunepipe verify', () => {
+  const pipeline = definePipeline({ name: 'v' }, (p) => {
+    const base = p.baseModel({ hub: 'huggingface', id: 'x/y', revision: 'abc1234', template: 'llama3', architecture: LLAMA3_8B });
+    const data = p.convert({ sources: ['identity'], cutoffLen: 1024 });
+    const adapter = p.sft({ model: base, train: data.train, args: { cutoff_len: 1024 } });
+    p.serve({ model: p.merge({ adapter }), verify: { expectName: '小聚', data: data.test }, apiKey: { secretName: 'k', key: 'api' } });
+  });
+  const compiled = compile(pipeline, context);
+  const serve = stage(compiled, 'serve');
+  const job = serve.objects.find((o) => o.kind === 'Job') as Job;
+  assert.equal(job.metadata!.name, `v-serve-verify-${serve.hash.slice(0, 8)}`);
+  assert.equal(serve.artifactPath, `/artifacts/v/serve/${serve.hash}`);
+  const pod = job.spec!.template.spec!;
+  assert.deepEqual(pod.initContainers![0]!.args, ['--endpoint', 'http://v-serve.tunepipe.svc:8000', '--model-root', stage(compiled, 'merge').artifactPath]);
+  const args = pod.containers[0]!.args!;
+  assert.deepEqual(args.slice(0, 8), ['tunepipe', 'verify', '--endpoint', 'http://v-serve.tunepipe.svc:8000', '--served-model-name', 'v', '--expect-name', '小聚']);
+  assert.deepEqual(args.slice(8, 12), ['--dataset-dir', stage(compiled, 'convert').artifactPath, '--dataset', 'identity.test']);
+  assert.deepEqual(pod.containers[0]!.env!.find((e) => e.name === 'VLLM_API_KEY'), { name: 'VLLM_API_KEY', valueFrom: { secretKeyRef: { name: 'k', key: 'api' } } });
 });

@@ -56,10 +56,10 @@ test('a failed tool leaves no marker and no published folder', () => {
 test('in-place mode keeps earlier output so training resumes from its checkpoints', () => {
   const { script, out } = setup();
   mkdirSync(join(out, 'checkpoint-100'), { recursive: true });
-  writeFileSync(join(out, 'checkpoint-100', 'trainer_state.json'), '{}');
+  for (const f of ['trainer_state.json', 'adapter_model.safetensors', 'optimizer.pt', 'scheduler.pt']) writeFileSync(join(out, 'checkpoint-100', f), 'x');
   const r = run(script, 'in-place', out, `test -f "${out}/checkpoint-100/trainer_state.json" && echo done > "${out}/adapter_model.safetensors"`);
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  assert.equal(JSON.parse(readFileSync(join(out, '.tunepipe-complete'), 'utf8')).files, 2);
+  assert.equal(JSON.parse(readFileSync(join(out, '.tunepipe-complete'), 'utf8')).files, 5);
 });
 
 test('a gated stage: the run step never publishes, a failed gate leaves no marker', () => {
@@ -75,4 +75,24 @@ test('a gated stage: the run step never publishes, a failed gate leaves no marke
   assert.equal(passedGate.code, 0);
   assert.ok(existsSync(join(out, 'predict_results.json')), 'the publish step keeps what the run step wrote');
   assert.equal(JSON.parse(readFileSync(join(out, '.tunepipe-complete'), 'utf8')).files, 2);
+});
+
+test('in-place mode moves a half-written last checkpoint aside before resuming', () => {
+  const { script, out } = setup();
+  mkdirSync(join(out, 'checkpoint-100'), { recursive: true });
+  for (const f of ['trainer_state.json', 'adapter_model.safetensors', 'optimizer.pt', 'scheduler.pt']) writeFileSync(join(out, 'checkpoint-100', f), 'x');
+  mkdirSync(join(out, 'checkpoint-200'), { recursive: true });
+  writeFileSync(join(out, 'checkpoint-200', 'adapter_model.safetensors'), 'half');
+  const r = run(script, 'in-place', out, `test ! -d "${out}/checkpoint-200" && test -d "${out}/checkpoint-100" && echo ok > "${out}/adapter_model.safetensors"`);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /checkpoint-200 is incomplete/);
+  assert.match(r.stdout, /training resumes from checkpoint-100/);
+});
+
+test('a forced in-place stage starts over instead of resuming its old result', () => {
+  const { script, out } = setup();
+  assert.equal(run(script, 'in-place', out, `echo old > "${out}/adapter_model.safetensors"`).code, 0);
+  const forced = run(script, 'in-place', out, `test ! -f "${out}/adapter_model.safetensors" && echo new > "${out}/adapter_model.safetensors"`, { TUNEPIPE_FORCE: '1' });
+  assert.equal(forced.code, 0, forced.stdout + forced.stderr);
+  assert.equal(readFileSync(join(out, 'adapter_model.safetensors'), 'utf8'), 'new\n');
 });

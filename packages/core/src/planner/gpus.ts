@@ -5,7 +5,7 @@ export const CLOUDS = ['aws', 'gcp'] as const;
 export type Cloud = (typeof CLOUDS)[number];
 
 /** GPU catalogue ids: the value of the node label `tunepipe.dev/gpu` (LABELS.gpuType). */
-export const GPU_IDS = ['t4', 'l4', 'a10g', 'l40s', 'a100-40gb', 'a100-80gb', 'h100-80gb', 'h200'] as const;
+export const GPU_IDS = ['t4', 'a10g', 'l4', 'l40s', 'a100-40gb', 'a100-80gb', 'h100-80gb', 'h200'] as const;
 export type GpuId = (typeof GPU_IDS)[number];
 
 /** A machine type that carries the GPU, and how many of them. */
@@ -95,7 +95,7 @@ export const GPUS: readonly GpuSpec[] = [
     },
     instances: {
       aws: offers([['g4dn.xlarge', 1], ['g4dn.2xlarge', 1], ['g4dn.4xlarge', 1], ['g4dn.8xlarge', 1], ['g4dn.16xlarge', 1], ['g4dn.12xlarge', 4], ['g4dn.metal', 8]]),
-      gcp: offers([['n1-standard-* + nvidia-tesla-t4 ×1', 1], ['n1-standard-* + nvidia-tesla-t4 ×2', 2], ['n1-standard-* + nvidia-tesla-t4 ×4', 4]]),
+      gcp: offers([['n1-standard-4 + 1× nvidia-tesla-t4', 1], ['n1-standard-8 + 2× nvidia-tesla-t4', 2], ['n1-standard-16 + 4× nvidia-tesla-t4', 4]]),
     },
     notes: [
       'No bf16 (compute capability 7.5): train with fp16, serve with dtype float16; bf16 configs fail on it.',

@@ -15,6 +15,7 @@ export interface LinearShape {
 
 /** Model types whose tensor layout this file knows exactly (checked against `parameterCount`). */
 const QKV_BIAS = new Set(['qwen2']);
+const MLP_MODULES: ReadonlySet<string> = new Set(['gate_proj', 'up_proj', 'down_proj']);
 const QK_NORM = new Set(['qwen3']);
 export const KNOWN_MODEL_TYPES = new Set(['llama', 'mistral', 'qwen2', 'qwen3']);
 
@@ -66,7 +67,7 @@ export function stateDictTensors(arch: ModelArchitecture): NamedTensor[] {
   for (let layer = 0; layer < arch.numHiddenLayers; layer++) {
     const prefix = `model.layers.${layer}`;
     for (const l of linears) {
-      const block = l.name.endsWith('_proj') && ['gate_proj', 'up_proj', 'down_proj'].includes(l.name) ? 'mlp' : 'self_attn';
+      const block = MLP_MODULES.has(l.name) ? 'mlp' : 'self_attn';
       out.push({ name: `${prefix}.${block}.${l.name}.weight`, elements: l.inFeatures * l.outFeatures });
       if (l.bias) out.push({ name: `${prefix}.${block}.${l.name}.bias`, elements: l.outFeatures });
       if (l.name === 'o_proj' && QK_NORM.has(arch.modelType)) {

@@ -1,0 +1,432 @@
+// The in-cluster platform every provider gets: namespace, GPU daemons, artifacts volume, Kueue,
+// runner RBAC and secrets. Each piece is a ComponentResource with typed args so the provider
+// modules only decide *which* pieces and with what inputs, never how they are built.
+import * as pulumi from '@pulumi/pulumi';
+import * as k8s from '@pulumi/kubernetes';
+import { GPU_RESOURCE, GPU_TAINT, LABELS, MANAGED_BY, PLATFORM_SECRETS } from '@tunepipe/core/labels';
+import type { GpuType } from './config.ts';
+import type { ClusterSecrets } from './stack-config.ts';
+import { CHARTS, type ChartRef, KUEUE_API } from './versions.ts';
+
+/** The ReadWriteMany claim every stage mounts at `/artifacts`. */
+export const ARTIFACTS_PVC = 'tunepipe-artifacts';
+/** The Kueue LocalQueue GPU Jobs name in their `kueue.x-k8s.io/queue-name` label. */
+export const LOCAL_QUEUE = 'tunepipe';
+export const RUNNER_SERVICE_ACCOUNT = 'tunepipe-runner';
+export const SECRET_NAMES = {
+  /** Keys `HF_TOKEN` and `MODELSCOPE_API_TOKEN` (whichever are configured). */
+  hubTokens: PLATFORM_SECRETS.hubTokens.secretName,
+  /** Key `VLLM_API_KEY`, which `vllm serve` reads as its `--api-key`. */
+  vllmApiKey: PLATFORM_SECRETS.vllmApiKey.secretName,
+} as const;
+/** Namespace of the NVIDIA daemons; privileged, unlike the workload namespace. */
+export const GPU_SYSTEM_NAMESPACE = 'tunepipe-gpu-system';
+export const KUEUE_NAMESPACE = 'kueue-system';
+export const CPU_FLAVOR = 'tunepipe-cpu';
+export const gpuFlavorName = (gpuId: string): string => `tunepipe-gpu-${gpuId}`.slice(0, 253);
+
+/** Labels on every node of a GPU group (the compiler's node selectors and the DaemonSets' affinity use them). */
+export function gpuNodeLabels(gpuId: string): Record<string, string> {
+  return { [LABELS.gpuType]: gpuId, [LABELS.gpuNode]: 'true' };
+}
+
+const partOf = { [LABELS.partOf]: 'tunepipe', [LABELS.managedBy]: MANAGED_BY };
+
+/**
+ * What the runner does in its namespace, and nothing more: create and follow stage Jobs, read pod
+ * status and logs, apply the serve stage's ConfigMaps/Services/Deployments, list events for
+ * diagnostics. No Secrets (pods get them by reference), no cluster-scoped rights, no wildcards.
+ */
+export const RUNNER_RULES: readonly k8s.types.input.rbac.v1.PolicyRule[] = [
+  { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'get', 'list', 'watch', 'patch', 'delete'] },
+  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
+  { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['create', 'get', 'patch', 'list'] },
+  { apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'get', 'patch', 'list'] },
+  { apiGroups: [''], resources: ['events'], verbs: ['list'] },
+];
+
+const RELEASE_DEFAULTS = { cleanupOnFail: true, maxHistory: 5, timeout: 600 } as const;
+
+function releaseSource(ref: ChartRef, version: string): Pick<k8s.helm.v3.ReleaseArgs, 'chart' | 'version' | 'repositoryOpts'> {
+  return { chart: ref.chart, version, ...(ref.repo ? { repositoryOpts: { repo: ref.repo } } : {}) };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface WorkloadNamespaceArgs {
+  readonly name: string;
+  /** Pod Security Standard enforced on every pod of the namespace. @default 'restricted' */
+  readonly podSecurity: 'restricted' | 'baseline';
+}
+
+/** The namespace stage Jobs and vLLM run in, with Pod Security admission labels. */
+export class WorkloadNamespace extends pulumi.ComponentResource {
+  readonly name: pulumi.Output<string>;
+  constructor(name: string, args: WorkloadNamespaceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('tunepipe:platform:WorkloadNamespace', name, {}, opts);
+    const level = args.podSecurity;
+    const ns = new k8s.core.v1.Namespace(
+      name,
+      {
+        metadata: {
+          name: args.name,
+          labels: {
+            ...partOf,
+            'pod-security.kubernetes.io/enforce': level,
+            'pod-security.kubernetes.io/enforce-version': 'latest',
+            // warn/audit at restricted even when enforcing baseline, so drift towards root shows up.
+            'pod-security.kubernetes.io/warn': 'restricted',
+            'pod-security.kubernetes.io/audit': 'restricted',
+          },
+        },
+      },
+      { parent: this },
+    );
+    this.name = ns.metadata.name;
+    this.registerOutputs({ name: this.name });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface NvidiaGpuStackArgs {
+  /** Install the NVIDIA device plugin (off where the platform runs its own, as on GKE). */
+  readonly devicePlugin?: { readonly version: string };
+  /** Install the DCGM exporter (off where the platform exports DCGM metrics, as on GKE). */
+  readonly dcgmExporter?: { readonly version: string; readonly serviceMonitor: boolean };
+}
+
+/**
+ * NVIDIA device plugin and DCGM exporter, pinned Helm releases, on GPU nodes only. No driver
+ * install: on every provider the node image (EKS accelerated AMI, GKE driver installation, or the
+ * operator of an existing cluster) already ships the driver and container toolkit.
+ */
+export class NvidiaGpuStack extends pulumi.ComponentResource {
+  readonly namespace: pulumi.Output<string>;
+  constructor(name: string, args: NvidiaGpuStackArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('tunepipe:platform:NvidiaGpuStack', name, {}, opts);
+    const ns = new k8s.core.v1.Namespace(
+      `${name}-ns`,
+      {
+        metadata: {
+          name: GPU_SYSTEM_NAMESPACE,
+          labels: {
+            ...partOf,
+            // The device plugin mounts the kubelet's device-plugin socket dir (hostPath) and DCGM
+            // needs SYS_ADMIN for profiling counters: neither passes baseline, so this namespace is
+            // privileged and holds nothing but these two DaemonSets.
+            'pod-security.kubernetes.io/enforce': 'privileged',
+            'pod-security.kubernetes.io/warn': 'privileged',
+          },
+        },
+      },
+      { parent: this },
+    );
+    this.namespace = ns.metadata.name;
+    const onGpuNodes = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchExpressions: [{ key: LABELS.gpuNode, operator: 'In', values: ['true'] }] }],
+        },
+      },
+    };
+    const tolerateGpuTaint = [{ key: GPU_TAINT.key, operator: 'Exists', effect: GPU_TAINT.effect }];
+
+    if (args.devicePlugin) {
+      new k8s.helm.v3.Release(
+        `${name}-device-plugin`,
+        {
+          name: 'nvidia-device-plugin',
+          namespace: this.namespace,
+          ...releaseSource(CHARTS.nvidiaDevicePlugin, args.devicePlugin.version),
+          ...RELEASE_DEFAULTS,
+          values: {
+            // The chart's default affinity waits for NFD labels we do not install; our GPU node label replaces it.
+            affinity: onGpuNodes,
+            tolerations: [...tolerateGpuTaint, { key: 'CriticalAddonsOnly', operator: 'Exists' }],
+            gfd: { enabled: false },
+            nfd: { enabled: false },
+          },
+        },
+        { parent: this },
+      );
+    }
+    if (args.dcgmExporter) {
+      new k8s.helm.v3.Release(
+        `${name}-dcgm-exporter`,
+        {
+          name: 'dcgm-exporter',
+          namespace: this.namespace,
+          ...releaseSource(CHARTS.dcgmExporter, args.dcgmExporter.version),
+          ...RELEASE_DEFAULTS,
+          values: {
+            affinity: onGpuNodes,
+            tolerations: tolerateGpuTaint,
+            // A ServiceMonitor needs the Prometheus operator's CRDs; off unless the stack says they exist.
+            serviceMonitor: { enabled: args.dcgmExporter.serviceMonitor },
+          },
+        },
+        { parent: this },
+      );
+    }
+    this.registerOutputs({ namespace: this.namespace });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface ArtifactsVolumeArgs {
+  readonly namespace: pulumi.Input<string>;
+  /** A StorageClass that provisions ReadWriteMany volumes (EFS, Filestore, NFS). */
+  readonly storageClass: pulumi.Input<string>;
+  /** Requested size, a Kubernetes quantity. */
+  readonly size: string;
+}
+
+/** The shared ReadWriteMany claim all stages publish their artifacts to. */
+export class ArtifactsVolume extends pulumi.ComponentResource {
+  readonly claimName: pulumi.Output<string>;
+  constructor(name: string, args: ArtifactsVolumeArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('tunepipe:platform:ArtifactsVolume', name, {}, opts);
+    const pvc = new k8s.core.v1.PersistentVolumeClaim(
+      name,
+      {
+        metadata: { name: ARTIFACTS_PVC, namespace: args.namespace, labels: { ...partOf, [LABELS.component]: 'artifacts' } },
+        spec: {
+          accessModes: ['ReadWriteMany'],
+          storageClassName: args.storageClass,
+          resources: { requests: { storage: args.size } },
+        },
+      },
+      // Binding can take minutes on Filestore; the claim is usable once bound, not before.
+      { parent: this, customTimeouts: { create: '20m' } },
+    );
+    this.claimName = pvc.metadata.name;
+    this.registerOutputs({ claimName: this.claimName });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface QueueingArgs {
+  readonly namespace: pulumi.Input<string>;
+  /** Name of the ClusterQueue (cluster-scoped). */
+  readonly clusterQueue: string;
+  readonly gpuTypes: readonly GpuType[];
+  /** CPU and memory the queue admits at once per flavor (Kueue needs quota for every requested resource). */
+  readonly cpu: string;
+  readonly memory: string;
+  readonly kueueVersion: string;
+}
+
+/**
+ * Kueue with one ResourceFlavor per GPU type (selecting nodes by `tunepipe.dev/gpu` and requiring
+ * the GPU taint to be tolerated), a ClusterQueue capping `nvidia.com/gpu` per type, and the
+ * LocalQueue stage Jobs are submitted to.
+ */
+export class Queueing extends pulumi.ComponentResource {
+  readonly localQueue: pulumi.Output<string>;
+  readonly clusterQueue: pulumi.Output<string>;
+  constructor(name: string, args: QueueingArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('tunepipe:platform:Queueing', name, {}, opts);
+    const kueue = new k8s.helm.v3.Release(
+      `${name}-kueue`,
+      {
+        name: 'kueue',
+        namespace: KUEUE_NAMESPACE,
+        createNamespace: true,
+        ...releaseSource(CHARTS.kueue, args.kueueVersion),
+        ...RELEASE_DEFAULTS,
+      },
+      { parent: this },
+    );
+    const afterKueue = { parent: this, dependsOn: [kueue] };
+
+    const cpuFlavor = new k8s.apiextensions.CustomResource(
+      `${name}-flavor-cpu`,
+      { apiVersion: KUEUE_API, kind: 'ResourceFlavor', metadata: { name: CPU_FLAVOR, labels: partOf }, spec: {} },
+      afterKueue,
+    );
+    const gpuFlavors = args.gpuTypes.map(
+      (gpu) =>
+        new k8s.apiextensions.CustomResource(
+          `${name}-flavor-${gpu.id}`,
+          {
+            apiVersion: KUEUE_API,
+            kind: 'ResourceFlavor',
+            metadata: { name: gpuFlavorName(gpu.id), labels: partOf },
+            spec: {
+              nodeLabels: { [LABELS.gpuType]: gpu.id },
+              nodeTaints: [{ ...GPU_TAINT }],
+            },
+          },
+          afterKueue,
+        ),
+    );
+    const quotas = (gpus: number) => [
+      { name: 'cpu', nominalQuota: args.cpu },
+      { name: 'memory', nominalQuota: args.memory },
+      { name: GPU_RESOURCE, nominalQuota: String(gpus) },
+    ];
+    const cq = new k8s.apiextensions.CustomResource(
+      `${name}-cluster-queue`,
+      {
+        apiVersion: KUEUE_API,
+        kind: 'ClusterQueue',
+        metadata: { name: args.clusterQueue, labels: partOf },
+        spec: {
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': args.namespace } },
+          queueingStrategy: 'BestEffortFIFO',
+          resourceGroups: [
+            {
+              coveredResources: ['cpu', 'memory', GPU_RESOURCE],
+              // CPU-only workloads land on the first flavor; GPU ones skip it (0 GPUs) for a GPU type.
+              flavors: [
+                { name: CPU_FLAVOR, resources: quotas(0) },
+                ...args.gpuTypes.map((gpu) => ({ name: gpuFlavorName(gpu.id), resources: quotas(gpu.quotaGpus) })),
+              ],
+            },
+          ],
+        },
+      },
+      { parent: this, dependsOn: [kueue, cpuFlavor, ...gpuFlavors] },
+    );
+    const lq = new k8s.apiextensions.CustomResource(
+      `${name}-local-queue`,
+      {
+        apiVersion: KUEUE_API,
+        kind: 'LocalQueue',
+        metadata: { name: LOCAL_QUEUE, namespace: args.namespace, labels: partOf },
+        spec: { clusterQueue: args.clusterQueue },
+      },
+      { parent: this, dependsOn: [cq] },
+    );
+    this.localQueue = lq.metadata.name;
+    this.clusterQueue = cq.metadata.name;
+    this.registerOutputs({ localQueue: this.localQueue, clusterQueue: this.clusterQueue });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface RunnerAccessArgs {
+  readonly namespace: pulumi.Input<string>;
+}
+
+/** The runner's ServiceAccount with a namespaced Role holding RUNNER_RULES. */
+export class RunnerAccess extends pulumi.ComponentResource {
+  readonly serviceAccount: pulumi.Output<string>;
+  constructor(name: string, args: RunnerAccessArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('tunepipe:platform:RunnerAccess', name, {}, opts);
+    const metadata = { name: RUNNER_SERVICE_ACCOUNT, namespace: args.namespace, labels: { ...partOf, [LABELS.component]: 'runner' } };
+    const sa = new k8s.core.v1.ServiceAccount(name, { metadata }, { parent: this });
+    const role = new k8s.rbac.v1.Role(name, { metadata, rules: [...RUNNER_RULES] }, { parent: this });
+    new k8s.rbac.v1.RoleBinding(
+      name,
+      {
+        metadata,
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name },
+        subjects: [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: args.namespace }],
+      },
+      { parent: this },
+    );
+    this.serviceAccount = sa.metadata.name;
+    this.registerOutputs({ serviceAccount: this.serviceAccount });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface WorkloadSecretsArgs {
+  readonly namespace: pulumi.Input<string>;
+  readonly secrets: ClusterSecrets;
+}
+
+/** Hub tokens and the vLLM API key, from Pulumi config secrets (encrypted in state, never literals). */
+export class WorkloadSecrets extends pulumi.ComponentResource {
+  readonly hubTokens: pulumi.Output<string>;
+  readonly vllmApiKey: pulumi.Output<string>;
+  /** `{ <Secret name>: [<key>, …] }`: names only, so consumers can check their secretKeyRefs. */
+  readonly keys: pulumi.Output<Record<string, string[]>>;
+  constructor(name: string, args: WorkloadSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('tunepipe:platform:WorkloadSecrets', name, {}, opts);
+    const labels = { ...partOf, [LABELS.component]: 'credentials' };
+    const hubData: Record<string, pulumi.Output<string>> = {};
+    if (args.secrets.hfToken) hubData[PLATFORM_SECRETS.hubTokens.huggingface] = args.secrets.hfToken;
+    if (args.secrets.modelscopeToken) hubData[PLATFORM_SECRETS.hubTokens.modelscope] = args.secrets.modelscopeToken;
+    const hub = new k8s.core.v1.Secret(
+      `${name}-hub-tokens`,
+      {
+        metadata: { name: SECRET_NAMES.hubTokens, namespace: args.namespace, labels },
+        type: 'Opaque',
+        stringData: pulumi.secret(hubData),
+      },
+      { parent: this },
+    );
+    const vllm = new k8s.core.v1.Secret(
+      `${name}-vllm-api-key`,
+      {
+        metadata: { name: SECRET_NAMES.vllmApiKey, namespace: args.namespace, labels },
+        type: 'Opaque',
+        stringData: pulumi.secret({ [PLATFORM_SECRETS.vllmApiKey.key]: args.secrets.vllmApiKey }),
+      },
+      { parent: this },
+    );
+    this.hubTokens = hub.metadata.name;
+    this.vllmApiKey = vllm.metadata.name;
+    const hubKeys = Object.keys(hubData);
+    this.keys = pulumi.all([hub.metadata.name, vllm.metadata.name]).apply(([h, v]) => ({ [h]: hubKeys, [v]: ['VLLM_API_KEY'] }));
+    this.registerOutputs({ hubTokens: this.hubTokens, vllmApiKey: this.vllmApiKey, keys: this.keys });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface PlatformArgs {
+  readonly namespace: string;
+  readonly podSecurity: 'restricted' | 'baseline';
+  readonly gpuStack: NvidiaGpuStackArgs;
+  readonly storageClass: pulumi.Input<string>;
+  readonly artifactsSize: string;
+  readonly queue: Omit<QueueingArgs, 'namespace'>;
+  readonly secrets: ClusterSecrets;
+}
+
+/** Everything tunepipe needs inside a cluster that already has GPU nodes. */
+export class Platform extends pulumi.ComponentResource {
+  readonly namespace: pulumi.Output<string>;
+  readonly artifactsClaim: pulumi.Output<string>;
+  readonly localQueue: pulumi.Output<string>;
+  readonly clusterQueue: pulumi.Output<string>;
+  readonly runnerServiceAccount: pulumi.Output<string>;
+  readonly secretNames: pulumi.Output<{ hubTokens: string; vllmApiKey: string }>;
+  readonly secretKeys: pulumi.Output<Record<string, string[]>>;
+  constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('tunepipe:platform:Platform', name, {}, opts);
+    const child = { parent: this };
+    const ns = new WorkloadNamespace(`${name}-namespace`, { name: args.namespace, podSecurity: args.podSecurity }, child);
+    // On GKE the node image, GKE's device plugin and managed DCGM cover it all: no namespace of ours.
+    if (args.gpuStack.devicePlugin || args.gpuStack.dcgmExporter) new NvidiaGpuStack(`${name}-nvidia`, args.gpuStack, child);
+    const volume = new ArtifactsVolume(`${name}-artifacts`, { namespace: ns.name, storageClass: args.storageClass, size: args.artifactsSize }, child);
+    const queue = new Queueing(`${name}-queue`, { ...args.queue, namespace: ns.name }, child);
+    const runner = new RunnerAccess(`${name}-runner`, { namespace: ns.name }, child);
+    const secrets = new WorkloadSecrets(`${name}-secrets`, { namespace: ns.name, secrets: args.secrets }, child);
+    this.namespace = ns.name;
+    this.artifactsClaim = volume.claimName;
+    this.localQueue = queue.localQueue;
+    this.clusterQueue = queue.clusterQueue;
+    this.runnerServiceAccount = runner.serviceAccount;
+    this.secretNames = pulumi.output({ hubTokens: secrets.hubTokens, vllmApiKey: secrets.vllmApiKey });
+    this.secretKeys = secrets.keys;
+    this.registerOutputs({
+      namespace: this.namespace,
+      artifactsClaim: this.artifactsClaim,
+      localQueue: this.localQueue,
+      clusterQueue: this.clusterQueue,
+      runnerServiceAccount: this.runnerServiceAccount,
+      secretNames: this.secretNames,
+      secretKeys: this.secretKeys,
+    });
+  }
+}

@@ -1,0 +1,116 @@
+import * as pulumi from '@pulumi/pulumi';
+import * as k8s from '@pulumi/kubernetes';
+import type { CompiledPipeline } from '@tunepipe/core';
+import type { KubeKind, ResourceKey } from './objects.ts';
+import { planDeployment, type DependencyEdge, type DeploymentOptions, type DeploymentPlan, type PlannedResource } from './plan.ts';
+import { pulumiDuration } from './timeouts.ts';
+
+export const PIPELINE_DEPLOYMENT_TYPE = 'tunepipe:pipelines:PipelineDeployment';
+
+export interface PipelineDeploymentArgs extends DeploymentOptions {
+  /** What `compile()` returned for the pipeline; deployed as is, object for object. */
+  readonly compiled: CompiledPipeline;
+}
+
+/** What a deployed stage looks like from outside, for stack outputs. */
+export interface DeployedStage {
+  readonly kind: string;
+  readonly hash: string;
+  /** `Job/<name>` or `Deployment/<name>`. */
+  readonly workload: ResourceKey;
+  readonly dependsOn: readonly string[];
+  readonly timeoutSeconds: number;
+  readonly artifactPath?: string;
+}
+
+/**
+ * One pipeline deployed with `pulumi up`: every compiled object as its typed Kubernetes resource,
+ * named by `metadata.name`, with `dependsOn` following the pipeline graph so Jobs run in order and
+ * `pulumi up` waits for each. Unchanged stages keep their content-hash names and are no-ops.
+ */
+export class PipelineDeployment extends pulumi.ComponentResource {
+  readonly plan: DeploymentPlan;
+  /** The registered resources by `Kind/name`. */
+  readonly resources: ReadonlyMap<ResourceKey, pulumi.CustomResource>;
+  /** The resource options each resource was registered with, by `Kind/name`. */
+  readonly resourceOptions: ReadonlyMap<ResourceKey, pulumi.CustomResourceOptions>;
+  /** The `dependsOn` edges exactly as handed to Pulumi, read back from `resourceOptions`. */
+  readonly registeredEdges: readonly DependencyEdge[];
+  readonly stages: Readonly<Record<string, DeployedStage>>;
+
+  constructor(name: string, args: PipelineDeploymentArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    // Planning throws before the component registers, so a pipeline that cannot be deployed registers nothing.
+    const plan = planDeployment(args.compiled, args);
+    super(PIPELINE_DEPLOYMENT_TYPE, name, {}, opts);
+    this.plan = plan;
+
+    const resources = new Map<ResourceKey, pulumi.CustomResource>();
+    const keys = new Map<pulumi.Resource, ResourceKey>();
+    const resourceOptions = new Map<ResourceKey, pulumi.CustomResourceOptions>();
+    for (const planned of plan.resources) {
+      const dependsOn = planned.dependsOn.map((key) => {
+        const dependency = resources.get(key);
+        // Edges always point to objects earlier in apply order; anything else is a bug in the plan.
+        if (!dependency) throw new Error(`internal: ${planned.key} depends on ${key}, which is not registered before it`);
+        return dependency;
+      });
+      const options: pulumi.CustomResourceOptions = {
+        parent: this,
+        dependsOn,
+        // Every name is fixed (never auto-named): a replacement must delete the old object first
+        // or the create fails with "already exists".
+        deleteBeforeReplace: true,
+        ...(planned.timeoutSeconds !== undefined
+          ? { customTimeouts: { create: pulumiDuration(planned.timeoutSeconds), update: pulumiDuration(planned.timeoutSeconds) } }
+          : {}),
+        ...(planned.ignoreChanges.length > 0 ? { ignoreChanges: [...planned.ignoreChanges] } : {}),
+      };
+      const resource = register(planned, options);
+      resources.set(planned.key, resource);
+      keys.set(resource, planned.key);
+      resourceOptions.set(planned.key, options);
+    }
+    this.resources = resources;
+    this.resourceOptions = resourceOptions;
+    this.registeredEdges = [...resourceOptions].flatMap(([from, options]) =>
+      (options.dependsOn as pulumi.Resource[]).map((d) => ({ from, to: keys.get(d)! })),
+    );
+
+    const timeouts = new Map(plan.resources.map((r) => [r.key, r.timeoutSeconds]));
+    this.stages = Object.fromEntries(
+      args.compiled.stages.map((s) => {
+        const workload: ResourceKey = `${s.workload.kind}/${s.workload.name}`;
+        const stage: DeployedStage = {
+          kind: s.kind,
+          hash: s.hash,
+          workload,
+          dependsOn: s.dependsOn,
+          timeoutSeconds: timeouts.get(workload) ?? 0,
+          ...(s.artifactPath !== undefined ? { artifactPath: s.artifactPath } : {}),
+        };
+        return [s.name, stage];
+      }),
+    );
+    this.registerOutputs({ namespace: plan.namespace, stages: this.stages });
+  }
+}
+
+function register(planned: PlannedResource, opts: pulumi.CustomResourceOptions): pulumi.CustomResource {
+  // The typed classes set apiVersion and kind themselves; checkCompiled made sure they agree.
+  const { apiVersion: _apiVersion, kind: _kind, ...args } = planned.object;
+  const kind: KubeKind = planned.kind;
+  switch (kind) {
+    case 'ConfigMap':
+      return new k8s.core.v1.ConfigMap(planned.name, args as k8s.core.v1.ConfigMapArgs, opts);
+    case 'Secret':
+      return new k8s.core.v1.Secret(planned.name, args as k8s.core.v1.SecretArgs, opts);
+    case 'PersistentVolumeClaim':
+      return new k8s.core.v1.PersistentVolumeClaim(planned.name, args as k8s.core.v1.PersistentVolumeClaimArgs, opts);
+    case 'Service':
+      return new k8s.core.v1.Service(planned.name, args as k8s.core.v1.ServiceArgs, opts);
+    case 'Job':
+      return new k8s.batch.v1.Job(planned.name, args as k8s.batch.v1.JobArgs, opts);
+    case 'Deployment':
+      return new k8s.apps.v1.Deployment(planned.name, args as k8s.apps.v1.DeploymentArgs, opts);
+  }
+}

@@ -1,0 +1,147 @@
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, Option } from 'commander';
+import { convertCommand } from '@tunepipe/convert';
+import {
+  RunnerError,
+  cancelRun,
+  clusterStatus,
+  createConsoleReporter,
+  detachOnInterrupt,
+  formatCancel,
+  formatStatus,
+  loadKubeConfig,
+  runLocally,
+  runOnCluster,
+  streamStageLogs,
+  waitForServers,
+  type RunConvertStage,
+} from '@tunepipe/runner';
+import { UserError } from '../errors.ts';
+import { findRepoRoot, selectPipelines } from '../repo.ts';
+import { synthPipeline } from '../synth.ts';
+import type { ContextOverrides } from '../context.ts';
+
+interface Io {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  readonly overrides: (flags: { namespace?: string; queue?: string }) => ContextOverrides;
+}
+
+interface KubeFlags {
+  namespace?: string;
+  queue?: string;
+  kubeconfig?: string;
+  context?: string;
+}
+
+/** How the local target starts this CLI for container commands it runs as processes (`tunepipe gate`). */
+function selfCommand(): string[] {
+  return [process.execPath, fileURLToPath(new URL('../../bin/tunepipe.mjs', import.meta.url))];
+}
+
+function kubeConfigOf(flags: KubeFlags) {
+  return loadKubeConfig({ ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}), ...(flags.context ? { context: flags.context } : {}) });
+}
+
+function list(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+/** Runner problems are the user's to fix (missing tools, unreachable cluster): exit 1, no stack. */
+async function asUserErrors<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof RunnerError) throw new UserError(error.message);
+    throw error;
+  }
+}
+
+export function registerRunCommands(program: Command, io: Io): void {
+  const kube = (command: Command) =>
+    command
+      .option('-n, --namespace <ns>', 'namespace (default: tunepipe.json, else tunepipe)')
+      .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG, ~/.kube/config or in-cluster)')
+      .option('--context <name>', 'kubeconfig context');
+
+  kube(
+    program
+      .command('run')
+      .description('run a pipeline stage by stage with live progress; finished stages are cached by their hash')
+      .argument('<pipeline>', 'pipeline name')
+      .addOption(new Option('--target <target>', 'where stages run').choices(['cluster', 'local']).default('cluster'))
+      .option('--only <stages>', 'run only these stages (comma-separated); their inputs must be complete', list)
+      .option('--force <stages>', 're-run these stages and everything after them (comma-separated)', list)
+      .option('--queue <name>', 'Kueue LocalQueue for GPU Jobs')
+      .option('--artifacts <dir>', 'local target: folder standing in for the artifacts volume', '.tunepipe/artifacts'),
+  ).action(async (name: string, flags: KubeFlags & { target: 'cluster' | 'local'; only?: string[]; force?: string[]; artifacts: string }) => {
+    const root = findRepoRoot();
+    selectPipelines(root, [name]);
+    const { compiled } = await synthPipeline(root, name, io.overrides(flags));
+    const interrupt = detachOnInterrupt();
+    const selection = { ...(flags.only ? { only: flags.only } : {}), ...(flags.force ? { force: flags.force } : {}) };
+    try {
+      if (flags.target === 'local') {
+        const convert: RunConvertStage = async (stage, paths) => {
+          await convertCommand({ config: stage.config, outDir: paths.workDir, repoRoot: root, stage: { stage: stage.name, hash: stage.hash }, force: true, log: paths.log });
+        };
+        const result = await asUserErrors(() =>
+          runLocally(compiled, { ...selection, artifactsDir: resolve(root, flags.artifacts), runConvertStage: convert, selfCommand: selfCommand(), reporter: createConsoleReporter({ command: `tunepipe run ${name} --target local` }), signal: interrupt.signal }),
+        );
+        if (result.servers.length > 0) {
+          io.out(`serving: ${result.servers.map((s) => `${s.stage} at ${s.url}`).join(', ')} (Ctrl-C stops)\n`);
+          await waitForServers(result.servers, interrupt.signal);
+        }
+        process.exitCode = result.outcome === 'succeeded' ? 0 : 1;
+        return;
+      }
+      const result = await asUserErrors(() =>
+        runOnCluster(compiled, { ...selection, kubeConfig: kubeConfigOf(flags), namespace: compiled.namespace, reporter: createConsoleReporter({ command: `tunepipe run ${name}` }), signal: interrupt.signal }),
+      );
+      process.exitCode = result.outcome === 'failed' ? 1 : 0;
+    } finally {
+      interrupt.dispose();
+    }
+  });
+
+  kube(program.command('status').description('the state of every stage of a pipeline on the cluster').argument('<pipeline>', 'pipeline name')).action(async (name: string, flags: KubeFlags) => {
+    const root = findRepoRoot();
+    selectPipelines(root, [name]);
+    const { compiled } = await synthPipeline(root, name, io.overrides(flags));
+    const states = await asUserErrors(() => clusterStatus(compiled, { namespace: compiled.namespace, kubeConfig: kubeConfigOf(flags) }));
+    io.out(`${formatStatus(name, compiled.namespace, states)}\n`);
+  });
+
+  kube(
+    program
+      .command('logs')
+      .description("a stage's pod log on the cluster")
+      .argument('<pipeline>', 'pipeline name')
+      .argument('<stage>', 'stage name')
+      .option('-f, --follow', 'keep streaming until the pod ends (Ctrl-C detaches)'),
+  ).action(async (name: string, stage: string, flags: KubeFlags & { follow?: boolean }) => {
+    const config = io.overrides(flags);
+    const interrupt = detachOnInterrupt();
+    try {
+      await asUserErrors(() =>
+        streamStageLogs(name, stage, { namespace: config.namespace ?? 'tunepipe', kubeConfig: kubeConfigOf(flags), follow: flags.follow === true, out: process.stdout, signal: interrupt.signal }),
+      );
+    } finally {
+      interrupt.dispose();
+    }
+  });
+
+  kube(
+    program
+      .command('cancel')
+      .description("stop a pipeline's running Jobs on the cluster (finished stages stay cached)")
+      .argument('<pipeline>', 'pipeline name')
+      .option('--scale-serve', 'also scale the serving Deployment to zero'),
+  ).action(async (name: string, flags: KubeFlags & { scaleServe?: boolean }) => {
+    const config = io.overrides(flags);
+    const namespace = config.namespace ?? 'tunepipe';
+    const result = await asUserErrors(() => cancelRun(name, { namespace, kubeConfig: kubeConfigOf(flags), scaleServe: flags.scaleServe === true }));
+    io.out(`${formatCancel(name, namespace, result)}\n`);
+  });
+}

@@ -1,0 +1,618 @@
+import type { StageKind } from '../compiled.ts';
+import type { ModelArchitecture } from '../model/architecture.ts';
+import {
+  CONVERT_ROWS_PER_SECOND,
+  DEFAULT_HEADROOM,
+  HUB_DOWNLOAD_BYTES_PER_SECOND,
+  POD_STARTUP_SECONDS,
+  SHA256_BYTES_PER_SECOND,
+  TOKENIZE_ROWS_PER_SECOND,
+  VOLUME_READ_BYTES_PER_SECOND,
+  VOLUME_WRITE_BYTES_PER_SECOND,
+  deadlineSeconds,
+} from './assumptions.ts';
+import { evaluateEstimate, type EvaluateData, type EvaluatedModel, type EvaluatePlanArgs } from './evaluate.ts';
+import { instanceFor, type Cloud, type GpuId, type GpuSpec } from './gpus.ts';
+import { mergeEstimate, type ExportPlanArgs, type ShardPlan } from './merge.ts';
+import { place, type FitResult, type Placement } from './placement.ts';
+import { gptqMemory, gptqOutputBytes, gptqSeconds } from './quantize.ts';
+import {
+  kvRefusalMessage,
+  servedDtype,
+  vllmMemory,
+  vllmStartupSeconds,
+  vllmWarnings,
+  type ServedWeights,
+  type ServePlanArgs,
+  type VllmMemory,
+} from './serve.ts';
+import { loraTargets } from './shapes.ts';
+import { OPTIMIZER_STATE_BYTES, resolveSft, sftMemory, trainerSchedule, type SftPlanArgs, type TrainerSchedule, type TrainingData } from './sft.ts';
+import { TRAINING_UTILISATION, trainingFlopsPerToken, trainingTokensPerSecond } from './throughput.ts';
+import { breakdown, type MemoryBreakdown, type PlannerIssue } from './types.ts';
+import { n } from './internal.ts';
+import { GB, GiB, SECONDS_PER_HOUR, formatGB, formatGiB } from './units.ts';
+
+/** Options shared by every stage of a plan. */
+export interface PlanOptions {
+  /** Cloud whose GPUs and list prices are used. @default 'aws' */
+  readonly cloud?: Cloud;
+  /** Share of GPU memory kept free beyond the estimate. @default 0.10 */
+  readonly headroom?: number;
+  /** Your own USD per GPU-hour by GPU id (negotiated, spot, on-prem); overrides the catalogue. */
+  readonly prices?: Readonly<Partial<Record<GpuId, number>>>;
+}
+
+/** An explicit placement the user asked for (the DSL's `resources`). */
+export interface ResourceOverrides {
+  readonly gpuType?: string;
+  readonly gpus?: number;
+}
+
+interface StageInputBase {
+  readonly name: string;
+  /** Where the stage sits in the pipeline definition, for issue paths. @default `stages.<name>` */
+  readonly path?: string;
+  readonly resources?: ResourceOverrides;
+}
+
+export interface QuantizePlanArgs extends ExportPlanArgs {
+  readonly export_quantization_bit: number;
+  /** @default 128 */
+  readonly export_quantization_nsamples?: number;
+  /** @default 1024 */
+  readonly export_quantization_maxlen?: number;
+}
+
+/** Plain inputs for planning one stage. */
+export type StagePlanInput =
+  | (StageInputBase & { readonly kind: 'fetch-model'; readonly architecture: ModelArchitecture })
+  | (StageInputBase & { readonly kind: 'convert'; readonly rows?: number; readonly bytes?: number })
+  | (StageInputBase & { readonly kind: 'sft'; readonly architecture: ModelArchitecture; readonly args?: SftPlanArgs; readonly data: TrainingData })
+  | (StageInputBase & {
+      readonly kind: 'merge';
+      readonly architecture: ModelArchitecture;
+      /** The adapter being merged. @default { rank: 8, target: 'all' } */
+      readonly adapter?: { readonly rank?: number; readonly target?: string };
+      readonly args?: ExportPlanArgs;
+    })
+  | (StageInputBase & { readonly kind: 'quantize'; readonly architecture: ModelArchitecture; readonly args: QuantizePlanArgs })
+  | (StageInputBase & {
+      readonly kind: 'evaluate';
+      readonly architecture: ModelArchitecture;
+      readonly model: EvaluatedModel;
+      readonly args?: EvaluatePlanArgs;
+      readonly data: EvaluateData;
+    })
+  | (StageInputBase & {
+      readonly kind: 'serve';
+      readonly architecture: ModelArchitecture;
+      readonly weights: ServedWeights;
+      readonly args?: ServePlanArgs;
+      /** @default 1 */
+      readonly replicas?: number;
+    });
+
+export type StageDetails =
+  | { readonly kind: 'fetch-model'; readonly modelBytes: number }
+  | { readonly kind: 'convert'; readonly rows: number | undefined }
+  | {
+      readonly kind: 'sft';
+      readonly trainableParams: number;
+      readonly allParams: number;
+      readonly trainablePercent: number;
+      /** As LLaMA-Factory logs it: `trainable params: 20,971,520 || all params: 8,051,232,768 || trainable%: 0.2605`. */
+      readonly paramsLogLine: string;
+      readonly schedule: TrainerSchedule;
+      readonly tokens: number;
+      readonly tokensPerSecond: number | null;
+      readonly trainSeconds: number | null;
+      readonly flopsPerToken: number;
+      readonly utilisation: number;
+      readonly gradientCheckpointing: boolean;
+      readonly peakSequenceLength: number;
+      /** Whether tokens came from cutoff_len because the mean tokens per row was unknown. */
+      readonly tokensAreUpperBound: boolean;
+    }
+  | { readonly kind: 'merge'; readonly modelBytes: number; readonly shards: ShardPlan; readonly exportDevice: 'cpu' | 'auto' }
+  | { readonly kind: 'quantize'; readonly bits: number; readonly outputBytes: number; readonly workingSetBytes: number; readonly nsamples: number; readonly maxlen: number }
+  | { readonly kind: 'evaluate'; readonly rows: number }
+  | {
+      readonly kind: 'serve';
+      readonly tensorParallel: number;
+      readonly replicas: number;
+      readonly dtype: string;
+      readonly vllm: Omit<VllmMemory, 'gpu'> | undefined;
+    };
+
+/** What the planner says about one stage. */
+export interface StageResourcePlan {
+  readonly name: string;
+  readonly kind: StageKind;
+  /** GPU catalogue id, the value of the `tunepipe.dev/gpu` node label. */
+  readonly gpuType: GpuId | undefined;
+  /** GPUs per pod (`nvidia.com/gpu`). */
+  readonly gpus: number;
+  readonly nodeSelector: Readonly<Record<string, string>>;
+  readonly placement: 'auto' | 'explicit' | 'cpu';
+  /** Per GPU. */
+  readonly gpuMemory: MemoryBreakdown | undefined;
+  /** GPU memory the stage needs per GPU, as placement compared it (serve: weights, activations and one sequence of KV cache). */
+  readonly requiredGpuBytes: number | undefined;
+  /** GPU memory the stage may use per GPU (after headroom, or vLLM's budget). */
+  readonly usableGpuBytes: number | undefined;
+  readonly hostMemory: MemoryBreakdown | undefined;
+  readonly disk: MemoryBreakdown | undefined;
+  readonly expectedSeconds: number;
+  readonly secondsBreakdown: Readonly<Record<string, number>>;
+  /** Job activeDeadlineSeconds / Pulumi and Flux timeouts: expected × 3 + 30 min. */
+  readonly deadlineSeconds: number;
+  /** Batch stages: GPUs × expected hours. Serve: 0 (see usdPerHour). */
+  readonly gpuHours: number;
+  /** Batch stages: gpuHours × price; null without a price. Serve: null. */
+  readonly costUsd: number | null;
+  /** Price of the stage's GPUs per hour (serve: × replicas); null for CPU stages or without a price. */
+  readonly usdPerHour: number | null;
+  readonly expectedOutputs: readonly string[];
+  readonly details: StageDetails;
+  readonly warnings: readonly string[];
+  readonly issues: readonly PlannerIssue[];
+}
+
+interface Resolved {
+  readonly cloud: Cloud;
+  readonly headroom: number;
+  readonly prices: Readonly<Partial<Record<GpuId, number>>>;
+}
+
+const resolveOptions = (o: PlanOptions = {}): Resolved => ({ cloud: o.cloud ?? 'aws', headroom: o.headroom ?? DEFAULT_HEADROOM, prices: o.prices ?? {} });
+const sum = (r: Readonly<Record<string, number>>) => Object.values(r).reduce((a, b) => a + b, 0);
+
+function memoryFit(required: number, gpu: GpuSpec, headroom: number, extra: Partial<FitResult> = {}): FitResult {
+  const usable = gpu.memoryBytes * (1 - headroom);
+  return { fits: required <= usable, requiredBytes: required, usableBytes: usable, ...extra };
+}
+
+/** Price per GPU-hour on the cloud (user override first); null when there is none. */
+export function gpuPrice(gpu: GpuSpec, options: PlanOptions = {}): number | null {
+  const o = resolveOptions(options);
+  return o.prices[gpu.id] ?? gpu.prices[o.cloud]?.usdPerGpuHour ?? null;
+}
+
+function costing(
+  placement: Placement,
+  seconds: number,
+  o: Resolved,
+  warnings: string[],
+  serveReplicas?: number,
+): { gpuHours: number; costUsd: number | null; usdPerHour: number | null } {
+  const gpu = placement.gpu;
+  if (!gpu || placement.gpus === 0) return { gpuHours: 0, costUsd: null, usdPerHour: null };
+  const price = o.prices[gpu.id] ?? gpu.prices[o.cloud]?.usdPerGpuHour ?? null;
+  if (price === null) warnings.push(`no ${o.cloud} list price for ${gpu.id}: cost not computed (pass prices: { '${gpu.id}': <USD per GPU-hour> })`);
+  const smallest = instanceFor(gpu, o.cloud, placement.gpus);
+  if (smallest && smallest.gpus > placement.gpus) {
+    warnings.push(`the smallest ${o.cloud} machine with ${placement.gpus} ${gpu.id} is ${smallest.instanceType} with ${smallest.gpus} GPUs; cost counts the ${placement.gpus} used, the node costs ${smallest.gpus}× unless other work shares it`);
+  }
+  if (serveReplicas !== undefined) {
+    return { gpuHours: 0, costUsd: null, usdPerHour: price === null ? null : price * placement.gpus * serveReplicas };
+  }
+  const gpuHours = (placement.gpus * seconds) / SECONDS_PER_HOUR;
+  return { gpuHours, costUsd: price === null ? null : gpuHours * price, usdPerHour: price === null ? null : price * placement.gpus };
+}
+
+function cpuPlacementIssues(input: StagePlanInput, path: string): PlannerIssue[] {
+  const r = input.resources;
+  if (r?.gpuType === undefined && (r?.gpus === undefined || r.gpus === 0)) return [];
+  return [{ code: 'planner.cpu-stage', path: `${path}.resources`, value: r, message: `a ${input.kind} stage runs on CPU and uses no GPU`, fix: input.kind === 'merge' ? "remove gpuType/gpus, or set args.export_device: 'auto' to merge on a GPU" : 'remove gpuType/gpus', severity: 'warning' }];
+}
+
+/** Plans one stage: memory, placement, time and cost. Never throws on bad input; it returns issues. */
+export function planStage(input: StagePlanInput, options: PlanOptions = {}): StageResourcePlan {
+  const o = resolveOptions(options);
+  const path = input.path ?? `stages.${input.name}`;
+  switch (input.kind) {
+    case 'fetch-model':
+      return planFetch(input, path, o);
+    case 'convert':
+      return planConvert(input, path);
+    case 'sft':
+      return planSft(input, path, o);
+    case 'merge':
+      return planMerge(input, path, o);
+    case 'quantize':
+      return planQuantize(input, path, o);
+    case 'evaluate':
+      return planEvaluate(input, path, o);
+    case 'serve':
+      return planServe(input, path, o);
+  }
+}
+
+function cpuStage(
+  input: StagePlanInput,
+  path: string,
+  rest: Pick<StageResourcePlan, 'hostMemory' | 'disk' | 'secondsBreakdown' | 'expectedOutputs' | 'details'> & { warnings?: string[]; issues?: PlannerIssue[] },
+): StageResourcePlan {
+  const expectedSeconds = Math.ceil(sum(rest.secondsBreakdown));
+  return {
+    name: input.name,
+    kind: input.kind,
+    gpuType: undefined,
+    gpus: 0,
+    nodeSelector: {},
+    placement: 'cpu',
+    gpuMemory: undefined,
+    requiredGpuBytes: undefined,
+    usableGpuBytes: undefined,
+    hostMemory: rest.hostMemory,
+    disk: rest.disk,
+    expectedSeconds,
+    secondsBreakdown: rest.secondsBreakdown,
+    deadlineSeconds: deadlineSeconds(expectedSeconds),
+    gpuHours: 0,
+    costUsd: null,
+    usdPerHour: null,
+    expectedOutputs: rest.expectedOutputs,
+    details: rest.details,
+    warnings: rest.warnings ?? [],
+    issues: [...(rest.issues ?? []), ...cpuPlacementIssues(input, path)],
+  };
+}
+
+function gpuStage(
+  input: StagePlanInput,
+  placement: Placement,
+  o: Resolved,
+  rest: Pick<StageResourcePlan, 'gpuMemory' | 'hostMemory' | 'disk' | 'secondsBreakdown' | 'expectedOutputs' | 'details'> & { warnings: string[]; issues: readonly PlannerIssue[]; serveReplicas?: number },
+): StageResourcePlan {
+  const expectedSeconds = Math.ceil(sum(rest.secondsBreakdown));
+  const warnings = [...rest.warnings];
+  const cost = costing(placement, expectedSeconds, o, warnings, rest.serveReplicas);
+  return {
+    name: input.name,
+    kind: input.kind,
+    gpuType: placement.gpu?.id,
+    gpus: placement.gpus,
+    nodeSelector: placement.nodeSelector,
+    placement: placement.source,
+    gpuMemory: rest.gpuMemory,
+    requiredGpuBytes: placement.fit?.requiredBytes,
+    usableGpuBytes: placement.fit?.usableBytes,
+    hostMemory: rest.hostMemory,
+    disk: rest.disk,
+    expectedSeconds,
+    secondsBreakdown: rest.secondsBreakdown,
+    deadlineSeconds: deadlineSeconds(expectedSeconds),
+    ...cost,
+    expectedOutputs: rest.expectedOutputs,
+    details: rest.details,
+    warnings,
+    issues: [...rest.issues, ...placement.issues],
+  };
+}
+
+function planFetch(input: Extract<StagePlanInput, { kind: 'fetch-model' }>, path: string, _o: Resolved): StageResourcePlan {
+  const arch = input.architecture;
+  const bytes = arch.parameterCount * (arch.torchDtype === 'float32' ? 4 : 2);
+  return cpuStage(input, path, {
+    hostMemory: breakdown('host', [{ name: 'download client', bytes: 1 * GiB, detail: 'streams files to the volume' }]),
+    disk: breakdown('disk', [{ name: 'model files', bytes, detail: `${n(arch.parameterCount)} params × ${bytes / arch.parameterCount} B (${arch.torchDtype}) + tokenizer` }]),
+    secondsBreakdown: { startup: POD_STARTUP_SECONDS, download: bytes / HUB_DOWNLOAD_BYTES_PER_SECOND, SHA256SUMS: bytes / SHA256_BYTES_PER_SECOND },
+    expectedOutputs: [`model weights, ${formatGB(bytes)} (${arch.torchDtype})`],
+    details: { kind: 'fetch-model', modelBytes: bytes },
+  });
+}
+
+function planConvert(input: Extract<StagePlanInput, { kind: 'convert' }>, path: string): StageResourcePlan {
+  const rows = input.rows;
+  const bytes = input.bytes ?? 0;
+  return cpuStage(input, path, {
+    hostMemory: breakdown('host', [{ name: 'converter', bytes: 256 * 1024 * 1024 + bytes * 3, detail: 'Node.js plus the dataset parsed in memory (≈ 3 × its bytes)' }]),
+    disk: breakdown('disk', [{ name: 'dataset files', bytes: bytes * 2, detail: 'LLaMA-Factory JSONL, roughly the source size twice over (train/validation/test + quarantine)' }]),
+    secondsBreakdown: { startup: 10, convert: (rows ?? 0) / CONVERT_ROWS_PER_SECOND, read: bytes / VOLUME_READ_BYTES_PER_SECOND },
+    expectedOutputs: ['dataset_info.json', 'train/validation/test JSONL'],
+    details: { kind: 'convert', rows },
+    warnings: rows === undefined ? ['row count unknown: conversion time assumes a small dataset'] : [],
+  });
+}
+
+function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, o: Resolved): StageResourcePlan {
+  const arch = input.architecture;
+  const resolved = resolveSft(arch, input.args ?? {}, input.data, path);
+  const config = resolved.config;
+  const warnings = [...resolved.warnings];
+  const memoryFor = (count: number) => sftMemory(arch, config, count);
+  const fixes: string[] = [`lower per_device_train_batch_size (now ${config.microBatch}) and raise gradient_accumulation_steps to keep the effective batch`, `or lower cutoff_len (now ${config.cutoffLen})`];
+  if (!config.gradientCheckpointing) fixes.unshift('remove disable_gradient_checkpointing');
+  const placement = place({
+    path,
+    cloud: o.cloud,
+    gpuType: input.resources?.gpuType,
+    gpus: input.resources?.gpus,
+    counts: [1],
+    fixHint: fixes.join(', '),
+    fit: (gpu, count) =>
+      memoryFit(memoryFor(count).totalBytes, gpu, o.headroom, config.requiresBf16 && gpu.bf16DenseFlops === null ? { unsupported: `${gpu.name} has no bf16 (compute capability ${gpu.computeCapability}); training with bf16: true fails there — use fp16: true instead` } : {}),
+  });
+  const gpus = Math.max(1, placement.gpus);
+  const memory = memoryFor(gpus);
+
+  const meanKnown = input.data.meanTokensPerRow !== undefined && input.data.meanTokensPerRow > 0;
+  const meanTokens = Math.min(config.cutoffLen, meanKnown ? (input.data.meanTokensPerRow as number) : config.cutoffLen);
+  if (!meanKnown) warnings.push(`mean tokens per row unknown: training time assumes every row is cutoff_len (${config.cutoffLen}) tokens, an upper bound`);
+  const rows = Math.max(1, Math.floor(input.data.rows) || 1);
+  const schedule = trainerSchedule(rows, config, gpus, meanTokens);
+  const tokensPerSequence = config.packing ? config.cutoffLen : meanTokens;
+  const attentionLength = config.packing && !config.neatPacking ? config.cutoffLen : meanTokens;
+  const tokens = schedule.sequencesRun * tokensPerSequence;
+  const tps = placement.gpu ? trainingTokensPerSecond(arch, config, attentionLength, placement.gpu, gpus) : null;
+  const trainSeconds = tps ? tokens / tps : null;
+  if (schedule.epochsRun + 1e-9 < config.epochs && config.maxSteps === undefined) {
+    warnings.push(`the Trainer plans ${schedule.optimizerSteps} steps but runs ${Math.ceil(schedule.microBatchesPerEpoch / config.gradientAccumulation)} updates per epoch, so it stops at epoch ${schedule.epochsRun.toFixed(2)} of ${config.epochs}`);
+  }
+
+  const optimBytes = OPTIMIZER_STATE_BYTES[config.optim] ?? 8;
+  const checkpointBytes = resolved.lora.trainable * (4 + optimBytes) + 1e6;
+  const saves = Math.floor(schedule.optimizerSteps / (config.saveSteps < 1 ? Math.max(1, Math.round(config.saveSteps * schedule.optimizerSteps)) : config.saveSteps));
+  const keptCheckpoints = config.saveTotalLimit !== undefined ? Math.min(saves, config.saveTotalLimit) : saves;
+  const modelBytes = arch.parameterCount * 2;
+  const secondsBreakdown: Record<string, number> = {
+    startup: POD_STARTUP_SECONDS,
+    'read base': modelBytes / VOLUME_READ_BYTES_PER_SECOND,
+    tokenize: rows / TOKENIZE_ROWS_PER_SECOND,
+    train: trainSeconds ?? 0,
+    checkpoints: ((saves + 1) * checkpointBytes) / VOLUME_WRITE_BYTES_PER_SECOND,
+  };
+  const lora = resolved.lora;
+  const pct = lora.trainablePercent.toFixed(4);
+  return gpuStage(input, placement, o, {
+    gpuMemory: memory,
+    hostMemory: breakdown('host', [
+      { name: 'training process', bytes: 4 * GiB, detail: 'Python, torch, dataloader workers (assumed)' },
+      { name: 'checkpoint shard while loading', bytes: Math.min(modelBytes, 5 * GB), detail: 'safetensors shards are read one at a time' },
+      { name: 'tokenised dataset', bytes: rows * config.cutoffLen * 3 * 8, detail: `${n(rows)} rows × ≤ ${n(config.cutoffLen)} tokens × 3 int64 columns` },
+    ]),
+    disk: breakdown('disk', [
+      { name: `${keptCheckpoints} checkpoint-N folders`, bytes: keptCheckpoints * checkpointBytes, detail: `adapter (fp32) + optimizer state, ${formatGB(checkpointBytes)} each, every ${config.saveSteps} steps` },
+      { name: 'final adapter', bytes: lora.trainable * 4, detail: `${n(lora.trainable)} × 4 B` },
+    ]),
+    secondsBreakdown,
+    expectedOutputs: [`adapter_model.safetensors (${formatGB(lora.trainable * 4)})`, `${schedule.optimizerSteps} optimizer steps`, ...(keptCheckpoints > 0 ? [`${keptCheckpoints} checkpoint-N/`] : [])],
+    details: {
+      kind: 'sft',
+      trainableParams: lora.trainable,
+      allParams: lora.all,
+      trainablePercent: lora.trainablePercent,
+      paramsLogLine: `trainable params: ${n(lora.trainable)} || all params: ${n(lora.all)} || trainable%: ${pct}`,
+      schedule,
+      tokens,
+      tokensPerSecond: tps,
+      trainSeconds,
+      flopsPerToken: trainingFlopsPerToken(arch, config, attentionLength).total,
+      utilisation: TRAINING_UTILISATION,
+      gradientCheckpointing: config.gradientCheckpointing,
+      peakSequenceLength: config.peakSequenceLength,
+      tokensAreUpperBound: !meanKnown,
+    },
+    warnings,
+    issues: resolved.issues,
+  });
+}
+
+function planMerge(input: Extract<StagePlanInput, { kind: 'merge' }>, path: string, o: Resolved): StageResourcePlan {
+  const arch = input.architecture;
+  const targets = loraTargets(arch, input.adapter?.target ?? 'all', `${path}.adapter`).modules;
+  const estimate = mergeEstimate(arch, { rank: input.adapter?.rank ?? 8, targets }, input.args ?? {}, path);
+  const outputs = [`${estimate.shards.count} shard${estimate.shards.count === 1 ? '' : 's'} (${estimate.shards.fileNames[0]}${estimate.shards.count > 1 ? ` … ${estimate.shards.fileNames.at(-1)}` : ''}), ${formatGB(estimate.modelBytes)}`];
+  const details: StageDetails = { kind: 'merge', modelBytes: estimate.modelBytes, shards: estimate.shards, exportDevice: estimate.onGpu ? 'auto' : 'cpu' };
+  const warnings = estimate.shards.exact || estimate.shards.upperBound === estimate.shards.lowerBound ? [] : [estimate.shards.note];
+  if (!estimate.onGpu || !estimate.gpu) {
+    return cpuStage(input, path, { hostMemory: estimate.host, disk: estimate.disk, secondsBreakdown: estimate.secondsBreakdown, expectedOutputs: outputs, details, warnings, issues: [...estimate.issues] });
+  }
+  const gpuBytes = estimate.gpu.totalBytes;
+  const placement = place({ path, cloud: o.cloud, gpuType: input.resources?.gpuType, gpus: input.resources?.gpus, counts: [1], fixHint: "set export_device: 'cpu' (merging needs no GPU)", fit: (gpu, count) => memoryFit(gpuBytes / count, gpu, o.headroom) });
+  return gpuStage(input, placement, o, { gpuMemory: estimate.gpu, hostMemory: estimate.host, disk: estimate.disk, secondsBreakdown: estimate.secondsBreakdown, expectedOutputs: outputs, details, warnings, issues: estimate.issues });
+}
+
+function planQuantize(input: Extract<StagePlanInput, { kind: 'quantize' }>, path: string, o: Resolved): StageResourcePlan {
+  const arch = input.architecture;
+  const args = input.args;
+  const issues: PlannerIssue[] = [];
+  let bits = args.export_quantization_bit;
+  if (![2, 3, 4, 8].includes(bits)) {
+    issues.push({ code: 'planner.gptq-bits', path: `${path}.args.export_quantization_bit`, value: bits, message: 'GPTQ supports 2, 3, 4 or 8 bits', fix: 'use 4' });
+    bits = 4;
+  }
+  const nsamples = args.export_quantization_nsamples ?? 128;
+  const maxlen = args.export_quantization_maxlen ?? 1024;
+  const memoryFor = (count: number) => gptqMemory(arch, nsamples, maxlen, count);
+  const placement = place({
+    path,
+    cloud: o.cloud,
+    gpuType: input.resources?.gpuType,
+    gpus: input.resources?.gpus,
+    counts: [1],
+    fixHint: `lower export_quantization_nsamples (${nsamples}) or export_quantization_maxlen (${maxlen}), or use more GPUs (device_map=auto spreads the weights)`,
+    fit: (gpu, count) => {
+      const m = memoryFor(count);
+      const fit = memoryFit(m.totalBytes, gpu, o.headroom);
+      return fit.fits ? fit : { ...fit, reason: `needs ${formatGiB(m.totalBytes)} per GPU (${formatGiB(m.workingSetBytes)} layer-by-layer working set next to the fp16 weights device_map=auto loads first), ${formatGiB(fit.usableBytes)} usable` };
+    },
+  });
+  const gpus = Math.max(1, placement.gpus);
+  const memory = memoryFor(gpus);
+  const out = gptqOutputBytes(arch, bits);
+  const secondsBreakdown = placement.gpu ? gptqSeconds(arch, bits, nsamples, maxlen, placement.gpu) : {};
+  return gpuStage(input, placement, o, {
+    gpuMemory: memory,
+    hostMemory: breakdown('host', [
+      { name: 'fp16 weights while packing', bytes: arch.parameterCount * 2, detail: 'quantized layers are packed on the CPU' },
+      { name: 'export process', bytes: 2 * GiB, detail: 'Python, torch, optimum, gptqmodel' },
+    ]),
+    disk: breakdown('disk', out.terms),
+    secondsBreakdown,
+    expectedOutputs: [`GPTQ ${bits}-bit model (group size 128), ${formatGB(out.bytes)}`],
+    details: { kind: 'quantize', bits, outputBytes: out.bytes, workingSetBytes: memory.workingSetBytes, nsamples, maxlen },
+    warnings: [],
+    issues,
+  });
+}
+
+function planEvaluate(input: Extract<StagePlanInput, { kind: 'evaluate' }>, path: string, o: Resolved): StageResourcePlan {
+  const arch = input.architecture;
+  const args = input.args ?? {};
+  const estimateOn = (gpu: GpuSpec) => evaluateEstimate(arch, input.model, args, input.data, gpu);
+  const placement = place({
+    path,
+    cloud: o.cloud,
+    gpuType: input.resources?.gpuType,
+    gpus: input.resources?.gpus,
+    counts: [1],
+    fixHint: 'lower per_device_eval_batch_size or max_new_tokens',
+    fit: (gpu) => memoryFit(estimateOn(gpu).gpu.totalBytes, gpu, o.headroom),
+  });
+  const estimate = placement.gpu ? estimateOn(placement.gpu) : undefined;
+  const warnings = ['evaluate time is an upper bound: every row is assumed to generate max_new_tokens'];
+  if (input.data.meanPromptTokens === undefined) warnings.push('mean prompt tokens unknown: prefill assumes cutoff_len per row');
+  return gpuStage(input, placement, o, {
+    gpuMemory: estimate?.gpu,
+    hostMemory: breakdown('host', [{ name: 'predict process', bytes: 4 * GiB, detail: 'Python, torch, tokenizer (assumed)' }]),
+    disk: breakdown('disk', [{ name: 'predictions', bytes: (estimate?.rows ?? input.data.rows) * 8 * 1024, detail: '≈ 8 KB per row of generated_predictions.jsonl' }]),
+    secondsBreakdown: estimate?.seconds ?? {},
+    expectedOutputs: ['generated_predictions.jsonl', 'predict_results.json'],
+    details: { kind: 'evaluate', rows: estimate?.rows ?? input.data.rows },
+    warnings,
+    issues: [],
+  });
+}
+
+function planServe(input: Extract<StagePlanInput, { kind: 'serve' }>, path: string, o: Resolved): StageResourcePlan {
+  const arch = input.architecture;
+  const args = input.args ?? {};
+  const issues: PlannerIssue[] = [];
+  const replicas = input.replicas ?? 1;
+  const tpArg = args.tensor_parallel_size;
+  const explicitGpus = input.resources?.gpus;
+  if (tpArg !== undefined && explicitGpus !== undefined && tpArg !== explicitGpus) {
+    issues.push({ code: 'planner.tensor-parallel', path: `${path}.resources.gpus`, value: explicitGpus, message: `differs from tensor_parallel_size ${tpArg}: vLLM uses exactly tensor_parallel_size GPUs per pod`, fix: `set gpus: ${tpArg}` });
+  }
+  const positiveInt = (key: 'max_model_len' | 'max_num_seqs' | 'max_num_batched_tokens', at: string) => {
+    const v = args[key];
+    if (v !== undefined && !(Number.isInteger(v) && v > 0)) issues.push({ code: 'planner.serve-arg', path: at, value: v, message: 'must be a positive whole number', fix: `remove it to use vLLM's default` });
+  };
+  positiveInt('max_model_len', `${path}.maxModelLen`);
+  positiveInt('max_num_seqs', `${path}.maxNumSeqs`);
+  positiveInt('max_num_batched_tokens', `${path}.args.max_num_batched_tokens`);
+  const util = args.gpu_memory_utilization;
+  if (util !== undefined && !(util > 0 && util <= 1)) {
+    issues.push({ code: 'planner.serve-arg', path: `${path}.gpuMemoryUtilization`, value: util, message: 'is a fraction of GPU memory in (0, 1]', fix: 'use 0.9 (the default) or lower' });
+  }
+  if (issues.length > 0) {
+    return gpuStage(input, { gpu: undefined, gpus: 0, source: 'auto', fit: undefined, nodeSelector: {}, issues: [] }, o, {
+      gpuMemory: undefined,
+      hostMemory: undefined,
+      disk: undefined,
+      secondsBreakdown: {},
+      expectedOutputs: ['OpenAI-compatible API on /v1'],
+      details: { kind: 'serve', tensorParallel: 0, replicas, dtype: args.dtype ?? 'auto', vllm: undefined },
+      warnings: [],
+      issues,
+      serveReplicas: replicas,
+    });
+  }
+  const divides = (tp: number) => Number.isInteger(tp) && tp > 0 && arch.numAttentionHeads % tp === 0;
+  const requested = tpArg ?? explicitGpus;
+  if (requested !== undefined && !divides(requested)) {
+    issues.push({ code: 'planner.tensor-parallel', path: `${path}.args.tensor_parallel_size`, value: requested, message: `must divide the ${arch.numAttentionHeads} attention heads`, fix: `use one of ${[1, 2, 4, 8].filter(divides).join(', ')}` });
+  }
+  const memoryOn = (gpu: GpuSpec, tp: number) => {
+    const d = servedDtype(arch, input.weights, args.dtype, gpu);
+    return 'error' in d ? { error: d.error } : { dtype: d.dtype, m: vllmMemory(arch, input.weights, args, gpu, tp, d.dtype) };
+  };
+  const placement = place({
+    path,
+    cloud: o.cloud,
+    gpuType: input.resources?.gpuType,
+    gpus: requested,
+    counts: [1, 2, 4, 8].filter(divides),
+    fixHint: 'lower maxModelLen, raise gpuMemoryUtilization, or use tensor_parallel_size > 1',
+    autoEligible: (gpu) => gpu.computeCapability >= 8,
+    fit: (gpu, tp) => {
+      const r = memoryOn(gpu, tp);
+      if ('error' in r) return { fits: false, requiredBytes: 0, usableBytes: 0, unsupported: r.error ?? 'unsupported' };
+      const m = r.m;
+      // Headroom on what the estimate can get wrong (weights, activations); the KV cache is vLLM's own measure.
+      const required = m.nonKvBytes * (1 + o.headroom) + m.oneSequenceBytes;
+      const fits = m.startsUp && required <= m.budgetBytes;
+      return fits ? { fits, requiredBytes: m.nonKvBytes + m.oneSequenceBytes, usableBytes: m.budgetBytes } : { fits, requiredBytes: m.nonKvBytes + m.oneSequenceBytes, usableBytes: m.budgetBytes, reason: m.startsUp ? `weights and activations leave too little of the ${formatGiB(m.budgetBytes)} budget (${formatGiB(m.kvCacheBytes)} KV cache)` : kvRefusalMessage(m, gpu, tp) };
+    },
+  });
+  const tp = Math.max(1, placement.gpus);
+  const warnings: string[] = [];
+  const r = placement.gpu ? memoryOn(placement.gpu, tp) : undefined;
+  const vllm = r && 'm' in r ? r.m : undefined;
+  const dtype = r && 'dtype' in r && r.dtype ? r.dtype : 'float16';
+  if (placement.gpu && placement.gpu.computeCapability < 8) {
+    warnings.push(`vLLM's V1 engine has no FlashAttention on ${placement.gpu.name} (compute capability ${placement.gpu.computeCapability}) and falls back to slower Triton kernels; automatic placement never picks it`);
+  }
+  if (vllm && placement.gpu) {
+    if (!vllm.startsUp) warnings.push(kvRefusalMessage(vllm, placement.gpu, tp));
+    warnings.push(...vllmWarnings(vllm, placement.gpu));
+  }
+  const dtypeBytes = dtype === 'float32' ? 4 : 2;
+  const vllmDetails = vllm ? (({ gpu: _gpu, ...rest }) => rest)(vllm) : undefined;
+  return gpuStage(input, placement, o, {
+    gpuMemory: vllm?.gpu,
+    hostMemory: breakdown('host', [{ name: 'vLLM process', bytes: 8 * GiB, detail: 'API server, tokenizer, swap-space check (4 GiB per GPU by default)' }]),
+    disk: undefined,
+    secondsBreakdown: vllmStartupSeconds(arch, input.weights, dtypeBytes),
+    expectedOutputs: ['OpenAI-compatible API on /v1'],
+    details: { kind: 'serve', tensorParallel: tp, replicas, dtype, vllm: vllmDetails },
+    warnings,
+    issues,
+    serveReplicas: replicas,
+  });
+}
+
+/** The plan of a whole pipeline: stages in order and the totals. */
+export interface PipelineResourcePlan {
+  readonly stages: readonly StageResourcePlan[];
+  readonly totals: {
+    /** Sum over batch stages (they run one after another in topological order). */
+    readonly expectedSeconds: number;
+    readonly gpuHours: number;
+    /** Sum over batch stages with a price; `costComplete` says whether every GPU stage had one. */
+    readonly costUsd: number;
+    readonly costComplete: boolean;
+    /** What the serving stages cost per hour while up. */
+    readonly servingUsdPerHour: number;
+  };
+  readonly issues: readonly PlannerIssue[];
+  readonly cloud: Cloud;
+  readonly headroom: number;
+}
+
+/** Plans every stage and adds up time, GPU-hours and cost. */
+export function planPipeline(stages: readonly StagePlanInput[], options: PlanOptions = {}): PipelineResourcePlan {
+  return summarizePlans(stages.map((s) => planStage(s, options)), options);
+}
+
+/** Adds up stage plans already made (e.g. the estimates `compile()` attaches to each stage). */
+export function summarizePlans(plans: readonly StageResourcePlan[], options: PlanOptions = {}): PipelineResourcePlan {
+  const o = resolveOptions(options);
+  const batch = plans.filter((p) => p.kind !== 'serve');
+  return {
+    stages: plans,
+    totals: {
+      expectedSeconds: batch.reduce((s, p) => s + p.expectedSeconds, 0),
+      gpuHours: batch.reduce((s, p) => s + p.gpuHours, 0),
+      costUsd: batch.reduce((s, p) => s + (p.costUsd ?? 0), 0),
+      costComplete: batch.every((p) => p.gpus === 0 || p.costUsd !== null),
+      servingUsdPerHour: plans.filter((p) => p.kind === 'serve').reduce((s, p) => s + (p.usdPerHour ?? 0), 0),
+    },
+    issues: plans.flatMap((p) => p.issues),
+    cloud: o.cloud,
+    headroom: o.headroom,
+  };
+}

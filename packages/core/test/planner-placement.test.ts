@@ -1,0 +1,111 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LLAMA3_8B } from '../src/model/architecture.ts';
+import { isLabelValue } from '../src/names.ts';
+import { LABELS } from '../src/labels.ts';
+import { GPUS, GPU_IDS, GiB, gpuById, gpuOrder, instanceFor, place, planStage, type SftPlanArgs, type StagePlanInput } from '../src/planner/index.ts';
+
+const SEED_ARGS: SftPlanArgs = { lora_rank: 8, lora_target: 'all', per_device_train_batch_size: 2, gradient_accumulation_steps: 8, cutoff_len: 1024, bf16: true, num_train_epochs: 10 };
+const seedSft = (extra: Partial<StagePlanInput> = {}): StagePlanInput => ({ kind: 'sft', name: 'sft', architecture: LLAMA3_8B, args: SEED_ARGS, data: { rows: 481, meanTokensPerRow: 603 }, ...extra }) as StagePlanInput;
+
+test('the catalogue: ids are node label values, memory and prices are consistent', () => {
+  assert.deepEqual(GPUS.map((g) => g.id), [...GPU_IDS]);
+  for (const g of GPUS) {
+    assert.ok(isLabelValue(g.id), g.id);
+    assert.ok(g.memoryBytes > 14 * GiB && g.memoryBytes < 141 * GiB, g.id);
+    for (const price of Object.values(g.prices)) {
+      assert.ok(price.usdPerGpuHour > 0);
+      assert.equal(price.usdPerGpuHour, price.instanceUsdPerHour / price.gpusPerInstance);
+      // the priced machine is one of the machines listed for the GPU
+      assert.ok(Object.values(g.instances).flat().some((o) => o.instanceType === price.instanceType && o.gpus === price.gpusPerInstance), `${g.id}: ${price.instanceType}`);
+    }
+  }
+  // T4 has no bf16; memory is what nvidia-smi shows: 15360 MiB (16 GB marketed)
+  assert.equal(gpuById('t4')!.bf16DenseFlops, null);
+  assert.equal(gpuById('t4')!.memoryBytes, 15360 * 2 ** 20);
+  // p4d.24xlarge $21.957642 / 8 = $2.7447 per A100-40GB hour
+  assert.equal(gpuById('a100-40gb')!.prices.aws!.usdPerGpuHour.toFixed(4), '2.7447');
+  assert.equal(instanceFor(gpuById('a100-40gb')!, 'aws', 1)!.instanceType, 'p4d.24xlarge');
+  // L40S and A10G are AWS-only
+  assert.deepEqual(gpuById('l40s')!.instances.gcp, []);
+});
+
+test('candidate order: memory class, then price on the cloud', () => {
+  // A10G and L4 are both 22.5 GiB: the cheaper L4 ($0.8048) goes first on AWS
+  assert.deepEqual(gpuOrder('aws').map((g) => g.id), ['t4', 'l4', 'a10g', 'a100-40gb', 'l40s', 'a100-80gb', 'h100-80gb', 'h200']);
+});
+
+test("the seed's SFT goes to the smallest GPU that fits with 10% headroom", () => {
+  // needs 20.87 GiB; L4/A10G give 22.49 GiB × 0.9 = 20.24 GiB → too small.
+  // AWS: the A100-40GB comes only as an 8-GPU p4d node, so the 45 GiB L40S (g6e.xlarge) is chosen
+  const aws = planStage(seedSft());
+  assert.equal(aws.gpuType, 'l40s');
+  assert.equal(aws.gpus, 1);
+  assert.equal(aws.placement, 'auto');
+  assert.deepEqual(aws.nodeSelector, { [LABELS.gpuType]: 'l40s' });
+  assert.equal(aws.usableGpuBytes, 46068 * 2 ** 20 * 0.9);
+  assert.deepEqual(aws.issues, []);
+  // GCP sells single A100-40GB machines (a2-highgpu-1g) and no L40S
+  assert.equal(planStage(seedSft(), { cloud: 'gcp' }).gpuType, 'a100-40gb');
+  // without headroom the 22.49 GiB L4 is enough
+  assert.equal(planStage(seedSft(), { headroom: 0 }).gpuType, 'l4');
+});
+
+test('an explicit GPU that is too small is an issue with path, value and fix', () => {
+  const plan = planStage(seedSft({ resources: { gpuType: 'l4' } }));
+  assert.equal(plan.gpuType, 'l4');
+  assert.equal(plan.placement, 'explicit');
+  assert.equal(plan.issues.length, 1);
+  const issue = plan.issues[0]!;
+  assert.equal(issue.code, 'planner.does-not-fit');
+  assert.equal(issue.path, 'stages.sft.resources.gpuType');
+  assert.equal(issue.value, 'l4');
+  assert.match(issue.message, /needs 20\.87 GiB per GPU, 20\.24 GiB usable/);
+  assert.match(issue.fix ?? '', /use gpuType 'l40s'/);
+  assert.match(issue.fix ?? '', /per_device_train_batch_size \(now 2\)/);
+
+  // an explicit choice that fits is kept, even when larger than needed
+  const h100 = planStage(seedSft({ resources: { gpuType: 'h100-80gb' } }));
+  assert.deepEqual([h100.gpuType, h100.placement, h100.issues.length], ['h100-80gb', 'explicit', 0]);
+});
+
+test('unknown GPU ids, GPUs a cloud lacks, impossible counts and bf16 on a T4 are issues', () => {
+  const unknown = planStage(seedSft({ resources: { gpuType: 'a100' } }));
+  assert.equal(unknown.issues[0]!.code, 'planner.gpu-type');
+  assert.match(unknown.issues[0]!.fix ?? '', /a100-40gb/);
+  assert.equal(unknown.gpuType, 'l40s'); // still planned, on the automatic choice
+
+  const gcp = planStage(seedSft({ resources: { gpuType: 'l40s' } }), { cloud: 'gcp' });
+  assert.ok(gcp.issues.some((i) => i.code === 'planner.not-offered' && i.path === 'stages.sft.resources.gpuType'));
+
+  const sixteen = planStage(seedSft({ resources: { gpuType: 'l40s', gpus: 16 } }));
+  assert.ok(sixteen.issues.some((i) => i.code === 'planner.not-offered' && i.path === 'stages.sft.resources.gpus' && /at most 8/.test(i.message)));
+
+  const t4 = planStage({ ...seedSft(), args: { ...SEED_ARGS, per_device_train_batch_size: 1, cutoff_len: 256 }, resources: { gpuType: 't4' } } as StagePlanInput);
+  const bf16 = t4.issues.find((i) => i.code === 'planner.unsupported-gpu');
+  assert.ok(bf16);
+  assert.match(bf16.message, /no bf16/);
+  assert.match(bf16.message, /fp16: true/);
+
+  const zero = planStage(seedSft({ resources: { gpus: 0 } }));
+  assert.equal(zero.issues[0]!.code, 'planner.gpus');
+});
+
+test('when nothing fits the stage is an issue, not a crash', () => {
+  const plan = planStage({ ...seedSft(), args: { ...SEED_ARGS, per_device_train_batch_size: 64, cutoff_len: 8192, disable_gradient_checkpointing: true } } as StagePlanInput);
+  assert.equal(plan.gpuType, undefined);
+  assert.equal(plan.issues[0]!.code, 'planner.no-gpu-fits');
+  assert.equal(plan.issues[0]!.path, 'stages.sft');
+  assert.match(plan.issues[0]!.fix ?? '', /remove disable_gradient_checkpointing/);
+});
+
+test('place() is generic: counts are tried in order, smallest GPU first', () => {
+  // a stage needing 60 GiB in total that splits evenly across GPUs
+  const need = 60 * GiB;
+  const p = place({ path: 'stages.x', cloud: 'gcp', counts: [1, 2, 4], fit: (gpu, n) => ({ fits: need / n <= gpu.memoryBytes * 0.9, requiredBytes: need / n, usableBytes: gpu.memoryBytes * 0.9 }) });
+  // one GPU: A100-80GB (72 GiB usable) is the first that holds 60 GiB
+  assert.deepEqual([p.gpu?.id, p.gpus], ['a100-80gb', 1]);
+  const two = place({ path: 'stages.x', cloud: 'gcp', counts: [1, 2], gpus: 2, fit: (gpu, n) => ({ fits: need / n <= gpu.memoryBytes * 0.9, requiredBytes: need / n, usableBytes: gpu.memoryBytes * 0.9 }) });
+  // two GPUs: 30 GiB each → A100-40GB (36 GiB usable, a2-highgpu-2g)
+  assert.deepEqual([two.gpu?.id, two.gpus, two.source], ['a100-40gb', 2, 'auto']);
+});

@@ -1,0 +1,169 @@
+import { LABELS, MANAGED_BY, renderManifests, toYaml, type CompiledPipeline, type CompiledStage, type KubeObject } from '@tunepipe/core';
+import { assertRenderable, GitopsError, isBatch, sharedObjects, type GitopsFile } from './pipeline.ts';
+import { assertSource, normalizeRepoPath, type FluxSettings } from './options.ts';
+
+export const FLUX_PRUNE_ANNOTATION = 'kustomize.toolkit.fluxcd.io/prune';
+export const FLUX_DIR = 'flux';
+export const FLUX_STAGES_DIR = 'stages';
+/** Folder and Kustomization suffix of objects that belong to no stage. */
+export const FLUX_SHARED = 'shared';
+
+/** Head room on a stage's expected run time: scheduling, image pulls, Kueue admission. */
+const TIMEOUT_FACTOR = 1.5;
+const TIMEOUT_SLACK_SECONDS = 600;
+const MIN_TIMEOUT_SECONDS = 300;
+
+/** `1h30m`, `45m`: the Go duration Flux expects. */
+export function goDuration(seconds: number): string {
+  const minutes = Math.ceil(seconds / 60);
+  const h = Math.floor(minutes / 60);
+  const m = minutes % 60;
+  return h > 0 ? `${h}h${m > 0 ? `${m}m` : ''}` : `${m}m`;
+}
+
+/**
+ * Flux health-check timeout of a stage: 1.5 × its expected run time plus 10 minutes, at least 5.
+ * A timeout does not stop the Job: the stage's Kustomization turns not-Ready and is checked again
+ * after `retryInterval`, so a slow stage delays its dependents instead of failing the pipeline.
+ */
+export function fluxTimeoutSeconds(expectedSeconds: number): number {
+  return Math.max(MIN_TIMEOUT_SECONDS, Math.ceil(expectedSeconds * TIMEOUT_FACTOR) + TIMEOUT_SLACK_SECONDS);
+}
+
+/** Git URL in the form Flux's source-controller accepts: scp-like SSH addresses become ssh:// URLs. */
+export function fluxGitUrl(url: string): string {
+  const scp = /^([\w.-]+)@([\w.-]+):(?!\/\/)(.+)$/.exec(url);
+  return scp ? `ssh://${scp[1]}@${scp[2]}/${scp[3]!.replace(/^\/+/, '')}` : url;
+}
+
+export function fluxRef(revision: string): Record<string, string> {
+  if (/^[0-9a-f]{40}$/.test(revision)) return { commit: revision };
+  if (revision.startsWith('refs/tags/')) return { tag: revision.slice('refs/tags/'.length) };
+  if (revision.startsWith('refs/heads/')) return { branch: revision.slice('refs/heads/'.length) };
+  if (revision.startsWith('refs/')) return { name: revision };
+  return { branch: revision };
+}
+
+export const fluxKustomizationName = (pipeline: string, stage: string): string => `${pipeline}-${stage}`;
+export const fluxSourceName = (pipeline: string): string => `tunepipe-${pipeline}`;
+
+function protect(object: KubeObject): KubeObject {
+  const copy = structuredClone(object);
+  copy.metadata = { ...copy.metadata, annotations: { ...copy.metadata?.annotations, [FLUX_PRUNE_ANNOTATION]: 'Disabled' } };
+  return copy;
+}
+
+interface Unit {
+  readonly name: string;
+  readonly dir: string;
+  readonly objects: readonly KubeObject[];
+  readonly dependsOn: readonly string[];
+  readonly expectedSeconds: number;
+  readonly stage?: CompiledStage;
+}
+
+function units(compiled: CompiledPipeline): Unit[] {
+  const shared = sharedObjects(compiled);
+  const out: Unit[] = [];
+  if (shared.length > 0) {
+    if (compiled.stages.some((s) => s.name === FLUX_SHARED)) {
+      throw new GitopsError(`Flux output of pipeline ${compiled.pipeline}`, [
+        { code: 'gitops.flux-shared-name', path: `${compiled.pipeline}.stages`, value: FLUX_SHARED, message: `a stage named '${FLUX_SHARED}' collides with the Kustomization of the objects that belong to no stage`, fix: 'rename the stage' },
+      ]);
+    }
+    out.push({
+      name: FLUX_SHARED,
+      dir: FLUX_SHARED,
+      objects: shared.map((o) => (o.kind === 'PersistentVolumeClaim' ? protect(o) : o)),
+      dependsOn: [],
+      expectedSeconds: 0,
+    });
+  }
+  for (const stage of compiled.stages) {
+    out.push({
+      name: stage.name,
+      dir: stage.name,
+      // A running Job and the ConfigMaps its retried pods mount must not be pruned under it.
+      objects: isBatch(stage) ? stage.objects.map(protect) : stage.objects,
+      dependsOn: [...(shared.length > 0 ? [FLUX_SHARED] : []), ...stage.dependsOn],
+      expectedSeconds: stage.expectedSeconds,
+      stage,
+    });
+  }
+  return out;
+}
+
+function kustomizationManifest(compiled: CompiledPipeline, unit: Unit, options: FluxSettings) {
+  const base = normalizeRepoPath(options.path);
+  return {
+    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+    kind: 'Kustomization',
+    metadata: {
+      name: fluxKustomizationName(compiled.pipeline, unit.name),
+      namespace: options.fluxNamespace ?? 'flux-system',
+      labels: {
+        [LABELS.managedBy]: MANAGED_BY,
+        [LABELS.pipeline]: compiled.pipeline,
+        ...(unit.stage ? { [LABELS.stage]: unit.stage.name, [LABELS.stageHash]: unit.stage.hash.slice(0, 8) } : {}),
+      },
+    },
+    spec: {
+      ...(unit.dependsOn.length > 0
+        ? { dependsOn: unit.dependsOn.map((d) => ({ name: fluxKustomizationName(compiled.pipeline, d) })) }
+        : {}),
+      interval: options.interval ?? '10m',
+      retryInterval: '2m',
+      timeout: goDuration(fluxTimeoutSeconds(unit.expectedSeconds)),
+      path: `./${base}/${FLUX_STAGES_DIR}/${unit.dir}`,
+      // Objects that leave Git go, except the protected ones (annotated prune: Disabled).
+      prune: true,
+      // Dependents start only when this stage's Jobs completed and its Deployments are ready.
+      wait: true,
+      sourceRef: { kind: 'GitRepository', name: fluxSourceName(compiled.pipeline) },
+    },
+  };
+}
+
+function gitRepositoryManifest(compiled: CompiledPipeline, options: FluxSettings) {
+  return {
+    apiVersion: 'source.toolkit.fluxcd.io/v1',
+    kind: 'GitRepository',
+    metadata: {
+      name: fluxSourceName(compiled.pipeline),
+      namespace: options.fluxNamespace ?? 'flux-system',
+      labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.pipeline]: compiled.pipeline },
+    },
+    spec: {
+      interval: '1m',
+      url: fluxGitUrl(options.repoUrl),
+      ref: fluxRef(options.revision),
+      ...(options.secretName ? { secretRef: { name: options.secretName } } : {}),
+    },
+  };
+}
+
+/**
+ * Flux output: `stages/<stage>/` holds each stage's objects (plus kustomization.yaml); `flux/`
+ * holds the GitRepository and one Kustomization per stage whose `dependsOn` is the stage graph,
+ * with a kustomization.yaml listing them, for a Flux Kustomization (or `kubectl apply -k`) to apply.
+ */
+export function renderFlux(compiled: CompiledPipeline, options: FluxSettings): GitopsFile[] {
+  assertRenderable(compiled);
+  assertSource(`Flux output of pipeline ${compiled.pipeline}`, options, { interval: options.interval });
+  const files: GitopsFile[] = [];
+  const entry: string[] = ['gitrepository.yaml'];
+  files.push({ path: `${FLUX_DIR}/gitrepository.yaml`, content: toYaml(gitRepositoryManifest(compiled, options)) });
+  for (const unit of units(compiled)) {
+    for (const f of renderManifests({ ...compiled, objects: unit.objects })) {
+      files.push({ path: `${FLUX_STAGES_DIR}/${unit.dir}/${f.path}`, content: f.content });
+    }
+    const file = `kustomization-${unit.name}.yaml`;
+    entry.push(file);
+    files.push({ path: `${FLUX_DIR}/${file}`, content: toYaml(kustomizationManifest(compiled, unit, options)) });
+  }
+  files.push({
+    path: `${FLUX_DIR}/kustomization.yaml`,
+    content: toYaml({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: entry }),
+  });
+  return files;
+}

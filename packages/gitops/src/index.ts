@@ -1,0 +1,10 @@
+export { GitopsError, compiledIssues, stageDepths, type GitopsFile } from './pipeline.ts';
+export * from './options.ts';
+export { renderPlain } from './plain.ts';
+export * from './argocd.ts';
+export * from './flux.ts';
+export { renderGitops } from './render.ts';
+export * from './diff.ts';
+export * from './format.ts';
+export { synthAtRef, resolveCommit, repoSource } from './git.ts';
+export * from './stale.ts';

@@ -1,0 +1,385 @@
+import { createHash } from 'node:crypto';
+import type { KubeConfig, KubernetesObject, V1Job } from '@kubernetes/client-node';
+import type { CompiledPipeline, CompiledStage } from '@tunepipe/core/compiled';
+import { LABELS, MANAGED_BY } from '@tunepipe/core/labels';
+import type { Job } from 'kubernetes-types/batch/v1.js';
+import type { Deployment } from 'kubernetes-types/apps/v1.js';
+import type { Service } from 'kubernetes-types/core/v1.js';
+import { selectStages, type SelectionOptions } from '../graph.ts';
+import { createConsoleReporter } from '../progress/reporter.ts';
+import { runGraph, type StageContext, type StageOutcome } from '../scheduler.ts';
+import type { RunReporter, RunResult } from '../types.ts';
+import { activeContainer, classifyDeployment, classifyJob, isDisrupted } from './classify.ts';
+import { PodLogFollower } from './follow.ts';
+import { KubeClient, loadKubeConfig } from './kube.ts';
+
+/** Env var the stage wrapper reads: when `1` it ignores (and clears) an existing completion marker. */
+export const FORCE_ENV = 'TUNEPIPE_FORCE';
+
+export interface MarkerCheckOptions {
+  /** Image with a POSIX shell. @default 'busybox:1.36' */
+  readonly image?: string;
+  /** Give up (and let the stages run) after this long. @default 180000 */
+  readonly timeoutMs?: number;
+}
+
+export interface ClusterRunOptions extends SelectionOptions {
+  /** @default loadKubeConfig(): $KUBECONFIG, ~/.kube/config or in-cluster */
+  readonly kubeConfig?: KubeConfig;
+  /** @default the compiled pipeline's namespace */
+  readonly namespace?: string;
+  /** @default createConsoleReporter() */
+  readonly reporter?: RunReporter;
+  /** Abort to detach: the runner stops watching and leaves the Jobs running. */
+  readonly signal?: AbortSignal;
+  /** @default 2000 */
+  readonly pollIntervalMs?: number;
+  /** Log lines shown for a failed stage. @default 20 */
+  readonly logTailLines?: number;
+  /**
+   * When a stage's Job is gone (cleaned up after it finished), look for its completion marker on
+   * the artifacts volume with one small CPU pod instead of starting the stage's (GPU) pod.
+   * `false` turns it off. @default {}
+   */
+  readonly markerCheck?: false | MarkerCheckOptions;
+  readonly now?: () => number;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+const hasCondition = (job: V1Job, type: string) => job.status?.conditions?.some((c) => c.type === type && c.status === 'True') ?? false;
+
+/** The stage's objects as the runner applies them: namespaced, and for a forced Job, with TUNEPIPE_FORCE=1. */
+export function objectsToApply(stage: CompiledStage, namespace: string, options: { forced?: boolean; restartedAt?: string } = {}): KubernetesObject[] {
+  return stage.objects.map((original) => {
+    const object = structuredClone(original) as unknown as KubernetesObject;
+    object.metadata = { ...object.metadata, namespace };
+    if (options.forced && object.kind === 'Job') {
+      const job = object as unknown as Job;
+      const podSpec = job.spec?.template.spec;
+      for (const container of [...(podSpec?.initContainers ?? []), ...(podSpec?.containers ?? [])]) {
+        const env = (container.env ?? []).filter((e) => e.name !== FORCE_ENV);
+        (container as { env?: unknown }).env = [...env, { name: FORCE_ENV, value: '1' }];
+      }
+    }
+    if (options.restartedAt && object.kind === 'Deployment') {
+      const template = (object as unknown as Deployment).spec?.template;
+      if (template) {
+        (template as { metadata?: unknown }).metadata = {
+          ...template.metadata,
+          annotations: { ...template.metadata?.annotations, 'kubectl.kubernetes.io/restartedAt': options.restartedAt },
+        };
+      }
+    }
+    return object;
+  });
+}
+
+function jobOf(stage: CompiledStage): Job | undefined {
+  return stage.objects.find((o) => o.kind === 'Job') as Job | undefined;
+}
+
+function serviceEndpoint(stage: CompiledStage, namespace: string): string | undefined {
+  const service = stage.objects.find((o) => o.kind === 'Service') as Service | undefined;
+  const port = service?.spec?.ports?.[0]?.port;
+  if (!service?.metadata?.name || port === undefined) return undefined;
+  return `http://${service.metadata.name}.${namespace}.svc:${port}/v1`;
+}
+
+/**
+ * Runs a compiled pipeline on a cluster: server-side applies each stage's objects in graph order,
+ * watches its Job (or serve Deployment) and pod log, and starts dependents as stages finish.
+ * Stages whose Job already completed for the same hash are shown as cached and not touched.
+ */
+export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterRunOptions = {}): Promise<RunResult> {
+  const selection = selectStages(pipeline, options);
+  const client = new KubeClient(options.kubeConfig ?? loadKubeConfig());
+  const namespace = options.namespace ?? pipeline.namespace;
+  const reporter = options.reporter ?? createConsoleReporter();
+  const pollMs = options.pollIntervalMs ?? 2000;
+  const tailLines = options.logTailLines ?? 20;
+  const now = options.now ?? Date.now;
+  const signal = options.signal ?? new AbortController().signal;
+
+  // Objects of the pipeline that belong to no stage (shared ones), applied once before the first
+  // stage runs or the marker check starts — never on a run whose stages are all cached Jobs.
+  const keyOf = (o: { kind?: string; metadata?: { name?: string } }) => `${o.kind}/${o.metadata?.name}`;
+  const stageKeys = new Set(pipeline.stages.flatMap((s) => s.objects.map(keyOf)));
+  const shared = pipeline.objects.filter((o) => !stageKeys.has(keyOf(o)));
+  let sharedApplied: Promise<void> | undefined;
+  const ensureShared = () =>
+    (sharedApplied ??= (async () => {
+      for (const original of shared) {
+        const object = structuredClone(original) as unknown as KubernetesObject;
+        if (object.metadata?.namespace) object.metadata = { ...object.metadata, namespace };
+        await client.apply(object);
+      }
+    })());
+
+  const findCached = async (stages: readonly CompiledStage[]) => {
+    const cached = new Map<string, string>();
+    const missingJobs: CompiledStage[] = [];
+    for (const stage of stages) {
+      if (stage.workload.kind === 'Job') {
+        const job = await client.readJob(namespace, stage.workload.name);
+        if (job && hasCondition(job, 'Complete')) cached.set(stage.name, `Job ${stage.workload.name} already complete`);
+        else if (!job && stage.completionMarker) missingJobs.push(stage);
+      } else {
+        const deployment = await client.readDeployment(namespace, stage.workload.name);
+        // The label holds a prefix of the hash (label values stop at 63 characters).
+        const label = deployment?.metadata?.labels?.[LABELS.stageHash];
+        const sameHash = Boolean(label) && stage.hash.startsWith(label!);
+        if (deployment && sameHash && classifyDeployment(deployment, []).status === 'done') {
+          cached.set(stage.name, `Deployment ${stage.workload.name} already serving this hash`);
+        }
+      }
+    }
+    if (options.markerCheck !== false && missingJobs.length > 0) {
+      // Shared objects (the artifacts claim, say) first: the check pod may need them.
+      await ensureShared();
+      const present = await checkMarkers(client, pipeline, namespace, missingJobs, options.markerCheck ?? {}, pollMs, signal, reporter);
+      for (const stage of missingJobs) {
+        if (stage.completionMarker && present.has(stage.completionMarker)) {
+          cached.set(stage.name, 'artifact complete on the volume (its Job was cleaned up)');
+        }
+      }
+    }
+    return cached;
+  };
+
+  const executeJob = async (stage: CompiledStage, ctx: StageContext): Promise<StageOutcome> => {
+    const name = stage.workload.name;
+    let existing = await client.readJob(namespace, name);
+    if (existing && (ctx.forced || hasCondition(existing, 'Failed'))) {
+      ctx.note(
+        ctx.forced
+          ? `deleting Job ${name} to re-run it (--force)`
+          : `Job ${name} failed in an earlier run (${existing.status?.conditions?.find((c) => c.type === 'Failed')?.reason ?? 'Failed'}); deleting it to retry`,
+      );
+      await client.deleteJob(namespace, name);
+      while ((await client.readJob(namespace, name)) && !signal.aborted) await sleep(pollMs, signal);
+      existing = undefined;
+    }
+    if (existing) {
+      ctx.note(`attached to Job ${name}, which is already running`);
+    } else {
+      await ensureShared();
+      for (const object of objectsToApply(stage, namespace, { forced: ctx.forced })) await client.apply(object);
+    }
+
+    const follower = new PodLogFollower(client, namespace, signal, (progress) => ctx.update({ progress }));
+    let seenPreemptions = 0;
+    try {
+      while (!signal.aborted) {
+        const job = await client.readJob(namespace, name);
+        if (!job) {
+          ctx.update({
+            failure: { reason: 'JobDeleted', message: `Job ${name} was deleted while the stage ran (tunepipe cancel?)`, logTail: [] },
+          });
+          return 'failed';
+        }
+        const pods = await client.listPods(namespace, `job-name=${name}`);
+        const snap = classifyJob(job, pods);
+        if (snap.preemptions > seenPreemptions) {
+          const lost = pods.filter(isDisrupted).at(-1);
+          ctx.note(
+            `pod ${lost?.metadata?.name ?? ''} was lost (${lost?.status?.conditions?.find((c) => c.type === 'DisruptionTarget')?.reason ?? 'disrupted'}); Kubernetes retries it${stage.kind === 'sft' ? ' and training resumes from the last checkpoint' : ''}`,
+          );
+          seenPreemptions = snap.preemptions;
+        }
+        if (snap.currentPod && snap.currentContainer && snap.logReadable) follower.follow(snap.currentPod, snap.currentContainer, snap.status === 'running');
+        const terminal = snap.status === 'done' || snap.status === 'failed';
+        ctx.update({
+          ...(terminal ? {} : { status: snap.status, detail: snap.detail }),
+          attempts: snap.attempts,
+          preemptions: snap.preemptions,
+        });
+        if (snap.status === 'done') {
+          await follower.drain(Math.max(pollMs * 2, 200));
+          // The last lines (final metrics) even if the stream was cut: re-reading is harmless.
+          if (snap.currentPod) follower.parser.push(`\n${(await client.podLogTail(namespace, snap.currentPod, 60, snap.currentContainer)).join('\n')}\n`);
+          ctx.update({ progress: follower.parser.progress });
+          return 'done';
+        }
+        if (snap.status === 'failed') {
+          const { lastError } = await follower.drain(Math.max(pollMs, 100));
+          const message = [snap.failure?.message, lastError].filter(Boolean).join('; ');
+          const pod = snap.failure?.pod ?? snap.currentPod;
+          const failedPod = pods.find((p) => p.metadata?.name === pod);
+          const container = failedPod ? activeContainer(failedPod)?.name : undefined;
+          const logTail = pod ? await client.podLogTail(namespace, pod, tailLines, container) : [];
+          ctx.update({
+            failure: {
+              reason: snap.failure?.reason ?? 'Failed',
+              ...(message ? { message } : {}),
+              ...(pod ? { source: `pod ${pod}${container ? ` (container ${container})` : ''}` } : {}),
+              logTail,
+            },
+          });
+          return 'failed';
+        }
+        await sleep(pollMs, signal);
+      }
+      return 'detached';
+    } finally {
+      follower.stop();
+    }
+  };
+
+  const executeServe = async (stage: CompiledStage, ctx: StageContext): Promise<StageOutcome> => {
+    const name = stage.workload.name;
+    const restartedAt = ctx.forced ? new Date(now()).toISOString() : undefined;
+    await ensureShared();
+    for (const object of objectsToApply(stage, namespace, restartedAt ? { restartedAt } : {})) await client.apply(object);
+    const follower = new PodLogFollower(client, namespace, signal, (progress) => ctx.update({ progress }));
+    try {
+      while (!signal.aborted) {
+        const deployment = await client.readDeployment(namespace, name);
+        if (!deployment) {
+          ctx.update({ failure: { reason: 'DeploymentDeleted', message: `Deployment ${name} was deleted`, logTail: [] } });
+          return 'failed';
+        }
+        const selector = Object.entries(deployment.spec?.selector?.matchLabels ?? {})
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',');
+        const pods = selector ? await client.listPods(namespace, selector) : [];
+        const snap = classifyDeployment(deployment, pods);
+        if (snap.currentPod && snap.currentContainer && snap.logReadable) follower.follow(snap.currentPod, snap.currentContainer);
+        if (snap.status === 'done') {
+          follower.stop();
+          const endpoint = serviceEndpoint(stage, namespace);
+          ctx.update({ attempts: snap.attempts, endpoint });
+          return 'done';
+        }
+        if (snap.status === 'failed') {
+          const pod = snap.failure?.pod;
+          const logTail = pod ? await client.podLogTail(namespace, pod, tailLines, snap.currentContainer) : [];
+          ctx.update({
+            failure: {
+              reason: snap.failure?.reason ?? 'Failed',
+              ...(snap.failure?.message ? { message: snap.failure.message } : {}),
+              ...(pod ? { source: `pod ${pod}` } : {}),
+              logTail,
+            },
+          });
+          return 'failed';
+        }
+        ctx.update({ status: snap.status, attempts: snap.attempts, detail: snap.detail });
+        await sleep(pollMs, signal);
+      }
+      return 'detached';
+    } finally {
+      follower.stop();
+    }
+  };
+
+  return runGraph({
+    pipeline,
+    selection,
+    target: 'cluster',
+    where: namespace,
+    reporter,
+    signal,
+    now,
+    findCached,
+    execute: (stage, ctx) => (stage.workload.kind === 'Job' ? executeJob(stage, ctx) : executeServe(stage, ctx)),
+  });
+}
+
+/** Name of the marker-check Job for a set of markers (stable, so a re-run finds its own). */
+export function markerCheckJobName(pipeline: string, markers: readonly string[]): string {
+  const digest = createHash('sha256').update(markers.join('\n')).digest('hex').slice(0, 8);
+  return `${pipeline.slice(0, 63 - 22).replace(/-+$/, '')}-marker-check-${digest}`;
+}
+
+/**
+ * Asks the artifacts volume which completion markers exist, with one small CPU pod that mounts
+ * the claim read-only and prints `present <path>` per marker. Any trouble (no claim found, pod
+ * cannot start in time) yields an empty set: the stages then run and skip in-pod.
+ */
+export async function checkMarkers(
+  client: KubeClient,
+  pipeline: CompiledPipeline,
+  namespace: string,
+  stages: readonly CompiledStage[],
+  options: MarkerCheckOptions,
+  pollMs: number,
+  signal: AbortSignal,
+  reporter: RunReporter,
+): Promise<Set<string>> {
+  const markers = stages.flatMap((s) => (s.completionMarker ? [s.completionMarker] : []));
+  const job = jobOf(stages[0]!);
+  const podSpec = job?.spec?.template.spec;
+  const claimVolume = podSpec?.volumes?.find((v) => v.persistentVolumeClaim);
+  const mount = podSpec?.containers[0]?.volumeMounts?.find((m) => m.name === claimVolume?.name);
+  if (!claimVolume?.persistentVolumeClaim || !mount || markers.length === 0) return new Set();
+
+  const name = markerCheckJobName(pipeline.pipeline, markers);
+  const labels = {
+    [LABELS.managedBy]: MANAGED_BY,
+    [LABELS.partOf]: 'tunepipe',
+    [LABELS.component]: 'marker-check',
+    [LABELS.pipeline]: pipeline.pipeline,
+  };
+  const checkJob = {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name, namespace, labels },
+    spec: {
+      backoffLimit: 0,
+      ttlSecondsAfterFinished: 600,
+      activeDeadlineSeconds: Math.ceil((options.timeoutMs ?? 180_000) / 1000),
+      template: {
+        metadata: { labels },
+        spec: {
+          restartPolicy: 'Never',
+          containers: [
+            {
+              name: 'check',
+              image: options.image ?? 'busybox:1.36',
+              command: ['sh', '-c', 'for m in "$@"; do if [ -f "$m" ]; then echo "present $m"; fi; done', 'marker-check', ...markers],
+              resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '32Mi' } },
+              volumeMounts: [{ name: 'artifacts', mountPath: mount.mountPath, readOnly: true }],
+            },
+          ],
+          volumes: [{ name: 'artifacts', persistentVolumeClaim: { claimName: claimVolume.persistentVolumeClaim.claimName, readOnly: true } }],
+        },
+      },
+    },
+  };
+  reporter.note(undefined, `${stages.length} stage Job(s) not found; checking the artifacts volume for their completion markers`);
+  const deadline = Date.now() + (options.timeoutMs ?? 180_000);
+  try {
+    const existing = await client.readJob(namespace, name);
+    if (existing) {
+      await client.deleteJob(namespace, name);
+      while ((await client.readJob(namespace, name)) && !signal.aborted) await sleep(pollMs, signal);
+    }
+    await client.apply(checkJob as KubernetesObject);
+    while (!signal.aborted && Date.now() < deadline) {
+      const current = await client.readJob(namespace, name);
+      if (current && hasCondition(current, 'Complete')) {
+        const pods = await client.listPods(namespace, `job-name=${name}`);
+        const pod = pods.find((p) => p.status?.phase === 'Succeeded');
+        const lines = pod?.metadata?.name ? await client.podLogTail(namespace, pod.metadata.name, markers.length + 10) : [];
+        return new Set(lines.filter((l) => l.startsWith('present ')).map((l) => l.slice('present '.length).trim()));
+      }
+      if (!current || hasCondition(current, 'Failed')) break;
+      await sleep(pollMs, signal);
+    }
+    reporter.note(undefined, 'could not check the artifacts volume in time; the stages run and skip work their markers show as done');
+    return new Set();
+  } finally {
+    await client.deleteJob(namespace, name).catch(() => undefined);
+  }
+}
