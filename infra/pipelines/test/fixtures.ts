@@ -1,7 +1,7 @@
 // Hand-made CompiledPipeline values that follow packages/core/src/compiled.ts, shaped like the
 // seed pipeline (fetch → convert → sft → merge → quantize → evaluate / serve). They let the
 // deployment be tested independently of compiler details; compile.test.ts runs the real compiler.
-import { ANNOTATIONS, LABELS, contentHash, type CompiledPipeline, type CompiledStage, type KubeObject, type StageKind } from '@tunepipe/core';
+import { ANNOTATIONS, LABELS, contentHash, planStage, type CompiledPipeline, type CompiledStage, type KubeObject, type StageKind } from '@tunepipe/core';
 
 export interface FixtureOptions {
   readonly pipeline?: string;
@@ -67,6 +67,8 @@ export function seedPipeline(options: FixtureOptions = {}): CompiledPipeline {
       ...(input.gpus > 0 ? { gpuType: 'a100-80gb' } : {}),
       expectedSeconds: input.expectedSeconds,
       expectedOutputs: [],
+      // The deployment never reads the planner's estimate; a small real one keeps the type honest.
+      estimate: planStage({ kind: 'convert', name: input.name, rows: 100 }),
       config: input.config,
       inputs: upstream,
     };

@@ -1,5 +1,5 @@
 import type { CompileContext, DatasetSourceInput, Pipeline } from '@tunepipe/core';
-import { ConvertError, loadDatasetSources } from '@tunepipe/convert';
+import { ConvertError, datasetDeliveryIssues, loadDatasetSources, remoteUrl, sourceStats } from '@tunepipe/convert';
 import { UserError } from './errors.ts';
 
 export interface ContextOverrides {
@@ -21,15 +21,28 @@ function datasetNames(pipeline: Pipeline): string[] {
  * `compile()` stays pure. Missing sources are left out and reported by `check()`.
  */
 export async function loadCompileContext(root: string, pipeline: Pipeline, overrides: ContextOverrides = {}): Promise<CompileContext> {
-  let sources: readonly DatasetSourceInput[];
+  let loaded: Awaited<ReturnType<typeof loadDatasetSources>>;
   try {
-    sources = await loadDatasetSources(root, datasetNames(pipeline));
+    loaded = await loadDatasetSources(root, datasetNames(pipeline));
   } catch (error) {
     if (error instanceof ConvertError) throw new UserError(`dataset sources of pipeline ${pipeline.name}`, error.issues);
     throw error;
   }
+  // A file that fits neither a ConfigMap nor a declared download would arrive truncated or not at all.
+  const undeliverable = loaded.flatMap((source) => datasetDeliveryIssues(source));
+  if (undeliverable.length > 0) throw new UserError(`dataset files of pipeline ${pipeline.name} cannot reach the cluster`, undeliverable);
   const datasets: Record<string, DatasetSourceInput> = {};
-  for (const source of sources) datasets[source.name] = source;
+  for (const source of loaded) {
+    const stats = await sourceStats(root, source);
+    datasets[source.name] = {
+      ...source,
+      files: source.files.map((file) => {
+        const url = remoteUrl(source, file.path);
+        return url ? { ...file, url } : file;
+      }),
+      ...(stats ? { stats } : {}),
+    };
+  }
   return {
     datasets,
     ...(overrides.namespace ? { namespace: overrides.namespace } : {}),

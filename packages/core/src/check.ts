@@ -81,7 +81,12 @@ export function check(pipeline: Pipeline, context: CompileContext = {}): Issue[]
             add({ code: 'dataset.missing', path: `${path}.sources[${i}]`, value: source, message: `no dataset source '${source}' (expected datasets/${source}/dataset.yaml)`, fix: didYouMean(source, Object.keys(ctx.datasets)) ?? `create datasets/${source}/dataset.yaml or remove the source` });
             return;
           }
-          const bytes = loaded.files.reduce((sum, f) => sum + (f.gzipBase64?.length ?? 0), 0);
+          for (const f of loaded.files) {
+            if (f.url === undefined && f.gzipBase64 === undefined) {
+              add({ code: 'dataset.undeliverable', path: `${path}.sources[${i}]`, value: `${source}/${f.path}`, message: 'the file has neither ConfigMap content nor a download URL, so the convert Job would not find it', fix: `declare a url (https://, s3://, hf://, ms://) for ${f.path} in datasets/${source}/dataset.yaml` });
+            }
+          }
+          const bytes = loaded.files.reduce((sum, f) => sum + (f.url === undefined ? (f.gzipBase64?.length ?? 0) : 0), 0);
           if (bytes > DATASET_CONFIGMAP_BUDGET) {
             add({ code: 'dataset.too-large', path: `${path}.sources[${i}]`, value: `${source}: ${(bytes / 1024).toFixed(0)} KiB compressed`, message: `does not fit in a ConfigMap (budget ${DATASET_CONFIGMAP_BUDGET / 1024} KiB after gzip+base64); it would be truncated or rejected by the API server`, fix: `declare a remote source (https://, s3:// or a hub id) in datasets/${source}/dataset.yaml so the convert Job fetches it in the cluster` });
           }
@@ -109,6 +114,12 @@ export function check(pipeline: Pipeline, context: CompileContext = {}): Issue[]
         }
         if (args['bf16'] === true && args['fp16'] === true) {
           add({ code: 'sft.precision', path: `${path}.args`, value: { bf16: true, fp16: true }, message: 'bf16 and fp16 are mutually exclusive', fix: 'keep bf16 on Ampere or newer GPUs, fp16 on T4/V100' });
+        }
+        if (o.eval) {
+          const producer = seen.get(o.eval.stage);
+          if (producer?.kind === 'convert' && producer.options.split?.validation === 0) {
+            add({ code: 'sft.eval-empty', path: `${path}.eval`, value: 0, message: `convert '${producer.name}' holds out no validation rows, so evaluation during training would see an empty set`, fix: 'set split.validation on convert (e.g. 0.02) or remove eval' });
+          }
         }
         if (o.train.split !== 'train') {
           add({ code: 'sft.split', path: `${path}.train`, value: o.train.split, message: `trains on the ${o.train.split} split`, fix: "wire convert's `train` output" });

@@ -458,7 +458,7 @@ function batchCommand(draft: StageDraft, out: string, configFile: string): { mod
     case 'convert':
       return {
         mode: 'rename',
-        argv: ['tunepipe', 'convert', '--config', configFile, '--inputs', '/inputs', '--out', `${out}.partial`],
+        argv: ['tunepipe', 'convert', '--config', configFile, '--inputs', CLUSTER_INPUTS_ROOT, '--out', `${out}.partial`],
       };
     case 'sft':
       return { mode: 'in-place', argv: ['llamafactory-cli', 'train', configFile] };
@@ -481,20 +481,32 @@ function renderConfig(draft: StageDraft, config: Record<string, unknown>): strin
     : stringify(config, { lineWidth: 0 });
 }
 
-function datasetConfigMaps(
-  pipeline: Pipeline,
-  draft: StageDraft,
-  labels: Record<string, string>,
-  ctx: ResolvedContext,
-): { maps: ConfigMap[]; volumes: Volume[]; mounts: VolumeMount[] } {
+/** Where the convert Job finds its inputs; the converter's cluster layout reads the same paths. */
+export const CLUSTER_INPUTS_ROOT = '/inputs';
+const REMOTE_INPUTS = `${CLUSTER_INPUTS_ROOT}/.remote`;
+
+interface DatasetDelivery {
+  readonly maps: ConfigMap[];
+  readonly volumes: Volume[];
+  readonly mounts: VolumeMount[];
+  /** Downloads declared remote files into an emptyDir before the converter starts. */
+  readonly fetch?: Container;
+}
+
+function datasetDelivery(pipeline: Pipeline, draft: StageDraft, labels: Record<string, string>, ctx: ResolvedContext): DatasetDelivery {
   if (draft.spec.kind !== 'convert') return { maps: [], volumes: [], mounts: [] };
   const maps: ConfigMap[] = [];
   const volumes: Volume[] = [];
   const mounts: VolumeMount[] = [];
+  const downloads: string[][] = [];
   for (const sourceName of draft.spec.options.sources) {
     const source = ctx.datasets[sourceName];
-    const files = (source?.files ?? []).filter((f) => f.gzipBase64 !== undefined);
-    if (!source || files.length === 0) continue;
+    if (!source) continue;
+    for (const f of source.files) {
+      if (f.url) downloads.push(['tunepipe-fetch-file', '--url', f.url, '--sha256', f.sha256, '--dest', `${REMOTE_INPUTS}/${sourceName}/${f.path}`]);
+    }
+    const files = source.files.filter((f) => f.url === undefined && f.gzipBase64 !== undefined);
+    if (files.length === 0) continue;
     // Named by content: an edited dataset is a new object, never an in-place change under a running Job.
     const name = `${pipeline.name}-data-${sourceName}-${source.digest.slice(0, HASH_LENGTH_IN_NAMES)}`;
     const binaryData: Record<string, string> = {};
@@ -504,7 +516,8 @@ function datasetConfigMaps(
     maps.push({
       apiVersion: 'v1',
       kind: 'ConfigMap',
-      metadata: metadata(name, ctx.namespace, { ...labels, [LABELS.component]: 'dataset' }),
+      // Client-side apply would copy the data into the 256 KiB last-applied annotation and fail.
+      metadata: metadata(name, ctx.namespace, { ...labels, [LABELS.component]: 'dataset' }, { 'argocd.argoproj.io/sync-options': 'ServerSideApply=true' }),
       immutable: true,
       binaryData,
     });
@@ -513,9 +526,34 @@ function datasetConfigMaps(
       name: volume,
       configMap: { name, items: files.map((f, i) => ({ key: `f${i}.gz`, path: `${f.path}.gz` })) },
     });
-    mounts.push({ name: volume, mountPath: `/inputs/${sourceName}`, readOnly: true });
+    mounts.push({ name: volume, mountPath: `${CLUSTER_INPUTS_ROOT}/${sourceName}`, readOnly: true });
   }
-  return { maps, volumes, mounts };
+  if (downloads.length === 0) return { maps, volumes, mounts };
+  volumes.push({ name: 'remote-inputs', emptyDir: {} });
+  mounts.push({ name: 'remote-inputs', mountPath: REMOTE_INPUTS });
+  const fetch: Container = {
+    name: 'fetch-inputs',
+    image: ctx.images.fetch,
+    command: ['/bin/sh', '-c'],
+    args: [`set -e\n${downloads.map((argv) => argv.map(shellQuote).join(' ')).join('\n')}`],
+    env: [...secretEnv('HF_TOKEN', ctx.defaultHubToken), ...scratchEnv()],
+    // Cloud credentials for s3:// sources come from an optional Secret the cluster owner creates.
+    envFrom: [{ secretRef: { name: DATASET_CREDENTIALS_SECRET, optional: true } }],
+    securityContext: containerSecurity(),
+    resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '1Gi' } },
+    volumeMounts: [
+      { name: 'remote-inputs', mountPath: REMOTE_INPUTS },
+      { name: 'tmp', mountPath: '/tmp' },
+    ],
+  };
+  return { maps, volumes, mounts, fetch };
+}
+
+/** Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or other cloud credentials) for remote datasets. */
+export const DATASET_CREDENTIALS_SECRET = 'tunepipe-dataset-credentials';
+
+function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 function batchObjects(
@@ -539,7 +577,7 @@ function batchObjects(
     immutable: true,
     data: configData,
   };
-  const data = datasetConfigMaps(pipeline, draft, labels, ctx);
+  const data = datasetDelivery(pipeline, draft, labels, ctx);
   const { mode, argv } = batchCommand(draft, out, `/config/${fileName}`);
   const plan = draft.plan;
 
@@ -599,7 +637,7 @@ function batchObjects(
           restartPolicy: 'Never',
           securityContext: podSecurity(),
           ...gpuPlacement(plan),
-          ...containersOf(main, env, draft, mode, out, hash, ctx, upstreamMarkers),
+          ...containersOf(main, env, draft, mode, out, hash, ctx, upstreamMarkers, data.fetch),
           volumes: [
             { name: 'config', configMap: { name: resourceName } },
             { name: 'artifacts', persistentVolumeClaim: { claimName: ctx.artifactsClaim } },
@@ -641,8 +679,9 @@ function containersOf(
   hash: string,
   ctx: ResolvedContext,
   upstreamMarkers: readonly string[],
+  fetch: Container | undefined,
 ): { initContainers?: Container[]; containers: Container[] } {
-  const wait = upstreamMarkers.length > 0 ? [waitForMarkers('wait-for-inputs', upstreamMarkers, ctx)] : [];
+  const wait = [...(upstreamMarkers.length > 0 ? [waitForMarkers('wait-for-inputs', upstreamMarkers, ctx)] : []), ...(fetch ? [fetch] : [])];
   if (draft.gate) {
     return {
       initContainers: [...wait, { ...main, env: [...env, { name: 'TUNEPIPE_STEP', value: 'run' }] }],

@@ -8,6 +8,8 @@ export interface DatasetFileInput {
   readonly size: number;
   /** gzip of the file, base64: how small files travel into the cluster inside a ConfigMap. */
   readonly gzipBase64?: string;
+  /** Where the convert Job downloads a file too large for a ConfigMap (https://, s3://, hf://, ms://). */
+  readonly url?: string;
 }
 
 /** A dataset source as the compiler sees it: descriptor plus content digests. */

@@ -254,3 +254,18 @@ test('serve with verify adds a post-deploy Job that waits for the new model, the
   assert.deepEqual(args.slice(8, 12), ['--dataset-dir', stage(compiled, 'convert').artifactPath, '--dataset', 'identity.test']);
   assert.deepEqual(pod.containers[0]!.env!.find((e) => e.name === 'VLLM_API_KEY'), { name: 'VLLM_API_KEY', valueFrom: { secretKeyRef: { name: 'k', key: 'api' } } });
 });
+
+test('remote dataset files are downloaded by an init container, small ones travel in the ConfigMap', () => {
+  const remote = { ...fakeSource('fintech', '4'.repeat(64)), files: [{ path: 'big.jsonl', sha256: 'a'.repeat(64), size: 5e9, url: 's3://bucket/fintech/big.jsonl' }] };
+  const compiled = compile(seedPipeline(), { datasets: { ...context.datasets, fintech: remote } });
+  const convert = stage(compiled, 'convert');
+  const pod = jobOf(convert).spec!.template.spec!;
+  const fetch = pod.initContainers!.find((c) => c.name === 'fetch-inputs')!;
+  assert.equal(fetch.args![0], `set -e\ntunepipe-fetch-file --url s3://bucket/fintech/big.jsonl --sha256 ${'a'.repeat(64)} --dest /inputs/.remote/fintech/big.jsonl`);
+  assert.deepEqual(fetch.envFrom, [{ secretRef: { name: 'tunepipe-dataset-credentials', optional: true } }]);
+  assert.ok(pod.containers[0]!.volumeMounts!.some((m) => m.mountPath === '/inputs/.remote'));
+  const maps = convert.objects.filter((o) => o.kind === 'ConfigMap' && o.metadata!.name!.includes('-data-'));
+  assert.deepEqual(maps.map((m) => m.metadata!.name), ['seed-data-identity-11111111']);
+  assert.equal(maps[0]!.metadata!.annotations!['argocd.argoproj.io/sync-options'], 'ServerSideApply=true');
+  assert.notEqual(convert.hash, stage(seed, 'convert').hash);
+});

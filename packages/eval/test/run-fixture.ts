@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { cp, mkdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CompiledPipeline, CompiledStage, KubeObject, StageKind } from '@tunepipe/core';
+import { planStage, type CompiledPipeline, type CompiledStage, type KubeObject, type StageKind } from '@tunepipe/core';
 import type { StageRunRecord } from '../src/index.ts';
 
 export const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
@@ -33,6 +33,8 @@ function stage(name: string, kind: StageKind, dependsOn: string[], extra: Partia
     config: {},
     inputs: {},
     objects: [],
+    // The report never reads the planner's estimate; a small real one keeps the type honest.
+    estimate: planStage({ kind: 'convert', name, rows: 100 }),
     workload: { kind: batch ? 'Job' : 'Deployment', name: batch ? `${PIPELINE}-${name}-${hash.slice(0, 8)}` : `${PIPELINE}-${name}` },
     ...extra,
   };

@@ -1,5 +1,6 @@
 // The renderers and the diff on what the real compiler makes of the example pipelines. Dataset
 // contents are stand-ins (fixed digests): reading dataset files is the CLI's job, not this package's.
+import { gzipSync } from 'node:zlib';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, symlinkSync } from 'node:fs';
@@ -21,7 +22,7 @@ function standInContext(pipeline: Pipeline): CompileContext {
   for (const stage of pipeline.stages) {
     if (stage.kind !== 'convert') continue;
     for (const name of stage.options.sources) {
-      datasets[name] = { name, digest: sha256Hex(`stand-in ${name}`), descriptor: { format: 'alpaca' }, files: [{ path: 'data.json', sha256: sha256Hex(name), size: 1000 }] };
+      datasets[name] = { name, digest: sha256Hex(`stand-in ${name}`), descriptor: { format: 'alpaca' }, files: [{ path: 'data.json', sha256: sha256Hex(name), size: 1000, gzipBase64: gzipSync(`[{"instruction":"${name}","output":"x"}]`).toString('base64') }] };
     }
   }
   return { datasets, queueName: 'gpu-queue' };

@@ -4,7 +4,7 @@
 // revision, dataset digest, upstream stage hashes), and configs embed upstream artifact paths.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { contentHash, LABELS, sha256Hex, type CompiledPipeline, type CompiledStage, type KubeObject, type StageKind } from '@tunepipe/core';
+import { contentHash, LABELS, planStage, sha256Hex, type CompiledPipeline, type CompiledStage, type KubeObject, type StageKind } from '@tunepipe/core';
 
 export interface FixtureStage {
   readonly kind: StageKind;
@@ -136,6 +136,8 @@ export function fixtureCompile(source: FixtureSource): CompiledPipeline {
       kind: spec.kind,
       hash,
       resourceName: serve ? `${source.name}-${name}` : `${source.name}-${name}-${hash.slice(0, 8)}`,
+      // The renderers and the diff never read the planner's estimate; a small real one keeps the type honest.
+      estimate: planStage({ kind: 'convert', name, rows: 100 }),
       dependsOn,
       image,
       gpus,

@@ -124,9 +124,9 @@ test('Flux: GitRepository and Kustomizations validate against the Flux schemas; 
   assert.equal(sft['spec']['prune'], true);
   // 1530 s × 1.5 + 600 s = 2895 s → 49 minutes.
   assert.equal(sft['spec']['timeout'], '49m');
-  const job = file(files, files.find((f) => f.path.startsWith('stages/sft/') && f.path.includes('-job-'))!.path);
+  const job = file(files, files.find((f) => f.path.startsWith('stages/sft/') && f.path.includes('/job-'))!.path);
   assert.equal(job['metadata']['annotations']['kustomize.toolkit.fluxcd.io/prune'], 'Disabled');
-  const deployment = file(files, files.find((f) => f.path.startsWith('stages/serve/') && f.path.includes('-deployment-'))!.path);
+  const deployment = file(files, files.find((f) => f.path.startsWith('stages/serve/') && f.path.includes('/deployment-'))!.path);
   assert.equal(deployment['metadata']['annotations'], undefined, 'serve objects are pruned normally');
 });
 

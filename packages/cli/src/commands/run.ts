@@ -1,4 +1,5 @@
-import { resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { convertCommand } from '@tunepipe/convert';
@@ -17,6 +18,7 @@ import {
   waitForServers,
   type RunConvertStage,
 } from '@tunepipe/runner';
+import type { CompiledPipeline } from '@tunepipe/core';
 import { UserError } from '../errors.ts';
 import { findRepoRoot, selectPipelines } from '../repo.ts';
 import { synthPipeline } from '../synth.ts';
@@ -58,6 +60,36 @@ async function asUserErrors<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+interface ConvertManifest {
+  rows_in: number;
+  rows_out: number;
+  rows_quarantined: number;
+  quarantine_reasons: Record<string, number>;
+  sources: Record<string, { rows_in: number; rows_out: number; rows_quarantined: number; splits: Record<string, number> }>;
+}
+
+/** What the converter did, from its manifest: the numbers a user checks before spending GPU hours. */
+function convertSummary(compiled: CompiledPipeline, artifactsDir: string, root: string): string[] {
+  const lines: string[] = [];
+  for (const stage of compiled.stages.filter((s) => s.kind === 'convert' && s.artifactPath)) {
+    const dir = join(artifactsDir, relative('/artifacts', stage.artifactPath!));
+    const manifestPath = join(dir, 'manifest.json');
+    if (!existsSync(manifestPath)) continue;
+    const m = JSON.parse(readFileSync(manifestPath, 'utf8')) as ConvertManifest;
+    const conserved = m.rows_in === m.rows_out + m.rows_quarantined;
+    lines.push(`${stage.name}: rows_in ${m.rows_in} = rows_out ${m.rows_out} + rows_quarantined ${m.rows_quarantined} ${conserved ? '✓' : '✗ (rows lost: this is a tunepipe bug)'}`);
+    for (const [name, source] of Object.entries(m.sources)) {
+      const splits = Object.entries(source.splits).map(([split, n]) => `${split} ${n}`).join(', ');
+      lines.push(`  ${name}: ${source.rows_in} in, ${source.rows_out} out (${splits}), ${source.rows_quarantined} quarantined`);
+    }
+    const reasons = Object.entries(m.quarantine_reasons).map(([r, n]) => `${r} ${n}`).join(', ');
+    if (reasons) lines.push(`  quarantined: ${reasons} (see quarantine.jsonl)`);
+    lines.push(`  output: ${relative(root, dir)}/`);
+    if (!conserved) process.exitCode = 2;
+  }
+  return lines;
+}
+
 export function registerRunCommands(program: Command, io: Io): void {
   const kube = (command: Command) =>
     command
@@ -89,11 +121,12 @@ export function registerRunCommands(program: Command, io: Io): void {
         const result = await asUserErrors(() =>
           runLocally(compiled, { ...selection, artifactsDir: resolve(root, flags.artifacts), runConvertStage: convert, selfCommand: selfCommand(), reporter: createConsoleReporter({ command: `tunepipe run ${name} --target local` }), signal: interrupt.signal }),
         );
+        for (const line of convertSummary(compiled, resolve(root, flags.artifacts), root)) io.out(`${line}\n`);
         if (result.servers.length > 0) {
           io.out(`serving: ${result.servers.map((s) => `${s.stage} at ${s.url}`).join(', ')} (Ctrl-C stops)\n`);
           await waitForServers(result.servers, interrupt.signal);
         }
-        process.exitCode = result.outcome === 'succeeded' ? 0 : 1;
+        if (process.exitCode !== 2) process.exitCode = result.outcome === 'succeeded' ? 0 : 1;
         return;
       }
       const result = await asUserErrors(() =>
