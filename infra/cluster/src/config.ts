@@ -2,7 +2,7 @@
 // Every field is parsed on its own so one bad value never hides another: the user gets the whole
 // list in one `pulumi up`, not one problem per attempt.
 import { z } from 'zod';
-import { type Issue, didYouMean } from '@tunepipe/core';
+import { type Issue, didYouMean, valueAtPath } from '@tunepipe/core';
 import {
   AWS_GPU_INSTANCES,
   GCP_ACCELERATORS,
@@ -319,7 +319,7 @@ function parseField<S extends z.ZodType>(
 
 function fromZod(base: readonly (string | number)[], zi: z.core.$ZodIssue, root: unknown, schema: z.ZodType): Issue[] {
   const full = [...base, ...(zi.path as (string | number)[])];
-  const at = valueAt(root, zi.path as (string | number)[]);
+  const at = valueAtPath(root, zi.path as (string | number)[]);
   const path = renderPath(full);
   switch (zi.code) {
     case 'unrecognized_keys': {
@@ -397,14 +397,6 @@ function renderPath(path: readonly (string | number)[]): string {
   return path.reduce<string>((out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${part}` : part), '');
 }
 
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
-  let v: unknown = root;
-  for (const part of path) {
-    if (v === null || typeof v !== 'object') return undefined;
-    v = (v as Record<PropertyKey, unknown>)[part];
-  }
-  return v;
-}
 
 /** The keys an object schema accepts at `path` (for "did you mean" on unknown keys). */
 function keysAt(schema: z.ZodType, path: readonly (string | number)[]): string[] {

@@ -1,5 +1,5 @@
 import type { CompileContext, DatasetSourceInput, Pipeline } from '@tunepipe/core';
-import { ConvertError, datasetDeliveryIssues, loadDatasetSources, remoteUrl, sourceStats } from '@tunepipe/convert';
+import { datasetDeliveryIssues, loadDatasetSources, remoteUrl, sourceStats } from '@tunepipe/convert';
 import { UserError } from './errors.ts';
 
 export interface ContextOverrides {
@@ -21,13 +21,8 @@ function datasetNames(pipeline: Pipeline): string[] {
  * `compile()` stays pure. Missing sources are left out and reported by `check()`.
  */
 export async function loadCompileContext(root: string, pipeline: Pipeline, overrides: ContextOverrides = {}): Promise<CompileContext> {
-  let loaded: Awaited<ReturnType<typeof loadDatasetSources>>;
-  try {
-    loaded = await loadDatasetSources(root, datasetNames(pipeline));
-  } catch (error) {
-    if (error instanceof ConvertError) throw new UserError(`dataset sources of pipeline ${pipeline.name}`, error.issues);
-    throw error;
-  }
+  // Bad descriptors throw a ConvertError (a CheckError): every problem, rendered without a stack.
+  const loaded = await loadDatasetSources(root, datasetNames(pipeline));
   // A file that fits neither a ConfigMap nor a declared download would arrive truncated or not at all.
   const undeliverable = loaded.flatMap((source) => datasetDeliveryIssues(source));
   if (undeliverable.length > 0) throw new UserError(`dataset files of pipeline ${pipeline.name} cannot reach the cluster`, undeliverable);

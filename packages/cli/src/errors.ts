@@ -1,5 +1,4 @@
 import { CheckError, formatIssues, type Issue } from '@tunepipe/core';
-import { ConvertError } from '@tunepipe/convert';
 
 /** A problem with what the user asked for or wrote: printed without a stack, exit code 1. */
 export class UserError extends Error {
@@ -18,10 +17,6 @@ export const EXIT_INTERNAL_ERROR = 2;
 export function renderError(error: unknown, write: (text: string) => void): number {
   if (error instanceof CheckError) {
     write(`${error.message}\n`);
-    return EXIT_USER_ERROR;
-  }
-  if (error instanceof ConvertError) {
-    write(`error: ${error.message}\n`);
     return EXIT_USER_ERROR;
   }
   if (error instanceof UserError) {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { LineCounter, isMap, isScalar, parseDocument, type Document } from 'yaml';
 import type { Issue } from './issues.ts';
+import { didYouMean, valueAtPath } from '@tunepipe/core';
 
 /** Dataset source names become file names and LLaMA-Factory entry names: keep them simple. */
 export const SOURCE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -201,33 +202,7 @@ function semanticIssues(descriptor: DatasetDescriptor): { path: (string | number
   return out;
 }
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const up = row[j]!;
-      row[j] = Math.min(up + 1, row[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = up;
-    }
-  }
-  return row[b.length]!;
-}
-
-/** "did you mean 'x'?" for a close candidate, if any. */
-export function didYouMean(input: string, candidates: Iterable<string>): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(input.length / 3)) + 1;
-  for (const c of candidates) {
-    const d = editDistance(input.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) {
-      best = c;
-      bestDistance = d;
-    }
-  }
-  return best === undefined ? undefined : `did you mean '${best}'?`;
-}
+export { didYouMean } from '@tunepipe/core';
 
 const KEYS_BY_FORMAT: Record<DatasetFormat, readonly string[]> = {
   alpaca: Object.keys(AlpacaDescriptor.shape),
@@ -278,14 +253,6 @@ function fixFor(issue: z.core.$ZodIssue, raw: unknown): string | undefined {
   }
 }
 
-function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
-  let v: unknown = raw;
-  for (const key of path) {
-    if (v === null || typeof v !== 'object') return undefined;
-    v = (v as Record<PropertyKey, unknown>)[key];
-  }
-  return v;
-}
 
 function lineOf(doc: Document, counter: LineCounter, path: readonly PropertyKey[], key?: string): number | undefined {
   const node = path.length === 0 ? doc.contents : doc.getIn(path as unknown[], true);
@@ -338,14 +305,14 @@ export function parseDescriptor(text: string, displayPath: string): DescriptorRe
           issues.push({
             path: where(issue.path, key),
             message: `unknown field \`${key}\``,
-            value: valueAt(raw, [...issue.path, key]),
+            value: valueAtPath(raw, [...issue.path, key]),
             ...(fix === undefined ? {} : { fix: fix.split('; ').find((f) => f.startsWith(`\`${key}\``))?.slice(key.length + 4) ?? fix }),
             code: 'dataset.unknown-field',
           });
         }
         continue;
       }
-      const value = valueAt(raw, issue.path);
+      const value = valueAtPath(raw, issue.path);
       issues.push({
         path: where(issue.path),
         message: value === undefined && (issue.code === 'invalid_type' || issue.path[0] === 'format') ? `missing \`${String(issue.path[issue.path.length - 1] ?? 'format')}\`` : issue.message,

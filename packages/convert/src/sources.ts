@@ -6,6 +6,7 @@ import { createGzip } from 'node:zlib';
 import { descriptorFiles, didYouMean, parseDescriptor, SOURCE_NAME, type DatasetDescriptor } from './descriptor.ts';
 import { CONFIGMAP_BUDGET_BYTES, CONFIGMAP_MAX_RAW_BYTES } from './delivery.ts';
 import { ConvertError, type Issue } from './issues.ts';
+import { canonicalJson } from '@tunepipe/core';
 
 export interface LoadedFile {
   /** Path relative to `datasets/<name>/`. */
@@ -25,22 +26,7 @@ export interface LoadedSource {
   readonly files: readonly LoadedFile[];
 }
 
-/** JSON with object keys sorted at every level, so equal values always hash equally. */
-export function canonicalJson(value: unknown): string {
-  const sort = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(sort);
-    if (v && typeof v === 'object') {
-      const out: Record<string, unknown> = {};
-      for (const key of Object.keys(v).sort()) {
-        const x = (v as Record<string, unknown>)[key];
-        if (x !== undefined) out[key] = sort(x);
-      }
-      return out;
-    }
-    return v;
-  };
-  return JSON.stringify(sort(value));
-}
+export { canonicalJson } from '@tunepipe/core';
 
 export function sourceDigest(name: string, descriptor: DatasetDescriptor, files: readonly { path: string; sha256: string }[]): string {
   return createHash('sha256')

@@ -75,3 +75,13 @@ export function didYouMean(input: string, candidates: Iterable<string>): string 
   const close = suggest(input, candidates);
   return close.length > 0 ? `did you mean ${close.map((c) => `'${c}'`).join(' or ')}?` : undefined;
 }
+
+/** The value at a schema issue's path inside the input, to show it next to the problem. */
+export function valueAtPath(root: unknown, path: readonly PropertyKey[]): unknown {
+  let at: unknown = root;
+  for (const key of path) {
+    if (at === null || typeof at !== 'object') return undefined;
+    at = (at as Record<PropertyKey, unknown>)[key];
+  }
+  return at;
+}

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { Issue } from '@tunepipe/core';
+import { valueAtPath, type Issue } from '@tunepipe/core';
 import { z } from 'zod';
 
 // Readers for what LLaMA-Factory writes into a stage's output_dir. Every problem becomes an Issue
@@ -91,19 +91,11 @@ export const TrainerLogEntrySchema = z.looseObject({
 });
 export type TrainerLogEntry = z.infer<typeof TrainerLogEntrySchema>;
 
-function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
-  let at: unknown = data;
-  for (const key of path) {
-    if (at === null || typeof at !== 'object') return undefined;
-    at = (at as Record<PropertyKey, unknown>)[key];
-  }
-  return at;
-}
 
 function zodIssues(error: z.ZodError, data: unknown, where: string, fix: string, code: string): Issue[] {
   return error.issues.map((issue) => {
     const field = issue.path.map(String).join('.');
-    const value = valueAt(data, issue.path);
+    const value = valueAtPath(data, issue.path);
     return {
       path: field ? `${where} ${field}` : where,
       code,
