@@ -53,3 +53,17 @@ test('a usage error exits 1', () => {
   assert.equal(r.code, 1);
   assert.match(r.stderr, /unknown option '--no-such-flag'/);
 });
+
+test('synth --check passes on the committed manifests and writes nothing', () => {
+  const r = tunepipe(['synth', '--check']);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /committed manifests are up to date \(\d+ files\)/);
+});
+
+test('diff against HEAD: every stage cached, no GPU-hours', () => {
+  const r = tunepipe(['diff', '--base', 'HEAD', '--format', 'markdown']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /tunepipe-plan/);
+  assert.match(r.stdout, /0 stages will run/);
+  assert.match(r.stdout, /0\.00 GPU-hours/);
+});

@@ -1,4 +1,4 @@
-import type { CompileContext, DatasetSourceInput, Pipeline } from '@tunepipe/core';
+import { convertInputSources, type CompileContext, type DatasetSourceInput, type Pipeline } from '@tunepipe/core';
 import { datasetDeliveryIssues, loadDatasetSources, remoteUrl, sourceStats } from '@tunepipe/convert';
 import { UserError } from './errors.ts';
 
@@ -12,7 +12,7 @@ export interface ContextOverrides {
 /** Dataset sources the pipeline's convert stages name. */
 function datasetNames(pipeline: Pipeline): string[] {
   const names = new Set<string>();
-  for (const stage of pipeline.stages) if (stage.kind === 'convert') for (const s of stage.options.sources) names.add(s);
+  for (const stage of pipeline.stages) if (stage.kind === 'convert') for (const s of convertInputSources(stage.options)) names.add(s);
   return [...names].sort();
 }
 

@@ -1,6 +1,6 @@
 import type { CompileContext } from './context.ts';
 import { resolveContext } from './context.ts';
-import type { Pipeline, SecretRef, StageSpec } from './dsl.ts';
+import { convertInputSources, type Pipeline, type SecretRef, type StageSpec } from './dsl.ts';
 import type { ArtifactHandle } from './handles.ts';
 import { didYouMean, isError, type Issue } from './issues.ts';
 import { plannerIssues } from './plan.ts';
@@ -75,20 +75,22 @@ export function check(pipeline: Pipeline, context: CompileContext = {}): Issue[]
       }
       case 'convert': {
         const o = stage.options;
-        o.sources.forEach((source, i) => {
+        // A calibration-only corpus (calibration.source not in sources) is read and shipped like a source.
+        convertInputSources(o).forEach((source, i) => {
+          const at = i < o.sources.length ? `${path}.sources[${i}]` : `${path}.calibration.source`;
           const loaded = ctx.datasets[source];
           if (!loaded) {
-            add({ code: 'dataset.missing', path: `${path}.sources[${i}]`, value: source, message: `no dataset source '${source}' (expected datasets/${source}/dataset.yaml)`, fix: didYouMean(source, Object.keys(ctx.datasets)) ?? `create datasets/${source}/dataset.yaml or remove the source` });
+            add({ code: 'dataset.missing', path: at, value: source, message: `no dataset source '${source}' (expected datasets/${source}/dataset.yaml)`, fix: didYouMean(source, Object.keys(ctx.datasets)) ?? `create datasets/${source}/dataset.yaml or remove the source` });
             return;
           }
           for (const f of loaded.files) {
             if (f.url === undefined && f.gzipBase64 === undefined) {
-              add({ code: 'dataset.undeliverable', path: `${path}.sources[${i}]`, value: `${source}/${f.path}`, message: 'the file has neither ConfigMap content nor a download URL, so the convert Job would not find it', fix: `declare a url (https://, s3://, hf://, ms://) for ${f.path} in datasets/${source}/dataset.yaml` });
+              add({ code: 'dataset.undeliverable', path: at, value: `${source}/${f.path}`, message: 'the file has neither ConfigMap content nor a download URL, so the convert Job would not find it', fix: `declare a url (https://, s3://, hf://, ms://) for ${f.path} in datasets/${source}/dataset.yaml` });
             }
           }
           const bytes = loaded.files.reduce((sum, f) => sum + (f.url === undefined ? (f.gzipBase64?.length ?? 0) : 0), 0);
           if (bytes > DATASET_CONFIGMAP_BUDGET) {
-            add({ code: 'dataset.too-large', path: `${path}.sources[${i}]`, value: `${source}: ${(bytes / 1024).toFixed(0)} KiB compressed`, message: `does not fit in a ConfigMap (budget ${DATASET_CONFIGMAP_BUDGET / 1024} KiB after gzip+base64); it would be truncated or rejected by the API server`, fix: `declare a remote source (https://, s3:// or a hub id) in datasets/${source}/dataset.yaml so the convert Job fetches it in the cluster` });
+            add({ code: 'dataset.too-large', path: at, value: `${source}: ${(bytes / 1024).toFixed(0)} KiB compressed`, message: `does not fit in a ConfigMap (budget ${DATASET_CONFIGMAP_BUDGET / 1024} KiB after gzip+base64); it would be truncated or rejected by the API server`, fix: `declare a remote source (https://, s3:// or a hub id) in datasets/${source}/dataset.yaml so the convert Job fetches it in the cluster` });
           }
         });
         if (!Number.isInteger(o.cutoffLen) || o.cutoffLen <= 0) {

@@ -4,7 +4,7 @@ import type { Deployment } from 'kubernetes-types/apps/v1.js';
 import { stringify } from 'yaml';
 import type { CompiledPipeline, CompiledStage, StageKind } from './compiled.ts';
 import { ARTIFACTS_MOUNT, COMPLETION_MARKER, resolveContext, type CompileContext, type ResolvedContext } from './context.ts';
-import type { Pipeline, SecretRef, StageSpec } from './dsl.ts';
+import { convertInputSources, type Pipeline, type SecretRef, type StageSpec } from './dsl.ts';
 import type { Dataset, EvaluableModel } from './handles.ts';
 import { canonicalJson, contentHash } from './hash.ts';
 import { gateRules } from './gate.ts';
@@ -116,7 +116,7 @@ function draftStage(
     case 'convert': {
       const o = spec.options;
       const inputs: Record<string, string> = {};
-      for (const source of o.sources) inputs[`dataset:${source}`] = ctx.datasets[source]?.digest ?? 'missing';
+      for (const source of convertInputSources(o)) inputs[`dataset:${source}`] = ctx.datasets[source]?.digest ?? 'missing';
       return {
         ...base,
         kind: 'convert',
@@ -125,7 +125,7 @@ function draftStage(
         inputs,
         config: () => ({
           pipeline: pipeline.name,
-          sources: o.sources.map((name) => {
+          sources: convertInputSources(o).map((name) => {
             const source = ctx.datasets[name];
             return {
               name,
@@ -499,7 +499,7 @@ function datasetDelivery(pipeline: Pipeline, draft: StageDraft, labels: Record<s
   const volumes: Volume[] = [];
   const mounts: VolumeMount[] = [];
   const downloads: string[][] = [];
-  for (const sourceName of draft.spec.options.sources) {
+  for (const sourceName of convertInputSources(draft.spec.options)) {
     const source = ctx.datasets[sourceName];
     if (!source) continue;
     for (const f of source.files) {

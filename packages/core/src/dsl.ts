@@ -83,6 +83,15 @@ export interface ConvertOptions extends StageCommon {
   };
 }
 
+/**
+ * Every source a convert stage reads: its training sources plus `calibration.source` when that is a
+ * corpus used only for calibration (not listed in `sources`, so never in the train/validation/test entries).
+ */
+export function convertInputSources(options: ConvertOptions): string[] {
+  const calibration = options.calibration?.source;
+  return calibration === undefined || options.sources.includes(calibration) ? [...options.sources] : [...options.sources, calibration];
+}
+
 export interface ConvertOutputs {
   readonly train: Dataset;
   readonly validation: Dataset;

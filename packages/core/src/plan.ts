@@ -1,5 +1,5 @@
 import type { ResolvedContext } from './context.ts';
-import type { Pipeline, StageSpec } from './dsl.ts';
+import { convertInputSources, type Pipeline, type StageSpec } from './dsl.ts';
 import type { EvaluableModel, Dataset } from './handles.ts';
 import { planStage, type StagePlanInput, type StageResourcePlan, type PlanOptions } from './planner/plan.ts';
 import type { EvaluatedModel } from './planner/evaluate.ts';
@@ -80,7 +80,7 @@ export function plannerInput(pipeline: Pipeline, spec: StageSpec, ctx: ResolvedC
     case 'fetch-model':
       return { ...common, kind: 'fetch-model', architecture: spec.options.architecture };
     case 'convert': {
-      const sources = spec.options.sources.map((n) => ctx.datasets[n]);
+      const sources = convertInputSources(spec.options).map((n) => ctx.datasets[n]);
       const rows = sources.every((s) => s?.stats) ? sources.reduce((sum, s) => sum + s!.stats!.rows, 0) : undefined;
       const bytes = sources.reduce((sum, s) => sum + (s?.files.reduce((b, f) => b + f.size, 0) ?? 0), 0);
       return { ...common, kind: 'convert', ...(rows !== undefined ? { rows } : {}), bytes };

@@ -269,3 +269,19 @@ test('remote dataset files are downloaded by an init container, small ones trave
   assert.equal(maps[0]!.metadata!.annotations!['argocd.argoproj.io/sync-options'], 'ServerSideApply=true');
   assert.notEqual(convert.hash, stage(seed, 'convert').hash);
 });
+
+test('a calibration-only corpus is shipped to convert but never trained or evaluated on', () => {
+  const pipeline = definePipeline({ name: 'cal' }, (p) => {
+    const base = p.baseModel({ hub: 'huggingface', id: 'x/y', revision: 'abc1234', template: 'llama3', architecture: LLAMA3_8B });
+    const data = p.convert({ sources: ['identity'], cutoffLen: 1024, calibration: { nsamples: 8, maxlen: 256, source: 'handbook' } });
+    const adapter = p.sft({ model: base, train: data.train, eval: data.validation, args: { cutoff_len: 1024 } });
+    p.quantize({ model: p.merge({ adapter }), calibration: data.calibration, args: { export_quantization_bit: 4, export_quantization_nsamples: 8, export_quantization_maxlen: 256 } });
+  });
+  const compiled = compile(pipeline, { datasets: { ...context.datasets, handbook: fakeSource('handbook', '5'.repeat(64)) } });
+  const convert = stage(compiled, 'convert');
+  assert.deepEqual((convert.config['sources'] as Array<{ name: string }>).map((s) => s.name), ['identity', 'handbook']);
+  assert.equal(convert.inputs['dataset:handbook'], '5'.repeat(64));
+  assert.equal(stage(compiled, 'sft').config['dataset'], 'identity');
+  assert.equal(stage(compiled, 'sft').config['eval_dataset'], 'identity.validation');
+  assert.ok(convert.objects.some((o) => o.metadata!.name === 'cal-data-handbook-55555555'));
+});

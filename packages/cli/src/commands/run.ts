@@ -65,6 +65,7 @@ interface ConvertManifest {
   rows_out: number;
   rows_quarantined: number;
   quarantine_reasons: Record<string, number>;
+  calibration?: { source?: string; qualifying: number; written: number; nsamples: number; maxlen: number };
   sources: Record<string, { rows_in: number; rows_out: number; rows_quarantined: number; splits: Record<string, number> }>;
 }
 
@@ -84,6 +85,10 @@ function convertSummary(compiled: CompiledPipeline, artifactsDir: string, root: 
     }
     const reasons = Object.entries(m.quarantine_reasons).map(([r, n]) => `${r} ${n}`).join(', ');
     if (reasons) lines.push(`  quarantined: ${reasons} (see quarantine.jsonl)`);
+    if (m.calibration) {
+      const c = m.calibration;
+      lines.push(`  calibration: ${c.written} text rows${c.source ? ` from ${c.source}` : ''}, ${c.qualifying} longer than ${c.maxlen} tokens (GPTQ draws ${c.nsamples})`);
+    }
     lines.push(`  output: ${relative(root, dir)}/`);
     if (!conserved) process.exitCode = 2;
   }
