@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse } from 'yaml';
-import { compile, LABELS, renderManifests, sha256Hex, type CompileContext, type CompiledPipeline, type Pipeline } from '@tunepipe/core';
+import { compile, convertInputSources, LABELS, renderManifests, sha256Hex, type CompileContext, type CompiledPipeline, type Pipeline } from '@tunepipe/core';
 import llama3Fintech from '@tunepipe/pipeline-llama3-fintech';
 import qwenSupport from '@tunepipe/pipeline-qwen-support';
 import { PULUMI_TYPES, PipelineDeployment, type KubeKind } from '../src/index.ts';
@@ -11,7 +11,7 @@ import { installEngineDouble, runProgram } from './engine-double.ts';
 
 /** Dataset sources as the CLI's loader hands them over (identity = digest); no files ride in ConfigMaps here. */
 function contextFor(pipeline: Pipeline, overrides: Partial<CompileContext> = {}): CompileContext {
-  const names = pipeline.stages.flatMap((s) => (s.kind === 'convert' ? s.options.sources : []));
+  const names = pipeline.stages.flatMap((s) => (s.kind === 'convert' ? convertInputSources(s.options) : []));
   const datasets = Object.fromEntries(names.map((name) => [name, { name, digest: sha256Hex(`dataset ${name}`), descriptor: {}, files: [] }]));
   return { datasets, ...overrides };
 }

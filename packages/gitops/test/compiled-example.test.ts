@@ -10,7 +10,7 @@ import { parse } from 'yaml';
 import { Application } from '@kubernetes-models/argo-cd/argoproj.io/v1alpha1';
 import { Kustomization } from '@kubernetes-models/flux-cd/kustomize.toolkit.fluxcd.io/v1';
 import { GitRepository } from '@kubernetes-models/flux-cd/source.toolkit.fluxcd.io/v1';
-import { compile, sha256Hex, type CompileContext, type CompiledPipeline, type DatasetSourceInput, type Pipeline } from '@tunepipe/core';
+import { compile, convertInputSources, sha256Hex, type CompileContext, type CompiledPipeline, type DatasetSourceInput, type Pipeline } from '@tunepipe/core';
 import { diffPipelineSets, renderArgoCd, renderFlux, stageDepths, synthAtRef, type PlanDiff } from '../src/index.ts';
 import { TempRepo } from './temp-repo.ts';
 
@@ -21,7 +21,7 @@ function standInContext(pipeline: Pipeline): CompileContext {
   const datasets: Record<string, DatasetSourceInput> = {};
   for (const stage of pipeline.stages) {
     if (stage.kind !== 'convert') continue;
-    for (const name of stage.options.sources) {
+    for (const name of convertInputSources(stage.options)) {
       datasets[name] = { name, digest: sha256Hex(`stand-in ${name}`), descriptor: { format: 'alpaca' }, files: [{ path: 'data.json', sha256: sha256Hex(name), size: 1000, gzipBase64: gzipSync(`[{"instruction":"${name}","output":"x"}]`).toString('base64') }] };
     }
   }
