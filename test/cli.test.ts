@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = join(root, 'packages/cli/bin/tunepipe.mjs');
@@ -66,4 +68,21 @@ test('diff against HEAD: every stage cached, no GPU-hours', () => {
   assert.match(r.stdout, /tunepipe-plan/);
   assert.match(r.stdout, /0 stages will run/);
   assert.match(r.stdout, /0\.00 GPU-hours/);
+});
+
+test('report writes a self-contained HTML and Markdown report from an artifacts folder', () => {
+  const out = mkdtempSync(join(tmpdir(), 'tunepipe-report-'));
+  const r = tunepipe(['report', 'llama3-fintech', '--artifacts', join(out, 'artifacts'), '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const html = readFileSync(join(out, 'report.html'), 'utf8');
+  assert.match(html, /^<!DOCTYPE html>/i);
+  assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href="http/i, 'nothing loaded from elsewhere');
+  assert.match(readFileSync(join(out, 'report.md'), 'utf8'), /\| eval-adapter \| evaluate \|/);
+});
+
+test('verify against an endpoint that does not answer fails its checks with exit 3, no stack trace', () => {
+  const r = tunepipe(['verify', '--endpoint', 'http://127.0.0.1:9', '--served-model-name', 'llama3-fintech', '--expect-name', '小聚']);
+  assert.equal(r.code, 3, r.stdout + r.stderr);
+  assert.match(r.stdout + r.stderr, /post-deploy check FAILED/);
+  assert.doesNotMatch(r.stdout + r.stderr, STACK_LINE);
 });

@@ -3,7 +3,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { checkStale, formatStaleReport, underDir, writeFiles } from '@tunepipe/gitops';
 import { reportCommand, verifyCommand } from '@tunepipe/eval';
 import { renderError, EXIT_USER_ERROR } from './errors.ts';
-import { findRepoRoot, selectPipelines } from './repo.ts';
+import { resolve } from 'node:path';
+import type { Gate } from '@tunepipe/core';
+import { findRepoRoot, loadPipeline, selectPipelines } from './repo.ts';
 import { distDir, gitopsOptions, renderFor, synthPipeline, type Flavor } from './synth.ts';
 import { renderPlan } from './plan.ts';
 import { loadRepoConfig, type RepoConfig } from './config.ts';
@@ -178,8 +180,12 @@ export function buildProgram(out: Output = (t) => process.stdout.write(t), err: 
     const config = loadRepoConfig(root);
     selectPipelines(root, [name]);
     const { compiled } = await synthPipeline(root, name, overridesOf(config, flags));
-    const { resolve } = await import('node:path');
-    const result = await reportCommand({ compiled, artifactsDir: resolve(root, flags.artifacts), ...(flags.out ? { outDir: resolve(flags.out) } : {}) });
+    // Gate verdicts come from the run's gate.json when there is one; the definition says what was required.
+    const gates: Record<string, { gate: Gate; baseline?: string }> = {};
+    for (const stage of (await loadPipeline(root, name)).stages) {
+      if (stage.kind === 'evaluate' && stage.options.gate) gates[stage.name] = { gate: stage.options.gate, ...(stage.options.baseline ? { baseline: stage.options.baseline.stage } : {}) };
+    }
+    const result = await reportCommand({ compiled, artifactsDir: resolve(root, flags.artifacts), gates, ...(flags.out ? { outDir: resolve(flags.out) } : {}) });
     out(`report: ${result.htmlPath}\n        ${result.markdownPath}\n`);
   });
 

@@ -1,9 +1,9 @@
 import type { CompileContext } from './context.ts';
-import { resolveContext } from './context.ts';
+import { resolveContext, type ResolvedContext } from './context.ts';
 import { convertInputSources, type Pipeline, type SecretRef, type StageSpec } from './dsl.ts';
 import type { ArtifactHandle } from './handles.ts';
 import { didYouMean, isError, type Issue } from './issues.ts';
-import { plannerIssues } from './plan.ts';
+import { plannerIssues, planStages } from './plan.ts';
 import { checkGate } from './gate.ts';
 import { DNS_LABEL_MAX, isDnsLabel, toDnsLabel } from './names.ts';
 import { LLAMAFACTORY_ARGS, LLAMAFACTORY_TEMPLATES } from './reference/llamafactory-args.gen.ts';
@@ -31,6 +31,14 @@ const DERIVED_KEYS: Record<string, readonly string[]> = {
  */
 export function check(pipeline: Pipeline, context: CompileContext = {}): Issue[] {
   const ctx = resolveContext(context);
+  const issues = structuralIssues(pipeline, ctx);
+  // The planner reasons about sizes, so it only runs on a structurally sound pipeline.
+  if (!issues.some(isError)) issues.push(...plannerIssues(planStages(pipeline, ctx)));
+  return issues;
+}
+
+/** Every problem but the planner's (which needs a sound pipeline to size). */
+export function structuralIssues(pipeline: Pipeline, ctx: ResolvedContext): Issue[] {
   const issues: Issue[] = [];
   const add = (issue: Issue) => issues.push(issue);
 
@@ -250,8 +258,6 @@ export function check(pipeline: Pipeline, context: CompileContext = {}): Issue[]
       }
     }
   }
-  // The planner reasons about sizes, so it only runs on a structurally sound pipeline.
-  if (!issues.some(isError)) issues.push(...plannerIssues(pipeline, ctx));
   return issues;
 }
 

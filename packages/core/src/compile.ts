@@ -9,11 +9,11 @@ import type { Dataset, EvaluableModel } from './handles.ts';
 import { canonicalJson, contentHash } from './hash.ts';
 import { gateRules } from './gate.ts';
 import { CheckError, isError } from './issues.ts';
-import { check } from './check.ts';
+import { structuralIssues } from './check.ts';
 import type { KubeObject } from './kube.ts';
 import { ANNOTATIONS, GPU_RESOURCE, GPU_TAINT, LABELS, MANAGED_BY } from './labels.ts';
 import { GATE_FAILED_EXIT_CODE, stageScript, type PublishMode } from './stage-script.ts';
-import { planStages, type StagePlan } from './plan.ts';
+import { plannerIssues, planStages, type StagePlan } from './plan.ts';
 import { servedArgs } from './vllm.ts';
 
 /** Stands for the stage's own artifact folder while hashing: the folder is named by the hash. */
@@ -39,11 +39,13 @@ interface StageDraft {
  * same objects. Throws a CheckError listing every problem when `check()` finds errors.
  */
 export function compile(pipeline: Pipeline, context: CompileContext = {}): CompiledPipeline {
-  const issues = check(pipeline, context).filter(isError);
-  if (issues.length > 0) throw new CheckError(`pipeline ${pipeline.name}`, issues);
-
   const ctx = resolveContext(context);
+  const structural = structuralIssues(pipeline, ctx).filter(isError);
+  if (structural.length > 0) throw new CheckError(`pipeline ${pipeline.name}`, structural);
   const plans = planStages(pipeline, ctx);
+  const unplaceable = plannerIssues(plans).filter(isError);
+  if (unplaceable.length > 0) throw new CheckError(`pipeline ${pipeline.name}`, unplaceable);
+
   const compiled = new Map<string, CompiledStage>();
   const stages: CompiledStage[] = [];
 

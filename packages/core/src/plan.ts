@@ -185,6 +185,6 @@ export function planStages(pipeline: Pipeline, ctx: ResolvedContext): Map<string
 
 /** Planner issues not already reported by check()'s own rules. */
 const REPORTED_BY_CHECK = new Set(['planner.export-size', 'planner.gptq-bits', 'planner.sft-arg']);
-export function plannerIssues(pipeline: Pipeline, ctx: ResolvedContext): Issue[] {
-  return [...planStages(pipeline, ctx).values()].flatMap((p) => p.resources.issues).filter((i) => !REPORTED_BY_CHECK.has(i.code));
+export function plannerIssues(plans: ReadonlyMap<string, StagePlan>): Issue[] {
+  return [...plans.values()].flatMap((p) => p.resources.issues).filter((i) => !REPORTED_BY_CHECK.has(i.code));
 }
