@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -85,4 +85,22 @@ test('verify against an endpoint that does not answer fails its checks with exit
   assert.equal(r.code, 3, r.stdout + r.stderr);
   assert.match(r.stdout + r.stderr, /post-deploy check FAILED/);
   assert.doesNotMatch(r.stdout + r.stderr, STACK_LINE);
+});
+
+test('the runtime image bundle builds and runs the gate with plain node (no tsx)', () => {
+  const build = spawnSync(process.execPath, ['build.mjs'], { cwd: join(root, 'packages/cli'), encoding: 'utf8' });
+  assert.equal(build.status, 0, build.stderr);
+  const dir = mkdtempSync(join(tmpdir(), 'tunepipe-gate-'));
+  writeFileSync(join(dir, 'gate.json'), JSON.stringify({ rules: [{ metric: 'predict_bleu-4', comparison: 'min', value: 20 }], baselineResults: null }));
+  writeFileSync(join(dir, 'pass.json'), JSON.stringify({ 'predict_bleu-4': 21.5 }));
+  writeFileSync(join(dir, 'fail.json'), JSON.stringify({ 'predict_bleu-4': 18.2 }));
+  const bundle = join(root, 'packages/cli/dist/tunepipe.mjs');
+  const gate = (results: string) => spawnSync(process.execPath, [bundle, 'gate', '--rules', join(dir, 'gate.json'), '--results', join(dir, results), '--out', join(dir, `${results}.verdict`)], { cwd: dir, encoding: 'utf8' });
+  const passed = gate('pass.json');
+  assert.equal(passed.status, 0, passed.stderr);
+  assert.match(passed.stdout, /gate passed \(1\/1 rules\)/);
+  const failed = gate('fail.json');
+  assert.equal(failed.status, 3);
+  assert.match(failed.stdout, /predict_bleu-4 = 18\.20 < 20\.00 \(required\)/);
+  assert.equal(JSON.parse(readFileSync(join(dir, 'fail.json.verdict'), 'utf8')).passed, false);
 });

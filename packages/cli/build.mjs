@@ -11,7 +11,7 @@ await build({
   format: 'esm',
   sourcemap: true,
   // Packages with native parts or dynamic requires stay outside the bundle and come from node_modules.
-  external: ['@kubernetes/client-node', 'cli-progress', 'esbuild', 'tsx'],
+  external: ['@kubernetes/client-node', '@node-rs/jieba', 'cli-progress', 'esbuild', 'tsx'],
   banner: { js: "import { createRequire as __tunepipeRequire } from 'node:module'; const require = __tunepipeRequire(import.meta.url);" },
   logLevel: 'info',
 });
