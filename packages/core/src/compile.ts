@@ -451,7 +451,7 @@ function batchCommand(draft: StageDraft, out: string, configFile: string): { mod
       const m = o.options;
       const work = `${out}.partial`;
       return m.hub === 'huggingface'
-        ? { mode: 'rename', argv: ['hf', 'download', m.id, '--revision', m.revision, '--local-dir', work] }
+        ? { mode: 'rename', argv: ['huggingface-cli', 'download', m.id, '--revision', m.revision, '--local-dir', work] }
         : {
             mode: 'rename',
             argv: ['modelscope', 'download', '--model', m.id, '--revision', m.revision, '--local_dir', work],

@@ -152,7 +152,7 @@ test('the base model is fetched once, by a CPU Job, with the token from a Secret
   const fetchJobs = compiled.stages.filter((s) => s.kind === 'fetch-model');
   assert.equal(fetchJobs.length, 1);
   const main = jobOf(fetchJobs[0]!).spec!.template.spec!.containers[0]!;
-  assert.deepEqual(main.args, ['hf', 'download', 'meta-llama/Meta-Llama-3-8B-Instruct', '--revision', '8afb486c1db24fe5011ec46dfbe5b5dccdb575c2', '--local-dir', `${fetchJobs[0]!.artifactPath}.partial`]);
+  assert.deepEqual(main.args, ['huggingface-cli', 'download', 'meta-llama/Meta-Llama-3-8B-Instruct', '--revision', '8afb486c1db24fe5011ec46dfbe5b5dccdb575c2', '--local-dir', `${fetchJobs[0]!.artifactPath}.partial`]);
   assert.deepEqual(main.env!.find((e) => e.name === 'HF_TOKEN'), { name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: 'hub', key: 'hf' } } });
   for (const s of compiled.stages.filter((x) => x.kind === 'sft' || x.kind === 'evaluate')) {
     assert.ok(jobOf(s).spec!.template.spec!.containers[0]!.env!.some((e) => e.name === 'HF_HUB_OFFLINE' && e.value === '1'));
