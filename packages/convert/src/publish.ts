@@ -3,8 +3,9 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
-/** The marker a finished batch stage leaves in its artifact folder (same name as core's COMPLETION_MARKER). */
-export const COMPLETION_MARKER = '.tunepipe-complete';
+import { COMPLETION_MARKER } from '@tunepipe/core';
+
+export { COMPLETION_MARKER };
 export const SHA256SUMS = 'SHA256SUMS';
 
 export interface CompletionMarker {

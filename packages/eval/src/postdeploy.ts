@@ -234,7 +234,7 @@ export async function postDeployCheck(options: PostDeployOptions): Promise<PostD
       rows.forEach((row, i) => {
         const a = answers[i]!;
         const prompt = row.messages.at(-1)?.content ?? '';
-        if ('predict' in a) predictions.push({ source: row.source, prompt, predict: a.predict, label: row.label, scores: similarity.samples[k++]! });
+        if ('predict' in a) predictions.push({ source: row.source, prompt, predict: redact(a.predict), label: row.label, scores: similarity.samples[k++]! });
         else predictions.push({ source: row.source, prompt, predict: '', label: row.label, error: a.error });
       });
       const failed = rows.length - answered.length;
@@ -257,6 +257,9 @@ export async function postDeployCheck(options: PostDeployOptions): Promise<PostD
       if (options.gate && scores) {
         gate = evaluateGate(options.gate, scores, options.baseline);
         add('gate', gate.passed, gate.summary);
+      } else if (options.gate) {
+        // An unjudged gate must not read as a pass.
+        add('gate', false, 'no scores to judge: every request of the test split failed');
       }
     }
   }

@@ -82,6 +82,9 @@ export async function verifyCommand(options: VerifyCommandOptions, io: CommandIo
   if (options.limit !== undefined && !(Number.isInteger(options.limit) && options.limit > 0)) {
     issues.push({ path: '--limit', code: 'verify/limit', message: 'must be a positive integer', value: options.limit });
   }
+  if (gate && !options.testset && !options.datasetDir) {
+    issues.push({ path: '--gate', code: 'verify/gate-without-testset', message: 'a gate judges scores, and without a test split there are none', fix: 'add --testset <file> or --dataset-dir <dir> --dataset <entries>' });
+  }
   if (options.testset && options.datasetDir) {
     issues.push({ path: '--testset', code: 'verify/testset-twice', message: 'give either --testset or --dataset-dir with --dataset, not both' });
   }

@@ -199,6 +199,12 @@ test('tunepipe verify: key from the environment, results written for the report,
     assert.equal(server.requests.length, before);
     assert.equal(stderr[0], 'tunepipe verify: 4 problems');
     assert.match(stderr[1]!, /✗ --gate\.blue4: unknown metric 'blue4'[\s\S]*did you mean 'bleu4'\?[\s\S]*✗ --endpoint: not an http\(s\) URL[\s\S]*✗ --limit[\s\S]*✗ \/nonexistent\.json/);
+
+    // A gate with nothing to judge is refused up front, not silently skipped.
+    stderr.length = 0;
+    const unjudged = await verifyCommand({ endpoint: server.url, servedModelName: 'llama3-fintech', expectName: '小聚', gate: '{"bleu4": {"min": 20}}' }, io);
+    assert.equal(unjudged, 1);
+    assert.match(stderr[1]!, /✗ --gate: a gate judges scores, and without a test split there are none/);
   } finally {
     await server.close();
   }

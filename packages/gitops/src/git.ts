@@ -123,20 +123,14 @@ export async function synthAtRef<T>(repoRoot: string, ref: string, synth: (treeR
   const commit = await resolveCommit(repoRoot, ref);
   const tree = mkdtempSync(join(tmpdir(), 'tunepipe-base-'));
   try {
-    await extractCommit(repoRoot, commit, tree);
+    try {
+      await extractCommit(repoRoot, commit, tree);
+    } catch (error) {
+      throw new GitopsError(`base ${ref}`, [{ code: 'gitops.git', path: '--base', value: ref, message: `could not extract ${commit.slice(0, 12)}: ${(error as Error).message}`, fix: 'check that git and tar are installed and the ref exists (git fetch)' }]);
+    }
     linkNodeModules(repoRoot, tree);
     return await synth(tree);
   } finally {
     rmSync(tree, { recursive: true, force: true });
   }
-}
-
-/** The `origin` remote's URL and the current branch, as defaults for GitOps output. */
-export async function repoSource(repoRoot: string): Promise<{ repoUrl?: string; branch?: string }> {
-  const url = await run('git', ['-C', repoRoot, 'remote', 'get-url', 'origin'], repoRoot);
-  const branch = await run('git', ['-C', repoRoot, 'symbolic-ref', '--quiet', '--short', 'HEAD'], repoRoot);
-  return {
-    ...(url.code === 0 && url.stdout.trim() ? { repoUrl: url.stdout.trim() } : {}),
-    ...(branch.code === 0 && branch.stdout.trim() ? { branch: branch.stdout.trim() } : {}),
-  };
 }

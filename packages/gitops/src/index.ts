@@ -6,5 +6,5 @@ export * from './flux.ts';
 export { renderGitops } from './render.ts';
 export * from './diff.ts';
 export * from './format.ts';
-export { synthAtRef, resolveCommit, repoSource } from './git.ts';
+export { synthAtRef, resolveCommit } from './git.ts';
 export * from './stale.ts';

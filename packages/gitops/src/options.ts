@@ -53,6 +53,9 @@ export function normalizeRepoPath(path: string): string {
 
 export function sourceIssues(source: RepoSource, extra: { interval?: string | undefined } = {}): Issue[] {
   const issues: Issue[] = [];
+  if (/^[a-z][a-z+.-]*:\/\/[^/@]+:[^/@]*@/i.test(source.repoUrl)) {
+    issues.push({ code: 'gitops.repo-url-credentials', path: 'repoUrl', value: source.repoUrl.replace(/\/\/[^/@]+@/, '//<redacted>@'), message: 'carries credentials, which would be committed with the manifests', fix: 'use the URL without user:token@; give the reconciler its credentials in a Secret (Flux secretName, an Argo CD repository Secret)' });
+  }
   if (!GIT_URL.test(source.repoUrl)) {
     issues.push({ code: 'gitops.repo-url', path: 'repoUrl', value: source.repoUrl, message: 'not a Git URL a reconciler can clone', fix: 'use https://host/org/repo.git, ssh://git@host/org/repo.git or git@host:org/repo.git' });
   }

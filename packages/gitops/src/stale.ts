@@ -110,6 +110,10 @@ export interface WriteResult {
  */
 export function writeFiles(dir: string, files: readonly GitopsFile[]): WriteResult {
   assertInside(files, dir);
+  // It deletes what it did not render: only ever inside a pipeline's dist folder.
+  if (!/(^|[\\/])dist[\\/]?$/.test(dir)) {
+    throw new GitopsError('output folder', [{ code: 'gitops.out-dir', path: dir, message: 'is not a dist/ folder; writing there would delete files tunepipe did not write', fix: 'write to pipelines/<name>/dist' }]);
+  }
   const want = new Map(files.map((f) => [toPosix(normalize(f.path)), f.content]));
   const written: string[] = [];
   const unchanged: string[] = [];

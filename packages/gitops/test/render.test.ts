@@ -236,3 +236,11 @@ test('Argo CD Job health: only a completed Job is Healthy; queued and resumed Jo
   const suspendedByHand = { metadata: {}, spec: { suspend: true } };
   assert.deepEqual(await health(suspendedByHand), { status: 'Progressing', message: 'Job is suspended' });
 });
+
+test('a repository URL with credentials is refused, and the token is not echoed', () => {
+  const compiled = fixtureCompile(seedSource());
+  assert.throws(
+    () => renderGitops(compiled, { flavor: 'argocd', repoUrl: 'https://x-access-token:ghs_secret123@github.com/acme/ml.git', revision: 'main', path: 'pipelines/demo/dist' }),
+    (error: unknown) => error instanceof GitopsError && /carries credentials/.test(error.message) && !error.message.includes('ghs_secret123'),
+  );
+});

@@ -13,8 +13,10 @@ function tempDir(): string {
 const SOURCE = { repoUrl: 'https://github.com/acme/ml.git', revision: 'main', path: distPath('demo') };
 
 test('writeFiles makes a folder hold exactly the rendered files, subfolders included', () => {
-  const dir = tempDir();
+  const root = tempDir();
+  const dir = join(root, 'dist');
   try {
+    assert.throws(() => writeFiles(root, [{ path: 'a.yaml', content: '' }]), /is not a dist\/ folder/, 'never deletes outside a dist folder');
     const first = writeFiles(dir, [
       { path: 'a.yaml', content: 'a: 1\n' },
       { path: 'stages/old/b.yaml', content: 'b: 1\n' },
@@ -30,7 +32,7 @@ test('writeFiles makes a folder hold exactly the rendered files, subfolders incl
     assert.equal(readFileSync(join(dir, 'a.yaml'), 'utf8'), 'a: 2\n');
     assert.throws(() => writeFiles(dir, [{ path: '../escape.yaml', content: '' }]), GitopsError);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(root, { recursive: true, force: true });
   }
 });
 

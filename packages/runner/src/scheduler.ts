@@ -120,12 +120,12 @@ export async function runGraph(options: GraphRunOptions): Promise<RunResult> {
     };
     const task = options
       .execute(stage, ctx)
+      // Any error (a full disk, a permission, an API failure) fails this stage and lets the others
+      // finish and clean up; rethrowing would strand running tasks and leak their processes.
       .catch((error: unknown): StageOutcome => {
-        if (error instanceof RunnerError) {
-          set(stage.name, { failure: { reason: 'error', message: error.message, logTail: [] } });
-          return 'failed';
-        }
-        throw error;
+        const message = error instanceof RunnerError ? error.message : `${error instanceof Error ? error.message : String(error)} (unexpected: please report it)`;
+        set(stage.name, { failure: { reason: 'error', message, logTail: [] } });
+        return 'failed';
       })
       .then((outcome) => {
         if (usesGpu) gpusBusy--;

@@ -8,6 +8,7 @@ import { formatStageLine, formatSummary } from '../src/progress/format.ts';
 import { parseLog } from '../src/progress/parse.ts';
 import { createConsoleReporter } from '../src/progress/reporter.ts';
 import { installHint, versionFromImage } from '../src/local/preflight.ts';
+import { planLocalStage } from '../src/local/plan.ts';
 import { objectsToApply } from '../src/cluster/run.ts';
 import { loadKubeConfig } from '../src/cluster/kube.ts';
 import { overlapSkipper } from '../src/cluster/inspect.ts';
@@ -184,9 +185,10 @@ test('install hints pin the version of the image the cluster would run', () => {
   assert.equal(versionFromImage('vllm/vllm-openai:v0.11.0'), '0.11.0');
   assert.equal(versionFromImage('ghcr.io/tunepipe/llamafactory-gptq:0.9.4-0.1.0'), '0.9.4');
   assert.equal(versionFromImage('registry:5000/img@sha256:abc'), undefined);
-  const p = makePipeline();
   assert.equal(installHint('vllm', []), 'pip install "vllm"');
-  assert.ok(p.stages.length > 0);
+  const serve = makePipeline().stages.find((s) => s.kind === 'serve')!;
+  const plan = planLocalStage({ ...serve, image: 'vllm/vllm-openai:v0.11.0' }, { artifactsDir: '/tmp/a', env: {} });
+  assert.equal(installHint('vllm', [plan]), 'pip install "vllm==0.11.0"');
 });
 
 test('loadKubeConfig: an explicit file, a context, and clear errors', () => {

@@ -1,5 +1,6 @@
 import { join, posix } from 'node:path';
 import type { CompiledStage } from '@tunepipe/core/compiled';
+import { COMPLETION_MARKER } from '@tunepipe/core';
 import type { ConfigMap, Container, PodSpec } from 'kubernetes-types/core/v1.js';
 import type { Job } from 'kubernetes-types/batch/v1.js';
 import type { Deployment } from 'kubernetes-types/apps/v1.js';
@@ -213,7 +214,7 @@ export function planLocalStage(stage: CompiledStage, options: PlanOptions): Loca
   });
 
   const outDir = stage.artifactPath ? mapPath(stage.artifactPath) : join(artifactsDir, stage.name);
-  const markerPath = stage.completionMarker ? mapPath(stage.completionMarker) : join(outDir, '.tunepipe-complete');
+  const markerPath = stage.completionMarker ? mapPath(stage.completionMarker) : join(outDir, COMPLETION_MARKER);
   const main = steps.at(-1)?.command ?? [];
   const portAt = main.indexOf('--port');
   const portArg = portAt >= 0 ? Number(main[portAt + 1]) : Number(main.find((a) => a.startsWith('--port='))?.slice(7));
