@@ -44,7 +44,7 @@ export default definePipeline(
         logging_steps: 10,
         save_steps: 50,
         bf16: true,
-        report_to: 'tensorboard',
+        report_to: 'none',
         lora_rank: 16,
         lora_alpha: 32,
         lora_dropout: 0.05,

@@ -372,7 +372,7 @@ function checkVllm(o: Extract<StageSpec, { kind: 'serve' }>['options'], path: st
   for (const [key, value] of Object.entries(o.args ?? {})) {
     const flag = vllmFlagName(key);
     const at = `${path}.args.${key}`;
-    const spec = VLLM_SERVE_FLAGS[flag] ?? Object.entries(VLLM_SERVE_FLAGS).find(([, f]) => f.aliases?.includes(flag))?.[1];
+    const spec = VLLM_SERVE_FLAGS[flag];
     if (!spec) {
       add({ code: 'vllm.unknown', path: at, value, message: `vllm serve has no flag ${flag}`, fix: didYouMean(flag, known) ?? 'remove it' });
       continue;

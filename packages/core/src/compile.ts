@@ -49,10 +49,18 @@ export function compile(pipeline: Pipeline, context: CompileContext = {}): Compi
   const compiled = new Map<string, CompiledStage>();
   const stages: CompiledStage[] = [];
 
+  // A Job's deadline clock starts when it is created. When a GitOps controller applies every stage
+  // at once, a stage waits in its init container for all of its upstream stages, so its deadline
+  // must cover the longest upstream path too.
+  const pathDeadline = new Map<string, number>();
   for (const spec of pipeline.stages) {
-    const plan = plans.get(spec.name);
-    if (!plan) throw new Error(`internal: no plan for stage ${spec.name}`);
-    const draft = draftStage(pipeline, spec, ctx, compiled, plan);
+    const own = plans.get(spec.name);
+    if (!own) throw new Error(`internal: no plan for stage ${spec.name}`);
+    const drafted = draftStage(pipeline, spec, ctx, compiled, own);
+    const upstreamDeadline = Math.max(0, ...drafted.dependsOn.map((d) => pathDeadline.get(d) ?? 0));
+    const plan: StagePlan = { ...own, deadlineSeconds: own.deadlineSeconds + upstreamDeadline };
+    pathDeadline.set(spec.name, plan.deadlineSeconds);
+    const draft: StageDraft = { ...drafted, plan };
     const hash = contentHash({
       kind: draft.kind,
       config: draft.config(SELF),
@@ -392,8 +400,8 @@ function metadata(name: string, namespace: string, labels: Record<string, string
   return { name, namespace, labels, ...(annotations ? { annotations } : {}) };
 }
 
-function secretEnv(name: string, ref: SecretRef | undefined): EnvVar[] {
-  return ref ? [{ name, valueFrom: { secretKeyRef: { name: ref.secretName, key: ref.key } } }] : [];
+function secretEnv(name: string, ref: SecretRef | undefined, options: { optional?: boolean } = {}): EnvVar[] {
+  return ref ? [{ name, valueFrom: { secretKeyRef: { name: ref.secretName, key: ref.key, ...(options.optional ? { optional: true } : {}) } } }] : [];
 }
 
 // Functions, not shared constants: one object referenced twice would turn into YAML anchors.
@@ -590,7 +598,8 @@ function batchObjects(
   ];
   if (draft.spec.kind === 'fetch-model') {
     const token = draft.spec.options.token ?? ctx.defaultHubToken;
-    env.push(...secretEnv(draft.spec.options.hub === 'huggingface' ? 'HF_TOKEN' : 'MODELSCOPE_API_TOKEN', token));
+    // Optional: public models need no token, and the cluster stack writes only the keys it was given.
+    env.push(...secretEnv(draft.spec.options.hub === 'huggingface' ? 'HF_TOKEN' : 'MODELSCOPE_API_TOKEN', token, { optional: true }));
   } else if (LLAMAFACTORY_COMMAND[draft.kind]) {
     // Every model is already on the volume; a download attempt means a wrong path, so fail fast.
     env.push({ name: 'HF_HUB_OFFLINE', value: '1' }, { name: 'TRANSFORMERS_OFFLINE', value: '1' });
@@ -618,7 +627,8 @@ function batchObjects(
   };
   const failureRules: PodFailurePolicyRule[] = [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }];
   // A gate that fails on finished predictions fails again on a retry: stop instead of re-running the GPU work.
-  if (draft.gate) failureRules.push({ action: 'FailJob', onExitCodes: { containerName: 'gate', operator: 'In', values: [GATE_FAILED_EXIT_CODE] } });
+  // The gate judges files the same pod just wrote: a failure (exit 3) or unreadable results (exit 1) repeat on a retry.
+  if (draft.gate) failureRules.push({ action: 'FailJob', onExitCodes: { containerName: 'gate', operator: 'NotIn', values: [0] } });
 
   const job: Job = {
     apiVersion: 'batch/v1',
@@ -870,7 +880,7 @@ function verifyObjects(
               name: 'wait-for-rollout',
               image: ctx.images.runtime,
               command: ['tunepipe', 'wait-served'],
-              args: ['--endpoint', endpoint, '--model-root', String(config['model'])],
+              args: ['--endpoint', endpoint, '--model-root', String(config['model']), '--timeout', String(draft.plan.deadlineSeconds)],
               env,
               securityContext: containerSecurity(),
               resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '128Mi' } },

@@ -154,8 +154,8 @@ function memoryFor(spec: StageSpec, plan: StageResourcePlan): string {
   return `${Math.max(floor, Math.ceil(bytes / GiB))}Gi`;
 }
 
-function shmFor(spec: StageSpec, gpus: number): string {
-  if (gpus === 0) return spec.kind === 'merge' ? '1Gi' : '64Mi';
+/** Only GPU pods mount a memory-backed /dev/shm (NCCL, vLLM workers, DataLoader workers). */
+function shmFor(gpus: number): string {
   return `${Math.max(2, 8 * gpus)}Gi`;
 }
 
@@ -173,7 +173,7 @@ export function planStages(pipeline: Pipeline, ctx: ResolvedContext): Map<string
       ...(resources.gpuType ? { gpuType: resources.gpuType } : {}),
       cpu: cpuFor(spec, resources.gpus),
       memory: memoryFor(spec, resources),
-      shmSize: shmFor(spec, resources.gpus),
+      shmSize: shmFor(resources.gpus),
       expectedSeconds: Math.ceil(resources.expectedSeconds),
       deadlineSeconds: Math.ceil(resources.deadlineSeconds),
       expectedOutputs: resources.expectedOutputs,

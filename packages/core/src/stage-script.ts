@@ -60,7 +60,7 @@ if [ "$mode" = rename ]; then
 fi
 cd "$out"
 find . -type f ! -name SHA256SUMS ! -name SHA256SUMS.tmp ! -name '${COMPLETION_MARKER}*' | LC_ALL=C sort | sed 's|^\\./||' |
-  while IFS= read -r f; do sha256sum "$f"; done > SHA256SUMS.tmp
+  while IFS= read -r f; do sha256sum -- "$f"; done > SHA256SUMS.tmp
 mv SHA256SUMS.tmp SHA256SUMS
 files=$(wc -l < SHA256SUMS | tr -d ' ')
 printf '{"stage":"%s","hash":"%s","files":%s}\\n' "\${TUNEPIPE_STAGE}" "\${TUNEPIPE_HASH}" "$files" > "${COMPLETION_MARKER}.tmp"

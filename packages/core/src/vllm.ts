@@ -1,13 +1,23 @@
 import type { ServeOptions } from './dsl.ts';
 import { VLLM_SERVE_FLAGS } from './reference/vllm-serve-flags.gen.ts';
 
-/** `max_model_len`, `--max-model-len` and `max-model-len` all name the flag `--max-model-len`. */
+const ALIASES = new Map(Object.entries(VLLM_SERVE_FLAGS).flatMap(([flag, spec]) => (spec.aliases ?? []).map((alias) => [alias, flag] as const)));
+
+/**
+ * The canonical long flag: `max_model_len`, `--max-model-len` and `max-model-len` all name
+ * `--max-model-len`, and a short alias (`-tp`) names its long flag.
+ */
 export function vllmFlagName(key: string): string {
+  const alias = ALIASES.get(key.startsWith('-') ? key : `-${key}`);
+  if (alias) return alias;
   return `--${key.replace(/^-+/, '').replace(/_/g, '-')}`;
 }
 
-/** Flags tunepipe derives itself; setting them by hand would fight the compiler. */
-export const DERIVED_VLLM_FLAGS = new Set(['--model', '--port', '--served-model-name', '--api-key', '--host']);
+/**
+ * Flags tunepipe derives itself; setting them by hand would fight the compiler (a tensor-parallel
+ * size other than the GPUs the pod requests makes vLLM fail at start).
+ */
+export const DERIVED_VLLM_FLAGS = new Set(['--model', '--port', '--served-model-name', '--api-key', '--host', '--tensor-parallel-size']);
 
 /** The typed serve options and free-form `args`, as one flag → value map. */
 export function vllmFlagValues(

@@ -76,6 +76,7 @@ const cases: Array<{ code: string; pipeline: () => Pipeline; path: string; messa
   { code: 'vllm.unknown', pipeline: () => bent({ serve: { args: { 'max-model-length': 4096 } } }), path: 'stages.serve.args.max-model-length', message: /vllm serve has no flag --max-model-length/, fix: /did you mean '--max-model-len'/ },
   { code: 'vllm.quantization', pipeline: () => bent({ serve: { args: { quantization: 'gptq' } } }), path: 'stages.serve.args.quantization', message: /forcing 'gptq' disables the faster Marlin kernels/ },
   { code: 'vllm.derived', pipeline: () => bent({ serve: { args: { port: 9000 } } }), path: 'stages.serve.args.port', message: /--port is set by tunepipe/ },
+  { code: 'vllm.derived', pipeline: () => bent({ serve: { args: { '-tp': 4 } } }), path: 'stages.serve.args.-tp', message: /--tensor-parallel-size is set by tunepipe/ },
   { code: 'vllm.choice', pipeline: () => bent({ serve: { args: { dtype: 'bf16' } } }), path: 'stages.serve.args.dtype', message: /is not one of auto, bfloat16/ },
   { code: 'serve.max-model-len', pipeline: () => bent({ serve: { maxModelLen: 32768 } }), path: 'stages.serve.maxModelLen', message: /beyond the model's context of 8192 tokens/ },
   { code: 'serve.gpu-memory', pipeline: () => bent({ serve: { gpuMemoryUtilization: 1.5 } }), path: 'stages.serve.gpuMemoryUtilization', message: /must be a fraction in \(0, 1\]/ },

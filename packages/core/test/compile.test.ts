@@ -153,7 +153,7 @@ test('the base model is fetched once, by a CPU Job, with the token from a Secret
   assert.equal(fetchJobs.length, 1);
   const main = jobOf(fetchJobs[0]!).spec!.template.spec!.containers[0]!;
   assert.deepEqual(main.args, ['huggingface-cli', 'download', 'meta-llama/Meta-Llama-3-8B-Instruct', '--revision', '8afb486c1db24fe5011ec46dfbe5b5dccdb575c2', '--local-dir', `${fetchJobs[0]!.artifactPath}.partial`]);
-  assert.deepEqual(main.env!.find((e) => e.name === 'HF_TOKEN'), { name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: 'hub', key: 'hf' } } });
+  assert.deepEqual(main.env!.find((e) => e.name === 'HF_TOKEN'), { name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: 'hub', key: 'hf', optional: true } } });
   for (const s of compiled.stages.filter((x) => x.kind === 'sft' || x.kind === 'evaluate')) {
     assert.ok(jobOf(s).spec!.template.spec!.containers[0]!.env!.some((e) => e.name === 'HF_HUB_OFFLINE' && e.value === '1'));
   }
@@ -224,7 +224,7 @@ test('a gated evaluation publishes only after its gate passes, and a failed gate
     { metric: 'predict_rouge-l', comparison: 'minOverBaseline', value: 5 },
   ]);
   assert.equal(rules.baselineResults, `${stage(gated, 'eval-base').artifactPath}/predict_results.json`);
-  assert.deepEqual(jobOf(s).spec!.podFailurePolicy!.rules[1], { action: 'FailJob', onExitCodes: { containerName: 'gate', operator: 'In', values: [3] } });
+  assert.deepEqual(jobOf(s).spec!.podFailurePolicy!.rules[1], { action: 'FailJob', onExitCodes: { containerName: 'gate', operator: 'NotIn', values: [0] } });
   assert.equal(s.inputs['gate'] !== undefined, true, 'the gate is part of the stage identity');
 });
 
@@ -248,7 +248,8 @@ test('serve with verify adds a post-deploy Job that waits for the new model, the
   assert.equal(job.metadata!.name, `v-serve-verify-${serve.hash.slice(0, 8)}`);
   assert.equal(serve.artifactPath, `/artifacts/v/serve/${serve.hash}`);
   const pod = job.spec!.template.spec!;
-  assert.deepEqual(pod.initContainers![0]!.args, ['--endpoint', 'http://v-serve.tunepipe.svc:8000', '--model-root', stage(compiled, 'merge').artifactPath]);
+  assert.deepEqual(pod.initContainers![0]!.args!.slice(0, 4), ['--endpoint', 'http://v-serve.tunepipe.svc:8000', '--model-root', stage(compiled, 'merge').artifactPath]);
+  assert.ok(Number(pod.initContainers![0]!.args![5]) < job.spec!.activeDeadlineSeconds!, 'wait-served gives up before the Job deadline');
   const args = pod.containers[0]!.args!;
   assert.deepEqual(args.slice(0, 8), ['tunepipe', 'verify', '--endpoint', 'http://v-serve.tunepipe.svc:8000', '--served-model-name', 'v', '--expect-name', '小聚']);
   assert.deepEqual(args.slice(8, 12), ['--dataset-dir', stage(compiled, 'convert').artifactPath, '--dataset', 'identity.test']);
@@ -284,4 +285,14 @@ test('a calibration-only corpus is shipped to convert but never trained or evalu
   assert.equal(stage(compiled, 'sft').config['dataset'], 'identity');
   assert.equal(stage(compiled, 'sft').config['eval_dataset'], 'identity.validation');
   assert.ok(convert.objects.some((o) => o.metadata!.name === 'cal-data-handbook-55555555'));
+});
+
+test('deadlines cover the longest upstream path, since a GitOps controller creates every Job at once', () => {
+  const deadline = (name: string) => jobOf(stage(seed, name)).spec!.activeDeadlineSeconds!;
+  const own = (name: string) => stage(seed, name).estimate.deadlineSeconds;
+  assert.equal(deadline('fetch-model'), Math.ceil(own('fetch-model')));
+  assert.equal(deadline('sft'), Math.ceil(own('sft')) + Math.max(deadline('fetch-model'), deadline('convert')));
+  assert.equal(deadline('merge'), Math.ceil(own('merge')) + Math.max(deadline('fetch-model'), deadline('sft')));
+  const serve = stage(seed, 'serve').objects.find((o) => o.kind === 'Deployment') as Deployment;
+  assert.equal(serve.spec!.progressDeadlineSeconds, Math.ceil(own('serve')) + Math.max(deadline('quantize'), deadline('evaluate')));
 });

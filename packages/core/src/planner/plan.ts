@@ -369,9 +369,10 @@ function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, 
   return gpuStage(input, placement, o, {
     gpuMemory: memory,
     hostMemory: breakdown('host', [
-      { name: 'training process', bytes: 4 * GiB, detail: 'Python, torch, dataloader workers (assumed)' },
-      { name: 'checkpoint shard while loading', bytes: Math.min(modelBytes, 5 * GB), detail: 'safetensors shards are read one at a time' },
-      { name: 'tokenised dataset', bytes: rows * config.cutoffLen * 3 * 8, detail: `${n(rows)} rows × ≤ ${n(config.cutoffLen)} tokens × 3 int64 columns` },
+      // torchrun starts one training process per GPU, each loading shards and the dataset itself.
+      { name: 'training processes', bytes: placement.gpus * 4 * GiB, detail: `${placement.gpus} × 4 GiB: Python, torch, dataloader workers (assumed)` },
+      { name: 'checkpoint shards while loading', bytes: placement.gpus * Math.min(modelBytes, 5 * GB), detail: `${placement.gpus} × one safetensors shard at a time` },
+      { name: 'tokenised dataset', bytes: placement.gpus * rows * config.cutoffLen * 3 * 8, detail: `${placement.gpus} × ${n(rows)} rows × ≤ ${n(config.cutoffLen)} tokens × 3 int64 columns` },
     ]),
     disk: breakdown('disk', [
       { name: `${keptCheckpoints} checkpoint-N folders`, bytes: keptCheckpoints * checkpointBytes, detail: `adapter (fp32) + optimizer state, ${formatGB(checkpointBytes)} each, every ${config.saveSteps} steps` },
