@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -103,4 +103,24 @@ test('the runtime image bundle builds and runs the gate with plain node (no tsx)
   assert.equal(failed.status, 3);
   assert.match(failed.stdout, /predict_bleu-4 = 18\.20 < 20\.00 \(required\)/);
   assert.equal(JSON.parse(readFileSync(join(dir, 'fail.json.verdict'), 'utf8')).passed, false);
+});
+
+test('run --target local --only convert converts the example data for real; a second run is cached', () => {
+  const artifacts = mkdtempSync(join(tmpdir(), 'tunepipe-artifacts-'));
+  const first = tunepipe(['run', 'llama3-fintech', '--target', 'local', '--only', 'convert', '--artifacts', artifacts]);
+  assert.equal(first.code, 0, first.stdout + first.stderr);
+  const conservation = /convert: rows_in (\d+) = rows_out (\d+) \+ rows_quarantined (\d+) ✓/.exec(first.stdout);
+  assert.ok(conservation, first.stdout);
+  assert.equal(Number(conservation[1]), Number(conservation[2]) + Number(conservation[3]));
+  assert.match(first.stdout, /identity: \d+ in, \d+ out \(train \d+, validation \d+, test \d+\)/);
+  const dir = resolve(root, /output: (\S+)\//.exec(first.stdout)![1]!);
+  assert.ok(dir.startsWith(artifacts), dir);
+  for (const file of ['dataset_info.json', 'identity.jsonl', 'fintech.test.jsonl', 'calibration.jsonl', 'quarantine.jsonl', 'manifest.json', 'SHA256SUMS', '.tunepipe-complete']) {
+    assert.ok(existsSync(join(dir, file)), file);
+  }
+  const info = JSON.parse(readFileSync(join(dir, 'dataset_info.json'), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(info).sort(), ['calibration', 'fintech', 'fintech.test', 'fintech.validation', 'identity', 'identity.test', 'identity.validation']);
+  const second = tunepipe(['run', 'llama3-fintech', '--target', 'local', '--only', 'convert', '--artifacts', artifacts]);
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stdout + second.stderr, /0 run, 1 cached/);
 });
