@@ -72,6 +72,29 @@ export interface LocalRunOptions extends SelectionOptions {
   readonly now?: () => number;
 }
 
+/**
+ * Process groups still running. Children run in their own group (so Ctrl-C reaches the runner,
+ * which stops them gracefully); if the runner exits anyway (a second Ctrl-C), they are killed
+ * here instead of being left holding the GPU.
+ */
+const liveGroups = new Set<number>();
+process.on('exit', () => {
+  for (const pid of liveGroups) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+function track(child: ChildProcess): void {
+  if (child.pid === undefined) return;
+  const pid = child.pid;
+  liveGroups.add(pid);
+  child.once('close', () => liveGroups.delete(pid));
+}
+
 /** Kills a process group: the tool and anything it spawned (torchrun workers). */
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
@@ -144,6 +167,7 @@ export async function runLocally(pipeline: CompiledPipeline, options: LocalRunOp
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
+    track(child);
     const log = createWriteStream(plan.logFile, { flags: 'a' });
     const onText = (chunk: Buffer) => {
       const text = chunk.toString('utf8');
