@@ -48,3 +48,14 @@ export interface CompiledPipeline {
   /** Every object of every stage (plus shared ones), in apply order. */
   readonly objects: readonly KubeObject[];
 }
+
+/** Identity of an object within a pipeline: API group/version, kind, namespace and name. */
+export function objectKey(object: KubeObject): string {
+  return `${object.apiVersion}/${object.kind}/${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
+}
+
+/** Objects of `compiled.objects` that belong to no stage (shared objects such as a claim). */
+export function sharedObjects(compiled: CompiledPipeline): KubeObject[] {
+  const owned = new Set(compiled.stages.flatMap((s) => s.objects.map(objectKey)));
+  return compiled.objects.filter((o) => !owned.has(objectKey(o)));
+}

@@ -1,4 +1,4 @@
-import { CheckError, type CompiledPipeline, type CompiledStage, type Issue, type KubeObject } from '@tunepipe/core';
+import { CheckError, objectKey, sharedObjects, type CompiledPipeline, type CompiledStage, type Issue, type KubeObject } from '@tunepipe/core';
 
 /** One file of rendered output, its path relative to the output folder. */
 export interface GitopsFile {
@@ -14,15 +14,7 @@ export class GitopsError extends CheckError {
   }
 }
 
-export function objectKey(object: KubeObject): string {
-  return `${object.apiVersion}/${object.kind}/${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
-}
-
-/** Objects of `compiled.objects` that belong to no stage (shared objects such as a claim). */
-export function sharedObjects(compiled: CompiledPipeline): KubeObject[] {
-  const owned = new Set(compiled.stages.flatMap((s) => s.objects.map(objectKey)));
-  return compiled.objects.filter((o) => !owned.has(objectKey(o)));
-}
+export { objectKey, sharedObjects };
 
 export const isBatch = (stage: CompiledStage): boolean => stage.workload.kind === 'Job';
 

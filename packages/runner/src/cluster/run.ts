@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { KubeConfig, KubernetesObject, V1Job } from '@kubernetes/client-node';
-import type { CompiledPipeline, CompiledStage } from '@tunepipe/core/compiled';
+import { sharedObjects, type CompiledPipeline, type CompiledStage } from '@tunepipe/core/compiled';
 import { LABELS, MANAGED_BY } from '@tunepipe/core/labels';
 import type { Job } from 'kubernetes-types/batch/v1.js';
 import type { Deployment } from 'kubernetes-types/apps/v1.js';
@@ -113,9 +113,7 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
 
   // Objects of the pipeline that belong to no stage (shared ones), applied once before the first
   // stage runs or the marker check starts — never on a run whose stages are all cached Jobs.
-  const keyOf = (o: { kind?: string; metadata?: { name?: string } }) => `${o.kind}/${o.metadata?.name}`;
-  const stageKeys = new Set(pipeline.stages.flatMap((s) => s.objects.map(keyOf)));
-  const shared = pipeline.objects.filter((o) => !stageKeys.has(keyOf(o)));
+  const shared = sharedObjects(pipeline);
   let sharedApplied: Promise<void> | undefined;
   const ensureShared = () =>
     (sharedApplied ??= (async () => {
