@@ -28,10 +28,9 @@ export interface ExportPlanArgs {
 export const EXPORT_PROCESS_BYTES = 2 * GiB;
 
 /** Bytes per parameter the export writes. */
-export function exportBytesPerParam(arch: ModelArchitecture, inferDtype: string | undefined): number {
-  if (inferDtype === 'float32') return 4;
-  if (inferDtype === 'float16' || inferDtype === 'bfloat16') return 2;
-  return 2; // auto: bf16/fp16 models stay 2 bytes; fp32 models are exported in bf16
+export function exportBytesPerParam(inferDtype: string | undefined): number {
+  // auto, float16 and bfloat16 write 2 bytes: 16-bit models keep their dtype and fp32 models are exported in bf16.
+  return inferDtype === 'float32' ? 4 : 2;
 }
 
 export interface ShardPlan {
@@ -143,7 +142,7 @@ export function mergeEstimate(
     issues.push({ code: 'planner.export-size', path: `${path}.args.export_size`, value: exportSize, message: 'must be a positive whole number of GB (LLaMA-Factory types it int)', fix: `use ${Math.max(1, Math.round(exportSize) || 5)}` });
     exportSize = Math.max(1, Math.round(exportSize) || 5);
   }
-  const bytesPerParam = exportBytesPerParam(arch, args.infer_dtype);
+  const bytesPerParam = exportBytesPerParam(args.infer_dtype);
   const modelBytes = arch.parameterCount * bytesPerParam;
   const shards = shardPlan(arch, bytesPerParam, exportSize, args.export_legacy_format === true);
   const lora = loraParamCount(arch, adapter.rank, adapter.targets);
