@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const args = process.argv.slice(2);
+const realTier = join(root, 'test', 'real');
 const roots = args.length > 0 ? args : ['packages', 'pipelines', 'infra', 'test'];
 
 function findTests(dir, out) {
@@ -20,6 +21,8 @@ function findTests(dir, out) {
   for (const entry of entries) {
     if (entry.name === 'node_modules' || entry.name === 'dist' || entry.name.startsWith('.')) continue;
     const path = join(dir, entry.name);
+    // test/real is the real-tools tier (npm run test:real): it needs the cached tools and minutes.
+    if (path === realTier) continue;
     if (entry.isDirectory()) findTests(path, out);
     else if (/\.test\.m?ts$/.test(entry.name)) out.push(relative(root, path));
   }
