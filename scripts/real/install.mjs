@@ -8,6 +8,8 @@ import { cacheRoot, formatSeconds, log } from './lib.mjs';
 /** Each module exports `install()`: idempotent, returns the paths tests need (written to tools.json). */
 export const components = {
   python: () => import('./python.mjs'),
+  // Built in the python venv from datasets/ (no download): the model test/real/llamafactory trains.
+  tinyModel: () => import('./tiny-model.mjs'),
   controlplane: () => import('./controlplane.mjs'),
   pulumi: () => import('./pulumi.mjs'),
   flux: () => import('./flux.mjs'),

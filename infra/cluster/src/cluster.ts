@@ -57,7 +57,8 @@ export function defineCluster(config: ClusterConfig, secrets: ClusterSecrets): C
         gpuTypes: config.gpuTypes,
         cpu: config.quota.cpu,
         memory: config.quota.memory,
-        kueueVersion: config.versions.kueue,
+        // An existing cluster may already run Kueue (its operator's): then only our queue objects are created.
+        kueueVersion: config.provider === 'existing' && !config.kueue ? undefined : config.versions.kueue,
       },
       secrets,
     },

@@ -125,7 +125,7 @@ const FIELDS = {
       deletionProtection: Bool.default(false),
     })
     .optional(),
-  existing: z.strictObject({ devicePlugin: Bool.default(true) }).optional(),
+  existing: z.strictObject({ devicePlugin: Bool.default(true), kueue: Bool.default(true) }).optional(),
 } as const;
 
 type FieldName = keyof typeof FIELDS;
@@ -219,6 +219,8 @@ export interface GcpConfig extends CommonConfig {
 export interface ExistingConfig extends CommonConfig {
   readonly provider: 'existing';
   readonly devicePlugin: boolean;
+  /** Install Kueue (pinned chart); `false` when the cluster already runs Kueue serving kueue.x-k8s.io/v1beta2. */
+  readonly kueue: boolean;
   readonly storage: { readonly kind: 'class'; readonly storageClass: string } | { readonly kind: 'nfs'; readonly server: string; readonly share: string };
 }
 
@@ -809,7 +811,7 @@ function buildExisting(issues: Issue[], f: Partial<Fields>, groups: (GpuGroupRaw
   }
   const base = common(f, groups.filter(isDefined), versions, 'existing');
   if (!base || !resolved || groups.some((g) => !g)) return undefined;
-  return { ...base, provider: 'existing', devicePlugin: f.existing?.devicePlugin ?? true, storage: resolved };
+  return { ...base, provider: 'existing', devicePlugin: f.existing?.devicePlugin ?? true, kueue: f.existing?.kueue ?? true, storage: resolved };
 }
 
 function zonesOf(zones: readonly string[] | undefined): { zones?: readonly string[] } {

@@ -42,7 +42,10 @@ function family(prefix: string, gpu: GpuModel, sizes: Record<string, number>): R
   return Object.fromEntries(Object.entries(sizes).map(([size, count]) => [`${prefix}.${size}`, { gpu, count }]));
 }
 
-/** GKE accelerator types, the GPU they are and the machine families they attach to. */
+/**
+ * GKE accelerator types (the `--accelerator type=` / `cloud.google.com/gke-accelerator` values, as
+ * Compute Engine names its GPU models), the GPU they are and the machine families they attach to.
+ */
 export const GCP_ACCELERATORS: Readonly<Record<string, { readonly gpu: GpuModel; readonly machineFamilies: readonly string[] }>> = {
   'nvidia-tesla-t4': { gpu: T4, machineFamilies: ['n1'] },
   'nvidia-l4': { gpu: L4, machineFamilies: ['g2'] },
@@ -50,7 +53,7 @@ export const GCP_ACCELERATORS: Readonly<Record<string, { readonly gpu: GpuModel;
   'nvidia-a100-80gb': { gpu: A100_80, machineFamilies: ['a2'] },
   'nvidia-h100-80gb': { gpu: H100, machineFamilies: ['a3'] },
   'nvidia-h100-mega-80gb': { gpu: H100, machineFamilies: ['a3'] },
-  'nvidia-h200': { gpu: H200, machineFamilies: ['a3'] },
+  'nvidia-h200-141gb': { gpu: H200, machineFamilies: ['a3'] },
 };
 
 /**

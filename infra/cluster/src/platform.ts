@@ -3,48 +3,38 @@
 // modules only decide *which* pieces and with what inputs, never how they are built.
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
-import { GPU_RESOURCE, GPU_TAINT, LABELS, MANAGED_BY, PLATFORM_SECRETS } from '@tunepipe/core/labels';
+import { GPU_TAINT, LABELS } from '@tunepipe/core/labels';
 import type { GpuType } from './config.ts';
+import {
+  GPU_SYSTEM_NAMESPACE,
+  KUEUE_NAMESPACE,
+  artifactsClaimObject,
+  clusterQueueObject,
+  cpuFlavorObject,
+  gpuFlavorObject,
+  localQueueObject,
+  partOf,
+  runnerAccessObjects,
+  workloadNamespaceObject,
+  workloadSecretObjects,
+} from './platform-objects.ts';
 import type { ClusterSecrets } from './stack-config.ts';
-import { CHARTS, type ChartRef, KUEUE_API } from './versions.ts';
+import { CHARTS, type ChartRef } from './versions.ts';
 
-/** The ReadWriteMany claim every stage mounts at `/artifacts`. */
-export const ARTIFACTS_PVC = 'tunepipe-artifacts';
-/** The Kueue LocalQueue GPU Jobs name in their `kueue.x-k8s.io/queue-name` label. */
-export const LOCAL_QUEUE = 'tunepipe';
-export const RUNNER_SERVICE_ACCOUNT = 'tunepipe-runner';
-export const SECRET_NAMES = {
-  /** Keys `HF_TOKEN` and `MODELSCOPE_API_TOKEN` (whichever are configured). */
-  hubTokens: PLATFORM_SECRETS.hubTokens.secretName,
-  /** Key `VLLM_API_KEY`, which `vllm serve` reads as its `--api-key`. */
-  vllmApiKey: PLATFORM_SECRETS.vllmApiKey.secretName,
-} as const;
-/** Namespace of the NVIDIA daemons; privileged, unlike the workload namespace. */
-export const GPU_SYSTEM_NAMESPACE = 'tunepipe-gpu-system';
-export const KUEUE_NAMESPACE = 'kueue-system';
-export const CPU_FLAVOR = 'tunepipe-cpu';
-export const gpuFlavorName = (gpuId: string): string => `tunepipe-gpu-${gpuId}`.slice(0, 253);
-
-/** Labels on every node of a GPU group (the compiler's node selectors and the DaemonSets' affinity use them). */
-export function gpuNodeLabels(gpuId: string): Record<string, string> {
-  return { [LABELS.gpuType]: gpuId, [LABELS.gpuNode]: 'true' };
-}
-
-const partOf = { [LABELS.partOf]: 'tunepipe', [LABELS.managedBy]: MANAGED_BY };
-
-/**
- * What the runner does in its namespace, and nothing more: create and follow stage Jobs, read pod
- * status and logs, apply the serve stage's ConfigMaps/Services/Deployments, list events for
- * diagnostics. No Secrets (pods get them by reference), no cluster-scoped rights, no wildcards.
- */
-export const RUNNER_RULES: readonly k8s.types.input.rbac.v1.PolicyRule[] = [
-  { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'get', 'list', 'watch', 'patch', 'delete'] },
-  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
-  { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
-  { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['create', 'get', 'patch', 'list'] },
-  { apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'get', 'patch', 'list'] },
-  { apiGroups: [''], resources: ['events'], verbs: ['list'] },
-];
+// The objects themselves (and their names) are plain data in platform-objects.ts, shared with the
+// real-tools tier that applies them to a local API server without Pulumi.
+export {
+  ARTIFACTS_PVC,
+  CPU_FLAVOR,
+  GPU_SYSTEM_NAMESPACE,
+  KUEUE_NAMESPACE,
+  LOCAL_QUEUE,
+  RUNNER_RULES,
+  RUNNER_SERVICE_ACCOUNT,
+  SECRET_NAMES,
+  gpuFlavorName,
+  gpuNodeLabels,
+} from './platform-objects.ts';
 
 const RELEASE_DEFAULTS = { cleanupOnFail: true, maxHistory: 5, timeout: 600 } as const;
 
@@ -65,24 +55,7 @@ export class WorkloadNamespace extends pulumi.ComponentResource {
   readonly name: pulumi.Output<string>;
   constructor(name: string, args: WorkloadNamespaceArgs, opts?: pulumi.ComponentResourceOptions) {
     super('tunepipe:platform:WorkloadNamespace', name, {}, opts);
-    const level = args.podSecurity;
-    const ns = new k8s.core.v1.Namespace(
-      name,
-      {
-        metadata: {
-          name: args.name,
-          labels: {
-            ...partOf,
-            'pod-security.kubernetes.io/enforce': level,
-            'pod-security.kubernetes.io/enforce-version': 'latest',
-            // warn/audit at restricted even when enforcing baseline, so drift towards root shows up.
-            'pod-security.kubernetes.io/warn': 'restricted',
-            'pod-security.kubernetes.io/audit': 'restricted',
-          },
-        },
-      },
-      { parent: this },
-    );
+    const ns = new k8s.core.v1.Namespace(name, workloadNamespaceObject(args.name, args.podSecurity), { parent: this });
     this.name = ns.metadata.name;
     this.registerOutputs({ name: this.name });
   }
@@ -191,14 +164,7 @@ export class ArtifactsVolume extends pulumi.ComponentResource {
     super('tunepipe:platform:ArtifactsVolume', name, {}, opts);
     const pvc = new k8s.core.v1.PersistentVolumeClaim(
       name,
-      {
-        metadata: { name: ARTIFACTS_PVC, namespace: args.namespace, labels: { ...partOf, [LABELS.component]: 'artifacts' } },
-        spec: {
-          accessModes: ['ReadWriteMany'],
-          storageClassName: args.storageClass,
-          resources: { requests: { storage: args.size } },
-        },
-      },
+      artifactsClaimObject({ namespace: args.namespace, storageClass: args.storageClass, size: args.size }),
       // Binding can take minutes on Filestore; the claim is usable once bound, not before.
       { parent: this, customTimeouts: { create: '20m' } },
     );
@@ -217,7 +183,8 @@ export interface QueueingArgs {
   /** CPU and memory the queue admits at once per flavor (Kueue needs quota for every requested resource). */
   readonly cpu: string;
   readonly memory: string;
-  readonly kueueVersion: string;
+  /** Kueue chart version to install; `undefined` when the cluster already runs Kueue (only its objects are created). */
+  readonly kueueVersion: string | undefined;
 }
 
 /**
@@ -230,76 +197,34 @@ export class Queueing extends pulumi.ComponentResource {
   readonly clusterQueue: pulumi.Output<string>;
   constructor(name: string, args: QueueingArgs, opts?: pulumi.ComponentResourceOptions) {
     super('tunepipe:platform:Queueing', name, {}, opts);
-    const kueue = new k8s.helm.v3.Release(
-      `${name}-kueue`,
-      {
-        name: 'kueue',
-        namespace: KUEUE_NAMESPACE,
-        createNamespace: true,
-        ...releaseSource(CHARTS.kueue, args.kueueVersion),
-        ...RELEASE_DEFAULTS,
-      },
-      { parent: this },
-    );
-    const afterKueue = { parent: this, dependsOn: [kueue] };
+    const kueue =
+      args.kueueVersion === undefined
+        ? []
+        : [
+            new k8s.helm.v3.Release(
+              `${name}-kueue`,
+              {
+                name: 'kueue',
+                namespace: KUEUE_NAMESPACE,
+                createNamespace: true,
+                ...releaseSource(CHARTS.kueue, args.kueueVersion),
+                ...RELEASE_DEFAULTS,
+              },
+              { parent: this },
+            ),
+          ];
+    const afterKueue = { parent: this, dependsOn: kueue };
 
-    const cpuFlavor = new k8s.apiextensions.CustomResource(
-      `${name}-flavor-cpu`,
-      { apiVersion: KUEUE_API, kind: 'ResourceFlavor', metadata: { name: CPU_FLAVOR, labels: partOf }, spec: {} },
-      afterKueue,
-    );
-    const gpuFlavors = args.gpuTypes.map(
-      (gpu) =>
-        new k8s.apiextensions.CustomResource(
-          `${name}-flavor-${gpu.id}`,
-          {
-            apiVersion: KUEUE_API,
-            kind: 'ResourceFlavor',
-            metadata: { name: gpuFlavorName(gpu.id), labels: partOf },
-            spec: {
-              nodeLabels: { [LABELS.gpuType]: gpu.id },
-              nodeTaints: [{ ...GPU_TAINT }],
-            },
-          },
-          afterKueue,
-        ),
-    );
-    const quotas = (gpus: number) => [
-      { name: 'cpu', nominalQuota: args.cpu },
-      { name: 'memory', nominalQuota: args.memory },
-      { name: GPU_RESOURCE, nominalQuota: String(gpus) },
-    ];
+    const cpuFlavor = new k8s.apiextensions.CustomResource(`${name}-flavor-cpu`, cpuFlavorObject(), afterKueue);
+    const gpuFlavors = args.gpuTypes.map((gpu) => new k8s.apiextensions.CustomResource(`${name}-flavor-${gpu.id}`, gpuFlavorObject(gpu.id), afterKueue));
     const cq = new k8s.apiextensions.CustomResource(
       `${name}-cluster-queue`,
-      {
-        apiVersion: KUEUE_API,
-        kind: 'ClusterQueue',
-        metadata: { name: args.clusterQueue, labels: partOf },
-        spec: {
-          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': args.namespace } },
-          queueingStrategy: 'BestEffortFIFO',
-          resourceGroups: [
-            {
-              coveredResources: ['cpu', 'memory', GPU_RESOURCE],
-              // CPU-only workloads land on the first flavor; GPU ones skip it (0 GPUs) for a GPU type.
-              flavors: [
-                { name: CPU_FLAVOR, resources: quotas(0) },
-                ...args.gpuTypes.map((gpu) => ({ name: gpuFlavorName(gpu.id), resources: quotas(gpu.quotaGpus) })),
-              ],
-            },
-          ],
-        },
-      },
-      { parent: this, dependsOn: [kueue, cpuFlavor, ...gpuFlavors] },
+      clusterQueueObject({ name: args.clusterQueue, namespace: args.namespace, gpuTypes: args.gpuTypes, cpu: args.cpu, memory: args.memory }),
+      { parent: this, dependsOn: [...kueue, cpuFlavor, ...gpuFlavors] },
     );
     const lq = new k8s.apiextensions.CustomResource(
       `${name}-local-queue`,
-      {
-        apiVersion: KUEUE_API,
-        kind: 'LocalQueue',
-        metadata: { name: LOCAL_QUEUE, namespace: args.namespace, labels: partOf },
-        spec: { clusterQueue: args.clusterQueue },
-      },
+      localQueueObject({ namespace: args.namespace, clusterQueue: args.clusterQueue }),
       { parent: this, dependsOn: [cq] },
     );
     this.localQueue = lq.metadata.name;
@@ -319,14 +244,14 @@ export class RunnerAccess extends pulumi.ComponentResource {
   readonly serviceAccount: pulumi.Output<string>;
   constructor(name: string, args: RunnerAccessArgs, opts?: pulumi.ComponentResourceOptions) {
     super('tunepipe:platform:RunnerAccess', name, {}, opts);
-    const metadata = { name: RUNNER_SERVICE_ACCOUNT, namespace: args.namespace, labels: { ...partOf, [LABELS.component]: 'runner' } };
-    const sa = new k8s.core.v1.ServiceAccount(name, { metadata }, { parent: this });
-    const role = new k8s.rbac.v1.Role(name, { metadata, rules: [...RUNNER_RULES] }, { parent: this });
+    const objects = runnerAccessObjects(args.namespace);
+    const sa = new k8s.core.v1.ServiceAccount(name, objects.serviceAccount, { parent: this });
+    const role = new k8s.rbac.v1.Role(name, objects.role, { parent: this });
     new k8s.rbac.v1.RoleBinding(
       name,
       {
-        metadata,
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name },
+        ...objects.roleBinding,
+        roleRef: { ...objects.roleBinding.roleRef, name: role.metadata.name },
         subjects: [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: args.namespace }],
       },
       { parent: this },
@@ -351,28 +276,14 @@ export class WorkloadSecrets extends pulumi.ComponentResource {
   readonly keys: pulumi.Output<Record<string, string[]>>;
   constructor(name: string, args: WorkloadSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
     super('tunepipe:platform:WorkloadSecrets', name, {}, opts);
-    const labels = { ...partOf, [LABELS.component]: 'credentials' };
-    const hubData: Record<string, pulumi.Output<string>> = {};
-    if (args.secrets.hfToken) hubData[PLATFORM_SECRETS.hubTokens.huggingface] = args.secrets.hfToken;
-    if (args.secrets.modelscopeToken) hubData[PLATFORM_SECRETS.hubTokens.modelscope] = args.secrets.modelscopeToken;
-    const hub = new k8s.core.v1.Secret(
-      `${name}-hub-tokens`,
-      {
-        metadata: { name: SECRET_NAMES.hubTokens, namespace: args.namespace, labels },
-        type: 'Opaque',
-        stringData: pulumi.secret(hubData),
-      },
-      { parent: this },
-    );
-    const vllm = new k8s.core.v1.Secret(
-      `${name}-vllm-api-key`,
-      {
-        metadata: { name: SECRET_NAMES.vllmApiKey, namespace: args.namespace, labels },
-        type: 'Opaque',
-        stringData: pulumi.secret({ [PLATFORM_SECRETS.vllmApiKey.key]: args.secrets.vllmApiKey }),
-      },
-      { parent: this },
-    );
+    const objects = workloadSecretObjects(args.namespace, {
+      ...(args.secrets.hfToken ? { hfToken: args.secrets.hfToken } : {}),
+      ...(args.secrets.modelscopeToken ? { modelscopeToken: args.secrets.modelscopeToken } : {}),
+      vllmApiKey: args.secrets.vllmApiKey,
+    });
+    const hubData = objects.hubTokens.stringData;
+    const hub = new k8s.core.v1.Secret(`${name}-hub-tokens`, { ...objects.hubTokens, stringData: pulumi.secret(hubData) }, { parent: this });
+    const vllm = new k8s.core.v1.Secret(`${name}-vllm-api-key`, { ...objects.vllmApiKey, stringData: pulumi.secret(objects.vllmApiKey.stringData) }, { parent: this });
     this.hubTokens = hub.metadata.name;
     this.vllmApiKey = vllm.metadata.name;
     const hubKeys = Object.keys(hubData);

@@ -39,3 +39,18 @@ test('existing cluster that already runs a device plugin: ours is left out, DCGM
   const charts = cloud.ofType('kubernetes:helm.sh/v3:Release').map((r) => r.inputs['chart']).sort();
   assert.deepEqual(charts, ['dcgm-exporter', 'oci://registry.k8s.io/kueue/charts/kueue']);
 });
+
+test('existing cluster that already runs Kueue: no Kueue chart, but its flavors and queues are still created', async () => {
+  // The queue objects used to depend on our Kueue Helm release unconditionally, so a cluster whose
+  // operator already runs Kueue (or the real-tools tier's local control plane) could not get them.
+  const { cloud, resolved } = await runStack({ ...EXISTING_CONFIG, existing: { devicePlugin: false, kueue: false }, dcgmExporter: { enabled: false } }, secrets);
+  assert.deepEqual(cloud.ofType('kubernetes:helm.sh/v3:Release'), []);
+  const kinds = cloud.ofType('kubernetes:kueue.x-k8s.io/v1beta2:ResourceFlavor').length;
+  assert.equal(kinds, 2, 'the CPU flavor and one per GPU type');
+  assert.equal(cloud.ofType('kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue').length, 1);
+  assert.equal(resolved['localQueue'], 'tunepipe');
+});
+
+test('existing.kueue must be a boolean', async () => {
+  await assert.rejects(runStack({ ...EXISTING_CONFIG, existing: { kueue: 'maybe' } }, secrets), (error: Error) => /existing\.kueue/.test(error.message));
+});

@@ -34,9 +34,16 @@ export class PipelineDeployment extends pulumi.ComponentResource {
   readonly resources: ReadonlyMap<ResourceKey, pulumi.CustomResource>;
   /** The resource options each resource was registered with, by `Kind/name`. */
   readonly resourceOptions: ReadonlyMap<ResourceKey, pulumi.CustomResourceOptions>;
-  /** The `dependsOn` edges exactly as handed to Pulumi, read back from `resourceOptions`. */
+  /** The resources each resource was registered to depend on, by `Kind/name`. */
+  readonly dependencies: ReadonlyMap<ResourceKey, readonly pulumi.CustomResource[]>;
+  /** The `dependsOn` edges exactly as handed to Pulumi, read back from `dependencies`. */
   readonly registeredEdges: readonly DependencyEdge[];
   readonly stages: Readonly<Record<string, DeployedStage>>;
+  /**
+   * Resolves once every Job of this update has finished successfully; rejects with a RunError
+   * naming the stage and Kubernetes' reason when one failed (see JOB_FINISHED in plan.ts).
+   */
+  readonly jobsSucceeded: pulumi.Output<readonly string[]>;
 
   constructor(name: string, args: PipelineDeploymentArgs, opts: pulumi.ComponentResourceOptions = {}) {
     // Planning throws before the component registers, so a pipeline that cannot be deployed registers nothing.
@@ -47,6 +54,9 @@ export class PipelineDeployment extends pulumi.ComponentResource {
     const resources = new Map<ResourceKey, pulumi.CustomResource>();
     const keys = new Map<pulumi.Resource, ResourceKey>();
     const resourceOptions = new Map<ResourceKey, pulumi.CustomResourceOptions>();
+    const dependencies = new Map<ResourceKey, pulumi.CustomResource[]>();
+    const succeeded = new Map<ResourceKey, pulumi.Output<string>>();
+    const stageOfObject = new Map(args.compiled.stages.flatMap((s) => s.objects.map((o) => [`${o.kind}/${o.metadata?.name}`, s.name] as const)));
     for (const planned of plan.resources) {
       const dependsOn = planned.dependsOn.map((key) => {
         const dependency = resources.get(key);
@@ -54,9 +64,12 @@ export class PipelineDeployment extends pulumi.ComponentResource {
         if (!dependency) throw new Error(`internal: ${planned.key} depends on ${key}, which is not registered before it`);
         return dependency;
       });
+      // A Job's wait ends when it finished either way: what depends on it waits for its success too,
+      // so nothing downstream starts after a failed stage (the update fails with the Job's reason).
+      const upstreamJobs = planned.dependsOn.map((key) => succeeded.get(key)).filter((o): o is pulumi.Output<string> => o !== undefined);
       const options: pulumi.CustomResourceOptions = {
         parent: this,
-        dependsOn,
+        dependsOn: upstreamJobs.length === 0 ? dependsOn : pulumi.all(upstreamJobs).apply(() => dependsOn),
         // Every name is fixed (never auto-named): a replacement must delete the old object first
         // or the create fails with "already exists".
         deleteBeforeReplace: true,
@@ -69,12 +82,18 @@ export class PipelineDeployment extends pulumi.ComponentResource {
       resources.set(planned.key, resource);
       keys.set(resource, planned.key);
       resourceOptions.set(planned.key, options);
+      dependencies.set(planned.key, dependsOn);
+      if (planned.kind === 'Job') {
+        const stage = stageOfObject.get(planned.key) ?? planned.name;
+        succeeded.set(planned.key, jobSucceeded(resource as k8s.batch.v1.Job, { pipeline: args.compiled.pipeline, stage, job: planned.name, namespace: plan.namespace }));
+      }
     }
     this.resources = resources;
     this.resourceOptions = resourceOptions;
-    this.registeredEdges = [...resourceOptions].flatMap(([from, options]) =>
-      (options.dependsOn as pulumi.Resource[]).map((d) => ({ from, to: keys.get(d)! })),
-    );
+    this.dependencies = dependencies;
+    this.registeredEdges = [...dependencies].flatMap(([from, list]) => list.map((d) => ({ from, to: keys.get(d)! })));
+    // Leaf Jobs (nothing depends on them) fail the update too: the component's outputs wait for every Job.
+    this.jobsSucceeded = pulumi.all([...succeeded.values()]);
 
     const timeouts = new Map(plan.resources.map((r) => [r.key, r.timeoutSeconds]));
     this.stages = Object.fromEntries(
@@ -91,8 +110,43 @@ export class PipelineDeployment extends pulumi.ComponentResource {
         return [s.name, stage];
       }),
     );
-    this.registerOutputs({ namespace: plan.namespace, stages: this.stages });
+    this.registerOutputs({ namespace: plan.namespace, stages: this.stages, jobsSucceeded: this.jobsSucceeded });
   }
+}
+
+interface JobWhere {
+  readonly pipeline: string;
+  readonly stage: string;
+  readonly job: string;
+  readonly namespace: string;
+}
+
+interface JobCondition {
+  readonly type?: string;
+  readonly status?: string;
+  readonly reason?: string;
+  readonly message?: string;
+}
+
+/**
+ * The Job's name once its live status says it succeeded; a RunError (printed without a stack trace)
+ * with the stage and Kubernetes' reason once it says it failed. In a preview the status is unknown
+ * and so is this, which keeps dependents waiting on the Job exactly as `dependsOn` alone would.
+ */
+export function jobSucceeded(job: k8s.batch.v1.Job, where: JobWhere): pulumi.Output<string> {
+  return job.status.apply((status) => {
+    const failed = (status?.conditions as JobCondition[] | undefined)?.find((c) => c.type === 'Failed' && c.status === 'True');
+    if (failed) throw new pulumi.RunError(jobFailureMessage(where, failed));
+    return where.job;
+  });
+}
+
+export function jobFailureMessage(where: JobWhere, failed: JobCondition): string {
+  return [
+    `pipeline ${where.pipeline}: stage ${where.stage} failed — Job ${where.job}: ${failed.reason ?? 'Failed'}${failed.message ? `: ${failed.message}` : ''}`,
+    `  The stages after it were not started. See \`kubectl -n ${where.namespace} logs job/${where.job} --all-containers\`; fix the cause and run \`pulumi up\` again:`,
+    `  the failed Job is replaced and runs again (pulumi.com/replaceUnready).`,
+  ].join('\n');
 }
 
 function register(planned: PlannedResource, opts: pulumi.CustomResourceOptions): pulumi.CustomResource {

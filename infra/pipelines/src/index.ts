@@ -1,9 +1,11 @@
-export { PipelineDeployment, PIPELINE_DEPLOYMENT_TYPE, type PipelineDeploymentArgs, type DeployedStage } from './deployment.ts';
+export { PipelineDeployment, PIPELINE_DEPLOYMENT_TYPE, jobSucceeded, jobFailureMessage, type PipelineDeploymentArgs, type DeployedStage } from './deployment.ts';
 export {
   planDeployment,
   checkCompiled,
   dependencyEdges,
   REPLACE_UNREADY_ANNOTATION,
+  WAIT_FOR_ANNOTATION,
+  JOB_FINISHED,
   type DeploymentOptions,
   type DeploymentPlan,
   type PlannedResource,

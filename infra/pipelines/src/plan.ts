@@ -10,6 +10,19 @@ import { workloadTimeoutSeconds, type TimeoutPolicy } from './timeouts.ts';
  */
 export const REPLACE_UNREADY_ANNOTATION = 'pulumi.com/replaceUnready';
 
+/**
+ * What `pulumi up` waits for on a Job: either terminal condition, Complete or Failed.
+ *
+ * The Kubernetes provider's built-in Job await gives up early only when a Job failed with
+ * `BackoffLimitExceeded` or `DeadlineExceeded`. A Job ended by a podFailurePolicy `FailJob` rule
+ * (reason `PodFailurePolicy`: a failed evaluation gate exits 3) was waited on until the stage's
+ * timeout — up to hours — and then reported as a bare timeout (found by the real-tools tier,
+ * test/real/pulumi). With this annotation the wait ends on either outcome, and PipelineDeployment
+ * fails the update with the Job's own reason before anything downstream starts.
+ */
+export const WAIT_FOR_ANNOTATION = 'pulumi.com/waitFor';
+export const JOB_FINISHED = "jsonpath={.status.conditions[?(@.type=='Complete'||@.type=='Failed')].status}=True";
+
 /** How one compiled pipeline is deployed. */
 export interface DeploymentOptions extends TimeoutPolicy {
   /** Kueue LocalQueue GPU Jobs are submitted to; `undefined` when the cluster runs no Kueue. @default undefined */
@@ -27,7 +40,7 @@ export interface PlannedResource {
   readonly stage: string | undefined;
   /** Whether this is its stage's workload (the Job, or the serve Deployment). */
   readonly workload: boolean;
-  /** The compiled object plus what only Pulumi needs: queue label, timeout and replace-unready annotations. */
+  /** The compiled object plus what only Pulumi needs: queue label, timeout, replace-unready and wait-for annotations. */
   readonly object: KubeObject;
   /** Resources this one waits for. */
   readonly dependsOn: readonly ResourceKey[];
@@ -313,7 +326,7 @@ function withDeploymentMetadata(
   const metadata = (object.metadata ??= {});
   // The annotation and customTimeouts say the same; the provider reads the annotation first.
   if (add.timeoutSeconds !== undefined) metadata.annotations = { ...metadata.annotations, [ANNOTATIONS.pulumiTimeout]: String(add.timeoutSeconds) };
-  if (add.replaceUnready) metadata.annotations = { ...metadata.annotations, [REPLACE_UNREADY_ANNOTATION]: 'true' };
+  if (add.replaceUnready) metadata.annotations = { ...metadata.annotations, [REPLACE_UNREADY_ANNOTATION]: 'true', [WAIT_FOR_ANNOTATION]: JOB_FINISHED };
   if (add.queueName !== undefined) metadata.labels = { ...metadata.labels, [LABELS.kueueQueue]: add.queueName };
   return object;
 }

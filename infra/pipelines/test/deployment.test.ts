@@ -58,8 +58,8 @@ test('dependsOn handed to Pulumi follows the pipeline graph', async () => {
     .sort();
   assert.deepEqual(stageEdges, graphEdges(compiled));
   // The resources handed over are the registered ones.
-  for (const [key, options] of deployment.resourceOptions) {
-    for (const dependency of options.dependsOn as pulumi.Resource[]) {
+  for (const [key, dependencies] of deployment.dependencies) {
+    for (const dependency of dependencies) {
       assert.ok([...deployment.resources.values()].includes(dependency as pulumi.CustomResource), key);
     }
   }

@@ -21,6 +21,8 @@ export interface EngineDoubleOptions {
   readonly config?: Record<string, string>;
   /** Outputs of referenced stacks by stack name, and which of them are secrets. */
   readonly stacks?: Record<string, { outputs: Record<string, unknown>; secret?: readonly string[] }>;
+  /** Live state a resource reports after its wait (e.g. a Job's `status`), added to its outputs. */
+  readonly liveState?: (type: string, name: string) => Record<string, unknown> | undefined;
 }
 
 /** Installs fresh mocks and config; call before each program run. */
@@ -36,7 +38,7 @@ export function installEngineDouble(options: EngineDoubleOptions = {}): EngineDo
           if (!stack) throw new Error(`engine double: no stack ${String(args.inputs['name'])}`);
           return { id: String(args.inputs['name']), state: { ...args.inputs, outputs: stack.outputs, secretOutputNames: [...(stack.secret ?? [])] } };
         }
-        return { id: `${args.name}-id`, state: args.inputs };
+        return { id: `${args.name}-id`, state: { ...args.inputs, ...options.liveState?.(args.type, args.name) } };
       },
       call(args: pulumi.runtime.MockCallArgs) {
         return args.inputs;

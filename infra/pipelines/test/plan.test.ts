@@ -6,6 +6,8 @@ import {
   dependencyEdges,
   planDeployment,
   REPLACE_UNREADY_ANNOTATION,
+  WAIT_FOR_ANNOTATION,
+  JOB_FINISHED,
   workloadTimeoutSeconds,
   type DeploymentPlan,
 } from '../src/index.ts';
@@ -176,6 +178,7 @@ test('registered objects are the compiled objects plus only Pulumi metadata; the
     if (annotations) {
       delete annotations[ANNOTATIONS.pulumiTimeout];
       delete annotations[REPLACE_UNREADY_ANNOTATION];
+      delete annotations[WAIT_FOR_ANNOTATION];
     }
     delete stripped.metadata?.labels?.[LABELS.kueueQueue];
     assert.deepEqual(stripped, compiled.objects[i], r.key);
@@ -185,6 +188,8 @@ test('registered objects are the compiled objects plus only Pulumi metadata; the
   // Jobs are replaced when a previous run failed; the serve Deployment rolls instead.
   for (const r of plan.resources) {
     assert.equal(r.object.metadata?.annotations?.[REPLACE_UNREADY_ANNOTATION], r.kind === 'Job' ? 'true' : undefined, r.key);
+    // The wait ends on Complete or Failed, so a FailJob failure is reported at once (not as a timeout).
+    assert.equal(r.object.metadata?.annotations?.[WAIT_FOR_ANNOTATION], r.kind === 'Job' ? JOB_FINISHED : undefined, r.key);
   }
 });
 

@@ -1,4 +1,6 @@
-import { convertInputSources, type CompileContext, type DatasetSourceInput, type Pipeline } from '@tunepipe/core';
+import { join } from 'node:path';
+import { convertInputSources, modelSourceOf, type CompileContext, type DatasetSourceInput, type LocalModelInput, type Pipeline } from '@tunepipe/core';
+import { DigestCache, loadLocalModel } from './model-folder.ts';
 import { datasetDeliveryIssues, loadDatasetSources, remoteUrl, sourceStats } from '@tunepipe/convert';
 import { UserError } from './errors.ts';
 
@@ -38,11 +40,39 @@ export async function loadCompileContext(root: string, pipeline: Pipeline, overr
       ...(stats ? { stats } : {}),
     };
   }
+  const models = await loadLocalModels(root, pipeline);
   return {
     datasets,
+    ...(Object.keys(models).length > 0 ? { models } : {}),
     ...(overrides.namespace ? { namespace: overrides.namespace } : {}),
     ...(overrides.queueName ? { queueName: overrides.queueName } : {}),
     ...(overrides.artifactsClaim ? { artifactsClaim: overrides.artifactsClaim } : {}),
     ...(overrides.cloud ? { cloud: overrides.cloud } : {}),
   };
+}
+
+/** Folders of the pipeline's local base models (`baseModel({ path })`), by their declared path. */
+export function localModelPaths(pipeline: Pipeline): string[] {
+  const paths = new Set<string>();
+  for (const stage of pipeline.stages) {
+    if (stage.kind !== 'fetch-model') continue;
+    const source = modelSourceOf(stage.options);
+    if (source.kind === 'local' && typeof source.path === 'string') paths.add(source.path);
+  }
+  return [...paths].sort();
+}
+
+/**
+ * Hashes each local model folder and reads its config.json, so compile() can name the model by its
+ * content and the planner can size it. Digests are cached by file size and mtime in
+ * `.tunepipe/file-digests.json`, so only changed files are read again.
+ */
+async function loadLocalModels(root: string, pipeline: Pipeline): Promise<Record<string, LocalModelInput>> {
+  const paths = localModelPaths(pipeline);
+  if (paths.length === 0) return {};
+  const cache = await DigestCache.open(join(root, '.tunepipe', 'file-digests.json'));
+  const models: Record<string, LocalModelInput> = {};
+  for (const path of paths) models[path] = await loadLocalModel(root, path, cache);
+  await cache.save();
+  return models;
 }

@@ -15,6 +15,7 @@ import { diffCommand } from './commands/diff.ts';
 import { waitServed } from './commands/wait-served.ts';
 import { registerRunCommands } from './commands/run.ts';
 import { registerConvertCommand } from './commands/convert.ts';
+import { registerFetchModelCommand } from './commands/fetch-model.ts';
 
 interface ClusterFlags {
   namespace?: string;
@@ -113,6 +114,7 @@ export function buildProgram(out: Output = (t) => process.stdout.write(t), err: 
     return overridesOf(loadRepoConfig(root), flags);
   } });
   registerConvertCommand(program, out);
+  registerFetchModelCommand(program, out);
 
   program
     .command('gate')

@@ -1,6 +1,8 @@
 import type { CompileContext } from './context.ts';
 import { resolveContext, type ResolvedContext } from './context.ts';
-import { convertInputSources, type Pipeline, type SecretRef, type StageSpec } from './dsl.ts';
+import { convertInputSources, modelSourceOf, type BaseModelOptions, type Pipeline, type SecretRef, type StageSpec } from './dsl.ts';
+import { canonicalJson } from './hash.ts';
+import { architectureDifferences, architectureFromConfig, modelArchitecture, parseObjectStoreUri } from './model/source.ts';
 import type { ArtifactHandle } from './handles.ts';
 import { didYouMean, isError, type Issue } from './issues.ts';
 import { plannerIssues, planStages } from './plan.ts';
@@ -8,6 +10,7 @@ import { checkGate } from './gate.ts';
 import { DNS_LABEL_MAX, isDnsLabel, toDnsLabel } from './names.ts';
 import { LLAMAFACTORY_ARGS, LLAMAFACTORY_TEMPLATES } from './reference/llamafactory-args.gen.ts';
 import { VLLM_SERVE_FLAGS } from './reference/vllm-serve-flags.gen.ts';
+import { PINS } from './reference/pins.gen.ts';
 import { DERIVED_VLLM_FLAGS, vllmFlagName } from './vllm.ts';
 
 /** Characters a Job name spends on `-<hash8>` after `<pipeline>-<stage>`. */
@@ -71,14 +74,8 @@ export function structuralIssues(pipeline: Pipeline, ctx: ResolvedContext): Issu
     switch (stage.kind) {
       case 'fetch-model': {
         const o = stage.options;
-        if (MUTABLE_REVISIONS.has(o.revision.trim().toLowerCase()) || o.revision.trim() === '') {
-          add({ code: 'model.revision', path: `${path}.revision`, value: o.revision, message: 'is a branch, not a pinned revision: the same pipeline could fetch different weights tomorrow and its stage hashes would not notice', fix: 'pin a commit hash (or an immutable tag) of the model repository', severity: o.revision.trim() === '' ? 'error' : 'warning' });
-        }
         checkTemplate(o.template, `${path}.template`, add);
-        if (o.hub !== 'huggingface' && o.hub !== 'modelscope') {
-          add({ code: 'model.hub', path: `${path}.hub`, value: o.hub, message: 'unknown model hub', fix: "use 'huggingface' or 'modelscope'" });
-        }
-        if (o.token) checkSecretRef(o.token, `${path}.token`, add);
+        checkModelSource(o, path, ctx, add);
         break;
       }
       case 'convert': {
@@ -135,8 +132,9 @@ export function structuralIssues(pipeline: Pipeline, ctx: ResolvedContext): Issu
           add({ code: 'sft.split', path: `${path}.train`, value: o.train.split, message: `trains on the ${o.train.split} split`, fix: "wire convert's `train` output" });
         }
         const cutoff = typeof args['cutoff_len'] === 'number' ? args['cutoff_len'] : 2048;
-        if (cutoff > o.model.architecture.maxPositionEmbeddings) {
-          add({ code: 'sft.cutoff-context', path: `${path}.args.cutoff_len`, value: cutoff, message: `is longer than the model's context (${o.model.architecture.maxPositionEmbeddings} tokens)`, fix: `use at most ${o.model.architecture.maxPositionEmbeddings}` });
+        const context = modelArchitecture(o.model, ctx)?.maxPositionEmbeddings;
+        if (context !== undefined && cutoff > context) {
+          add({ code: 'sft.cutoff-context', path: `${path}.args.cutoff_len`, value: cutoff, message: `is longer than the model's context (${context} tokens)`, fix: `use at most ${context}` });
         }
         const convert = seen.get(o.train.stage);
         if (convert?.kind === 'convert' && convert.options.cutoffLen !== cutoff) {
@@ -162,7 +160,7 @@ export function structuralIssues(pipeline: Pipeline, ctx: ResolvedContext): Issu
         if (template !== o.adapter.template) {
           add({ code: 'merge.template-mismatch', path: `${path}.args.template`, value: template, message: `the adapter was trained with template '${o.adapter.template}'; merging with another one changes the prompt format the model learned`, fix: `remove template (tunepipe uses the adapter's) or set it to '${o.adapter.template}'` });
         }
-        if (o.base && (o.base.id !== o.adapter.base.id || o.base.revision !== o.adapter.base.revision)) {
+        if (o.base && canonicalJson(o.base.source) !== canonicalJson(o.adapter.base.source)) {
           add({ code: 'merge.base-mismatch', path: `${path}.base`, value: `${o.base.id}@${o.base.revision}`, message: `the adapter was trained on ${o.adapter.base.id}@${o.adapter.base.revision}; LoRA weights only fit the base they were trained on`, fix: 'remove `base` (merge reads it from the adapter)' });
         }
         break;
@@ -237,7 +235,7 @@ export function structuralIssues(pipeline: Pipeline, ctx: ResolvedContext): Issu
           break;
         }
         checkVllm(o, path, add);
-        const context = o.model.base.architecture.maxPositionEmbeddings;
+        const context = modelArchitecture(o.model.base, ctx)?.maxPositionEmbeddings ?? Number.POSITIVE_INFINITY;
         if (o.maxModelLen !== undefined && o.maxModelLen > context) {
           add({ code: 'serve.max-model-len', path: `${path}.maxModelLen`, value: o.maxModelLen, message: `is beyond the model's context of ${context} tokens; vLLM refuses to start`, fix: `use at most ${context}` });
         }
@@ -259,6 +257,104 @@ export function structuralIssues(pipeline: Pipeline, ctx: ResolvedContext): Issu
     }
   }
   return issues;
+}
+
+const MODEL_SOURCE_KEYS = ['hub', 'path', 'artifacts', 'uri'] as const;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** Where a base model comes from, and whether what pins its content is there. */
+function checkModelSource(o: BaseModelOptions, path: string, ctx: ResolvedContext, add: (i: Issue) => void): void {
+  const raw = o as unknown as Record<string, unknown>;
+  const given = MODEL_SOURCE_KEYS.filter((k) => raw[k] !== undefined);
+  if (given.length !== 1) {
+    add({ code: 'model.source', path, ...(given.length > 0 ? { value: given } : {}), message: given.length === 0 ? 'names no model' : `names ${given.length} model sources (${given.join(', ')}); a base model comes from exactly one`, fix: 'keep one of { hub, id, revision }, { path }, { artifacts, version } or { uri, version }' });
+    return;
+  }
+  const source = modelSourceOf(o);
+  switch (source.kind) {
+    case 'hub': {
+      const revision = typeof source.revision === 'string' ? source.revision.trim() : '';
+      if (MUTABLE_REVISIONS.has(revision.toLowerCase()) || revision === '') {
+        add({ code: 'model.revision', path: `${path}.revision`, value: source.revision, message: 'is a branch, not a pinned revision: the same pipeline could fetch different weights tomorrow and its stage hashes would not notice', fix: 'pin a commit hash (or an immutable tag) of the model repository', severity: revision === '' ? 'error' : 'warning' });
+      }
+      if (source.hub !== 'huggingface' && source.hub !== 'modelscope') {
+        add({ code: 'model.hub', path: `${path}.hub`, value: source.hub, message: 'unknown model hub', fix: "use 'huggingface' or 'modelscope'" });
+      }
+      if (typeof source.id !== 'string' || source.id.trim() === '') add({ code: 'model.id', path: `${path}.id`, value: source.id, message: 'names no repository on the hub', fix: "the repository id, e.g. 'meta-llama/Meta-Llama-3-8B-Instruct'" });
+      const token = (o as { token?: SecretRef }).token;
+      if (token) checkSecretRef(token, `${path}.token`, add);
+      break;
+    }
+    case 'local': {
+      const local = ctx.models[source.path];
+      if (source.digest !== undefined && !SHA256_HEX.test(source.digest)) {
+        add({ code: 'model.digest', path: `${path}.digest`, value: source.digest, message: 'is not a sha256 (64 lower-case hex digits)', fix: 'remove it (tunepipe computes it from the folder) or paste the digest `tunepipe plan` prints' });
+      }
+      if (!local?.found) {
+        // Without the folder only a declared digest and architecture can name the model (CI).
+        if (source.digest === undefined || !o.architecture) {
+          add({ code: 'model.path', path: `${path}.path`, value: source.path, message: 'no model folder here (a relative path starts at the repository root)', fix: source.digest === undefined ? 'fix the path; to compile where the folder is absent (CI), declare its digest and architecture' : 'fix the path, or declare architecture too so it can be compiled without the folder' });
+        }
+        return;
+      }
+      if (source.digest !== undefined && local.digest !== undefined && source.digest !== local.digest) {
+        add({ code: 'model.digest', path: `${path}.digest`, value: source.digest, message: `the folder's content digest is ${local.digest}: its files changed since the digest was declared`, fix: `set digest to '${local.digest}' if the new files are intended, else restore the folder` });
+      }
+      if (local.hasWeights === false) {
+        add({ code: 'model.weights', path: `${path}.path`, value: source.path, message: 'the folder has no weights (*.safetensors or *.bin)', fix: "point path at the folder save_pretrained wrote (config.json next to model*.safetensors)" });
+      }
+      if (local.hasTokenizer === false) {
+        add({ code: 'model.tokenizer', path: `${path}.path`, value: source.path, message: 'the folder has no tokenizer (tokenizer.json, tokenizer.model or tokenizer_config.json); LLaMA-Factory loads it from the model folder', fix: 'save the tokenizer into the folder (tokenizer.save_pretrained(folder))' });
+      }
+      if (!local.config) {
+        if (!o.architecture) add({ code: 'model.config', path: `${path}.path`, value: `${source.path}/config.json`, message: `config.json ${local.configError ?? 'is missing'}, so the architecture cannot be read`, fix: "copy the model's config.json into the folder, or declare architecture" });
+        return;
+      }
+      const read = architectureFromConfig(local.config, local.parameterCount);
+      if (!o.architecture) {
+        for (const p of read.problems) add({ code: 'model.config', path: `${path}.path`, value: `config.json: ${p.field}`, message: `${p.field} ${p.message}; the planner and checks need it`, fix: `fix ${p.field} in ${source.path}/config.json, or declare architecture` });
+      } else if (read.architecture) {
+        const differ = architectureDifferences(o.architecture, read.architecture);
+        if (differ.length > 0) {
+          add({ code: 'model.architecture', path: `${path}.architecture`, value: differ.map((k) => `${k}: declared ${String(o.architecture![k])}, config.json ${String(read.architecture![k])}`).join('; '), message: "the declared architecture is not the folder's", fix: 'remove architecture: tunepipe reads it from config.json' });
+        }
+      }
+      break;
+    }
+    case 'artifacts': {
+      const rel = source.path.replace(/^\/artifacts\//, '');
+      if (rel.startsWith('/') || rel.trim() === '' || rel.split('/').includes('..') || !/^[\w.@+/-]+$/.test(rel)) {
+        add({ code: 'model.artifacts', path: `${path}.artifacts`, value: source.path, message: 'is not a folder on the artifacts volume', fix: "a path relative to the volume's root, e.g. 'models/llama3-8b-instruct' (no '..', no absolute paths outside /artifacts)" });
+      } else if (rel === 'uploads' || rel.startsWith('uploads/')) {
+        add({ code: 'model.artifacts', path: `${path}.artifacts`, value: source.path, message: "uploads/ holds the local models tunepipe verifies by digest", fix: "use baseModel({ path }) for a local folder, or keep your models under another folder, e.g. 'models/'" });
+      }
+      checkModelVersion(source.version, 'artifacts', path, add);
+      break;
+    }
+    case 'object-store': {
+      if (!parseObjectStoreUri(source.uri)) {
+        add({ code: 'model.uri', path: `${path}.uri`, value: source.uri, message: 'is not an object-store folder tunepipe can fetch', fix: "use s3://<bucket>/<prefix> or gs://<bucket>/<prefix> (the folder holding config.json and the weights)" });
+      }
+      checkModelVersion(source.version, 'object-store', path, add);
+      const credentials = (o as { credentials?: { secretName: string } }).credentials;
+      if (credentials) checkSecretRef({ secretName: credentials.secretName, key: 'credentials' }, `${path}.credentials`, add);
+      break;
+    }
+  }
+}
+
+function checkModelVersion(version: unknown, kind: 'artifacts' | 'object-store', path: string, add: (i: Issue) => void): void {
+  if (typeof version === 'string' && version.trim() !== '') return;
+  add({
+    code: 'model.version',
+    path: `${path}.version`,
+    ...(version !== undefined ? { value: version } : {}),
+    message: 'is required: tunepipe cannot see the files at plan time, so the declared version is what tells the stages that the weights changed (without it they would keep results made from the old ones)',
+    fix:
+      kind === 'object-store'
+        ? "declare the store's identity of the content: the S3 object version id or ETag (aws s3api head-object … --query ETag), or the GCS generation (gcloud storage objects describe … --format='value(generation)')"
+        : 'declare what identifies the folder, e.g. the sha256 of its SHA256SUMS (sha256sum SHA256SUMS)',
+  });
 }
 
 function checkImage(image: string, path: string, add: (i: Issue) => void): void {
@@ -326,13 +422,22 @@ function checkLlamaFactoryArgs(args: Record<string, unknown>, path: string, comm
   for (const [key, value] of Object.entries(args)) {
     if (value === undefined) continue;
     const at = `${path}.${key}`;
-    if (key === 'warmup_ratio') {
-      add({ code: 'args.warmup-ratio', path: at, value, message: 'warmup_ratio is gone in transformers 5 (LLaMA-Factory rejects it there)', fix: 'use warmup_steps (a step count)' });
-      continue;
+    if (key === 'warmup_ratio' && typeof value === 'number') {
+      // The pinned transformers takes a fraction of the steps and raises outside [0, 1] when the
+      // arguments are parsed; transformers 5.0 deprecates the key (removal announced for 5.2).
+      if (!(value >= 0 && value <= 1)) {
+        add({ code: 'args.warmup-ratio', path: at, value, message: 'warmup_ratio is a fraction of the training steps; transformers stops with "warmup_ratio must lie in range [0,1]"', fix: 'use a value between 0 and 1, or warmup_steps (a step count)' });
+        continue;
+      }
+      add({ code: 'args.warmup-ratio', path: at, value, message: `works with the pinned transformers ${PINS.python.transformers}, but transformers 5 deprecates warmup_ratio (removal announced for 5.2)`, fix: 'use warmup_steps (a step count) so the pipeline survives a transformers 5 image', severity: 'warning' });
     }
     const spec = LLAMAFACTORY_ARGS[key];
     if (!spec) {
       add({ code: 'args.unknown', path: at, value, message: `llamafactory-cli ${command} has no argument '${key}' ("Some keys are not used by the HfArgumentParser")`, fix: didYouMean(key, Object.keys(LLAMAFACTORY_ARGS)) ?? 'remove it' });
+      continue;
+    }
+    if (command === 'train' && !spec.train) {
+      add({ code: 'args.unknown', path: at, value, message: `'${key}' is accepted by llamafactory-cli export only; train stops with "Some keys are not used by the HfArgumentParser"`, fix: `remove ${key}` });
       continue;
     }
     if (command === 'export' && !spec.export) {
@@ -351,7 +456,8 @@ function checkLlamaFactoryArgs(args: Record<string, unknown>, path: string, comm
       add({ code: 'export.device', path: at, value, message: "export_device is 'cpu' or 'auto'; 'cuda' is not a value", fix: "use 'auto' to merge on the GPUs (device_map=auto) or 'cpu' to merge in host memory" });
       continue;
     }
-    if (spec.choices && !spec.choices.includes(value)) {
+    // A list value (report_to: [tensorboard, wandb]) is checked entry by entry.
+    if (spec.choices && !(Array.isArray(value) ? value.length > 0 && value.every((v) => spec.choices!.includes(v)) : spec.choices.includes(value))) {
       const candidates = spec.choices.filter((c): c is string => typeof c === 'string');
       add({ code: 'args.choice', path: at, value, message: `is not one of ${spec.choices.map((c) => JSON.stringify(c)).join(', ')}`, fix: (typeof value === 'string' ? didYouMean(value, candidates) : undefined) ?? `use one of ${spec.choices.map((c) => JSON.stringify(c)).join(', ')}` });
     }
@@ -360,8 +466,11 @@ function checkLlamaFactoryArgs(args: Record<string, unknown>, path: string, comm
 
 function checkExportArgs(args: Record<string, unknown>, path: string, add: (i: Issue) => void): void {
   const size = args['export_size'];
-  if (size !== undefined && !(typeof size === 'number' && Number.isInteger(size) && size > 0)) {
+  if (size !== undefined && !(typeof size === 'number' && Number.isInteger(size) && size >= 0)) {
     add({ code: 'export.size', path: `${path}.export_size`, value: size, message: 'export_size is the shard size in whole GB (it becomes max_shard_size="<n>GB"), not a shard count or a fraction', fix: 'use a positive integer, e.g. 4 or 5' });
+  } else if (size === 0) {
+    // save_pretrained puts every tensor larger than the limit in a shard of its own: at 0 GB, all of them.
+    add({ code: 'export.size-zero', path: `${path}.export_size`, value: size, message: 'export_size 0 writes every tensor to a shard of its own (hundreds of files for an 8B model)', fix: 'use a positive integer, e.g. 4 or 5, unless one file per tensor is what you want', severity: 'warning' });
   }
   const template = args['template'];
   if (typeof template === 'string') checkTemplate(template, `${path}.template`, add);
@@ -377,9 +486,6 @@ function checkVllm(o: Extract<StageSpec, { kind: 'serve' }>['options'], path: st
       add({ code: 'vllm.unknown', path: at, value, message: `vllm serve has no flag ${flag}`, fix: didYouMean(flag, known) ?? 'remove it' });
       continue;
     }
-    if (spec.onlyOnMain) {
-      add({ code: 'vllm.unreleased', path: at, value, message: `${flag} exists only on vLLM main, not in the pinned release`, fix: 'remove it or pin a newer vLLM image', severity: 'warning' });
-    }
     if (DERIVED_VLLM_FLAGS.has(flag)) {
       const secret = flag === '--api-key';
       add({ code: secret ? 'secret.literal' : 'vllm.derived', path: at, value: secret ? '<redacted>' : value, message: secret ? 'an API key written as a literal ends up in the Deployment, Git and Pulumi state' : `${flag} is set by tunepipe from the serve options`, fix: secret ? 'use apiKey: { secretName, key } (passed as VLLM_API_KEY from the Secret)' : `use the typed serve option instead of args.${key}` });
@@ -393,8 +499,10 @@ function checkVllm(o: Extract<StageSpec, { kind: 'serve' }>['options'], path: st
       add({ code: 'vllm.quantization', path: at, value, message: "vLLM detects GPTQ from the model's config; forcing 'gptq' disables the faster Marlin kernels", fix: 'remove quantization' });
       continue;
     }
-    if (spec.choices && typeof value === 'string' && !spec.choices.includes(value)) {
-      add({ code: 'vllm.choice', path: at, value, message: `is not one of ${spec.choices.join(', ')}`, fix: didYouMean(value, spec.choices.map(String)) ?? `use one of ${spec.choices.join(', ')}` });
+    // `values` are the ones vLLM's parser lets through but its engine checks at start-up.
+    const allowed = spec.choices ?? spec.values;
+    if (allowed && typeof value === 'string' && !allowed.includes(value)) {
+      add({ code: 'vllm.choice', path: at, value, message: `is not one of ${allowed.join(', ')}`, fix: didYouMean(value, allowed.map(String)) ?? `use one of ${allowed.join(', ')}` });
     }
   }
   if (o.servedModelName !== undefined && o.servedModelName.trim() === '') {

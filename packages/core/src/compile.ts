@@ -4,7 +4,8 @@ import type { Deployment } from 'kubernetes-types/apps/v1.js';
 import { stringify } from 'yaml';
 import type { CompiledPipeline, CompiledStage, StageKind } from './compiled.ts';
 import { ARTIFACTS_MOUNT, COMPLETION_MARKER, resolveContext, type CompileContext, type ResolvedContext } from './context.ts';
-import { convertInputSources, type Pipeline, type SecretRef, type StageSpec } from './dsl.ts';
+import { convertInputSources, modelSourceOf, type HubModelOptions, type ObjectStoreModelOptions, type Pipeline, type SecretRef, type StageSpec } from './dsl.ts';
+import { localModelDigest, uploadFolder, type ModelSource } from './model/source.ts';
 import type { Dataset, EvaluableModel } from './handles.ts';
 import { canonicalJson, contentHash } from './hash.ts';
 import { gateRules } from './gate.ts';
@@ -114,13 +115,16 @@ function draftStage(
   switch (spec.kind) {
     case 'fetch-model': {
       const o = spec.options;
+      const source = modelSourceOf(o);
+      const fetched = fetchedModel(source, ctx);
       return {
         ...base,
         kind: 'fetch-model',
-        image: o.image ?? ctx.images.fetch,
+        // Local and artifacts-volume folders are copied and verified by our own CLI; hubs and object stores need their clients.
+        image: o.image ?? (source.kind === 'local' || source.kind === 'artifacts' ? ctx.images.runtime : ctx.images.fetch),
         dependsOn: [],
-        inputs: { model: `${o.hub}:${o.id}@${o.revision}` },
-        config: () => ({ hub: o.hub, id: o.id, revision: o.revision }),
+        inputs: { model: fetched.identity },
+        config: () => fetched.config,
       };
     }
     case 'convert': {
@@ -296,6 +300,32 @@ function draftStage(
   }
 }
 
+/**
+ * What a fetch-model stage's hash covers (the model's identity, never a machine's path) and its
+ * config. Hub models keep the config they always had, so their stage names do not change.
+ */
+function fetchedModel(source: ModelSource, ctx: ResolvedContext): { identity: string; config: Record<string, unknown> } {
+  switch (source.kind) {
+    case 'hub':
+      return { identity: `${source.hub}:${source.id}@${source.revision}`, config: { hub: source.hub, id: source.id, revision: source.revision } };
+    case 'local': {
+      const digest = localModelDigest(source, ctx) ?? 'missing';
+      return { identity: `local:sha256:${digest}`, config: { source: 'local', digest } };
+    }
+    case 'artifacts': {
+      const path = artifactsRelative(source.path);
+      return { identity: `artifacts:${path}@${source.version}`, config: { source: 'artifacts', path, version: source.version } };
+    }
+    case 'object-store':
+      return { identity: `${source.uri.replace(/\/+$/, '')}@${source.version}`, config: { source: 'object-store', uri: source.uri.replace(/\/+$/, ''), version: source.version } };
+  }
+}
+
+/** `/artifacts/models/x` and `models/x` name the same folder. */
+function artifactsRelative(path: string): string {
+  return path.replace(new RegExp(`^${ARTIFACTS_MOUNT}/`), '').replace(/\/+$/, '');
+}
+
 function modelPaths(
   model: EvaluableModel,
   compiled: ReadonlyMap<string, CompiledStage>,
@@ -400,6 +430,21 @@ function metadata(name: string, namespace: string, labels: Record<string, string
   return { name, namespace, labels, ...(annotations ? { annotations } : {}) };
 }
 
+/**
+ * Object-store credentials for the fetch-model Job, each from a key of the named Secret (never a
+ * literal); without a Secret the pod's workload identity (IRSA, GKE Workload Identity) is used.
+ */
+function objectStoreEnv(uri: string, credentials: { readonly secretName: string } | undefined): EnvVar[] {
+  if (!credentials) return [];
+  const secretName = credentials.secretName;
+  if (uri.startsWith('gs://')) return secretEnv('GOOGLE_SERVICE_ACCOUNT_JSON', { secretName, key: 'GOOGLE_SERVICE_ACCOUNT_JSON' });
+  return [
+    ...secretEnv('AWS_ACCESS_KEY_ID', { secretName, key: 'AWS_ACCESS_KEY_ID' }),
+    ...secretEnv('AWS_SECRET_ACCESS_KEY', { secretName, key: 'AWS_SECRET_ACCESS_KEY' }),
+    ...secretEnv('AWS_SESSION_TOKEN', { secretName, key: 'AWS_SESSION_TOKEN' }, { optional: true }),
+  ];
+}
+
 function secretEnv(name: string, ref: SecretRef | undefined, options: { optional?: boolean } = {}): EnvVar[] {
   return ref ? [{ name, valueFrom: { secretKeyRef: { name: ref.secretName, key: ref.key, ...(options.optional ? { optional: true } : {}) } } }] : [];
 }
@@ -420,6 +465,10 @@ function podSecurity(): PodSecurityContext {
     runAsUser: RUN_AS_USER,
     runAsGroup: RUN_AS_USER,
     fsGroup: RUN_AS_USER,
+    // Without it the kubelet re-owns every file of the shared artifacts volume at each pod start
+    // (minutes on a large NFS volume, and a failure on root_squash exports); the root of a volume
+    // already owned by the group is proof enough.
+    fsGroupChangePolicy: 'OnRootMismatch',
     seccompProfile: { type: 'RuntimeDefault' },
   };
 }
@@ -456,14 +505,25 @@ function batchCommand(draft: StageDraft, out: string, configFile: string): { mod
   const o = draft.spec;
   switch (o.kind) {
     case 'fetch-model': {
-      const m = o.options;
+      const m = modelSourceOf(o.options);
       const work = `${out}.partial`;
-      return m.hub === 'huggingface'
-        ? { mode: 'rename', argv: ['huggingface-cli', 'download', m.id, '--revision', m.revision, '--local-dir', work] }
-        : {
-            mode: 'rename',
-            argv: ['modelscope', 'download', '--model', m.id, '--revision', m.revision, '--local_dir', work],
-          };
+      switch (m.kind) {
+        case 'hub':
+          return m.hub === 'huggingface'
+            ? { mode: 'rename', argv: ['huggingface-cli', 'download', m.id, '--revision', m.revision, '--local-dir', work] }
+            : {
+                mode: 'rename',
+                argv: ['modelscope', 'download', '--model', m.id, '--revision', m.revision, '--local_dir', work],
+              };
+        // The user (or `tunepipe run --target local`) puts the folder at its content-named upload path;
+        // the Job verifies every file against the digest the stage hash covers, then copies it.
+        case 'local':
+          return { mode: 'rename', argv: ['tunepipe', 'fetch-model', '--config', configFile, '--from', `${ARTIFACTS_MOUNT}/${uploadFolder(String(draft.config(out)['digest']))}`, '--out', work] };
+        case 'artifacts':
+          return { mode: 'rename', argv: ['tunepipe', 'fetch-model', '--config', configFile, '--from', `${ARTIFACTS_MOUNT}/${artifactsRelative(m.path)}`, '--out', work] };
+        case 'object-store':
+          return { mode: 'rename', argv: ['tunepipe-fetch-model', '--uri', m.uri.replace(/\/+$/, ''), '--version', m.version, '--dest', work] };
+      }
     }
     case 'convert':
       return {
@@ -597,9 +657,14 @@ function batchObjects(
     ...scratchEnv(),
   ];
   if (draft.spec.kind === 'fetch-model') {
-    const token = draft.spec.options.token ?? ctx.defaultHubToken;
-    // Optional: public models need no token, and the cluster stack writes only the keys it was given.
-    env.push(...secretEnv(draft.spec.options.hub === 'huggingface' ? 'HF_TOKEN' : 'MODELSCOPE_API_TOKEN', token, { optional: true }));
+    const source = modelSourceOf(draft.spec.options);
+    if (source.kind === 'hub') {
+      const token = (draft.spec.options as HubModelOptions).token ?? ctx.defaultHubToken;
+      // Optional: public models need no token, and the cluster stack writes only the keys it was given.
+      env.push(...secretEnv(source.hub === 'huggingface' ? 'HF_TOKEN' : 'MODELSCOPE_API_TOKEN', token, { optional: true }));
+    } else if (source.kind === 'object-store') {
+      env.push(...objectStoreEnv(source.uri, (draft.spec.options as ObjectStoreModelOptions).credentials));
+    }
   } else if (LLAMAFACTORY_COMMAND[draft.kind]) {
     // Every model is already on the volume; a download attempt means a wrong path, so fail fast.
     env.push({ name: 'HF_HUB_OFFLINE', value: '1' }, { name: 'TRANSFORMERS_OFFLINE', value: '1' });
@@ -626,9 +691,10 @@ function batchObjects(
     ],
   };
   const failureRules: PodFailurePolicyRule[] = [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }];
-  // A gate that fails on finished predictions fails again on a retry: stop instead of re-running the GPU work.
-  // The gate judges files the same pod just wrote: a failure (exit 3) or unreadable results (exit 1) repeat on a retry.
-  if (draft.gate) failureRules.push({ action: 'FailJob', onExitCodes: { containerName: 'gate', operator: 'NotIn', values: [0] } });
+  // A failed gate (exit 3) fails again on a retry: stop instead of re-running the GPU work. Any
+  // other exit of the gate container (a publish step that hit a full or flaky volume, a killed
+  // process) is not a verdict on the model, so it counts against backoffLimit and is retried.
+  if (draft.gate) failureRules.push({ action: 'FailJob', onExitCodes: { containerName: 'gate', operator: 'In', values: [GATE_FAILED_EXIT_CODE] } });
 
   const job: Job = {
     apiVersion: 'batch/v1',

@@ -1,4 +1,6 @@
 import type { SecretRef } from './dsl.ts';
+import type { LocalModelInput } from './model/source.ts';
+import { PINS } from './reference/pins.gen.ts';
 
 /** One file of a local dataset source, as loaded by the CLI (the compiler reads no files). */
 export interface DatasetFileInput {
@@ -51,6 +53,8 @@ export interface CompileContext {
   readonly images?: Partial<ImageSet>;
   /** Local dataset sources by name. */
   readonly datasets?: Readonly<Record<string, DatasetSourceInput>>;
+  /** Local model folders (`baseModel({ path })`), by the path as the pipeline declares it. */
+  readonly models?: Readonly<Record<string, LocalModelInput>>;
   /** Secret holding hub tokens when a base model does not name one. */
   readonly defaultHubToken?: SecretRef;
   /** Cloud whose prices the planner uses. @default 'aws' */
@@ -60,15 +64,17 @@ export interface CompileContext {
 export const TUNEPIPE_IMAGE_VERSION = '0.1.0';
 
 /**
- * Pinned images. LLaMA-Factory's stock image has no GPTQ stack (optimum + gptqmodel), so quantize
- * runs in an image of ours built on it (images/gptq).
+ * Pinned images; the versions come from pins.json (through reference/pins.gen.ts). LLaMA-Factory's
+ * stock image has no GPTQ stack (optimum + gptqmodel), so quantize runs in an image of ours built on
+ * it (images/gptq).
  */
 export const DEFAULT_IMAGES: ImageSet = {
   fetch: `ghcr.io/tunepipe/fetch:${TUNEPIPE_IMAGE_VERSION}`,
   runtime: `ghcr.io/tunepipe/runtime:${TUNEPIPE_IMAGE_VERSION}`,
-  llamafactory: 'hiyouga/llamafactory:0.9.4',
-  gptq: `ghcr.io/tunepipe/llamafactory-gptq:0.9.4-${TUNEPIPE_IMAGE_VERSION}`,
-  vllm: 'vllm/vllm-openai:v0.11.0',
+  llamafactory: PINS.images.llamafactory,
+  // Our image on top of the stock one; its tag names the LLaMA-Factory version it extends.
+  gptq: `ghcr.io/tunepipe/llamafactory-gptq:${PINS.python.llamafactory}-${TUNEPIPE_IMAGE_VERSION}`,
+  vllm: PINS.images.vllm,
 };
 
 export interface ResolvedContext {
@@ -77,6 +83,7 @@ export interface ResolvedContext {
   readonly queueName: string | undefined;
   readonly images: ImageSet;
   readonly datasets: Readonly<Record<string, DatasetSourceInput>>;
+  readonly models: Readonly<Record<string, LocalModelInput>>;
   readonly defaultHubToken: SecretRef | undefined;
   readonly cloud: 'aws' | 'gcp';
 }
@@ -88,6 +95,7 @@ export function resolveContext(context: CompileContext = {}): ResolvedContext {
     queueName: context.queueName,
     images: { ...DEFAULT_IMAGES, ...context.images },
     datasets: context.datasets ?? {},
+    models: context.models ?? {},
     defaultHubToken: context.defaultHubToken,
     cloud: context.cloud ?? 'aws',
   };

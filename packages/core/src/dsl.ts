@@ -11,6 +11,7 @@ import type {
   ServableModel,
 } from './handles.ts';
 import type { ModelArchitecture } from './model/architecture.ts';
+import type { ModelSource } from './model/source.ts';
 import type { Gate } from './gate.ts';
 
 /** A reference to a key of a Kubernetes Secret. Secrets are never written as literals. */
@@ -42,20 +43,100 @@ interface StageCommon {
   readonly backoffLimit?: number;
 }
 
-export interface BaseModelOptions {
+interface BaseModelCommon {
+  /** LLaMA-Factory template the model was trained with, e.g. `llama3`, `qwen`. */
+  readonly template: string;
+  /** Name of the fetch stage. @default 'fetch-model' */
+  readonly name?: string;
+  readonly image?: string;
+}
+
+/** A model on Hugging Face or ModelScope, fetched at a pinned revision. */
+export interface HubModelOptions extends BaseModelCommon {
   readonly hub: ModelHub;
   /** Repository id on the hub, e.g. `LLM-Research/Meta-Llama-3-8B-Instruct`. */
   readonly id: string;
   /** Commit hash or immutable tag; branches such as `main`/`master` are rejected. */
   readonly revision: string;
-  /** LLaMA-Factory template the model was trained with, e.g. `llama3`, `qwen`. */
-  readonly template: string;
   readonly architecture: ModelArchitecture;
   /** Hub token, read from a Secret. Needed for gated models. */
   readonly token?: SecretRef;
-  /** Name of the fetch stage. @default 'fetch-model' */
-  readonly name?: string;
-  readonly image?: string;
+  readonly path?: never;
+  readonly artifacts?: never;
+  readonly uri?: never;
+}
+
+/**
+ * A model folder on the machine that compiles the pipeline (config.json, weights, tokenizer).
+ * The CLI hashes its content (the stages' identity) and reads the architecture from config.json.
+ * `tunepipe run --target local` uses it in place; for a cluster, copy the folder to the artifacts
+ * volume at `uploads/sha256-<digest>/` (the path `tunepipe plan` prints for the fetch stage).
+ */
+export interface LocalModelOptions extends BaseModelCommon {
+  /** The folder, relative to the repository root or absolute. */
+  readonly path: string;
+  /**
+   * sha256 of the folder's SHA256SUMS. @default computed from the folder. Declare it to compile on
+   * machines without the folder (CI); where the folder exists it must match.
+   */
+  readonly digest?: string;
+  /** @default read from the folder's config.json (declare it where the folder is absent) */
+  readonly architecture?: ModelArchitecture;
+  readonly hub?: never;
+  readonly artifacts?: never;
+  readonly uri?: never;
+}
+
+/** A model folder already on the artifacts volume (put there by another pipeline or by hand). */
+export interface ArtifactsModelOptions extends BaseModelCommon {
+  /** Path relative to the volume's root, e.g. `models/llama3-8b-instruct`. */
+  readonly artifacts: string;
+  /**
+   * What identifies the folder's content, e.g. the sha256 of its SHA256SUMS; the stages' hashes
+   * cover it, so change it when the files change.
+   */
+  readonly version: string;
+  readonly architecture: ModelArchitecture;
+  readonly hub?: never;
+  readonly path?: never;
+  readonly uri?: never;
+}
+
+/** A model folder in an object store, downloaded by the fetch-model Job. */
+export interface ObjectStoreModelOptions extends BaseModelCommon {
+  /** `s3://bucket/prefix` or `gs://bucket/prefix`: the folder holding config.json, weights and tokenizer. */
+  readonly uri: string;
+  /**
+   * The content's identity as the store reports it: an S3 version id or ETag, a GCS generation (of
+   * the weights object, or your release tag for the folder). The stages' hashes cover it; the fetch
+   * Job records every object's ETag/generation in SOURCE.json.
+   */
+  readonly version: string;
+  readonly architecture: ModelArchitecture;
+  /**
+   * Secret with the store's credentials, passed as secretKeyRef env: keys AWS_ACCESS_KEY_ID,
+   * AWS_SECRET_ACCESS_KEY (and optional AWS_SESSION_TOKEN) for s3://; GOOGLE_SERVICE_ACCOUNT_JSON
+   * for gs://. @default none: the pod's workload identity (IRSA, GKE Workload Identity)
+   */
+  readonly credentials?: { readonly secretName: string };
+  readonly hub?: never;
+  readonly path?: never;
+  readonly artifacts?: never;
+}
+
+/** Where a base model comes from: a hub, a local folder, the artifacts volume or an object store. */
+export type BaseModelOptions = HubModelOptions | LocalModelOptions | ArtifactsModelOptions | ObjectStoreModelOptions;
+
+/** The source a base model's options describe (check() reports options that name none or several). */
+export function modelSourceOf(options: BaseModelOptions): ModelSource {
+  const o = options as {
+    readonly hub?: ModelHub; readonly id?: string; readonly revision?: string; readonly path?: string;
+    readonly digest?: string; readonly artifacts?: string; readonly uri?: string; readonly version?: string;
+  };
+  if (o.path !== undefined) return { kind: 'local', path: o.path, ...(o.digest !== undefined ? { digest: o.digest } : {}) };
+  if (o.artifacts !== undefined) return { kind: 'artifacts', path: o.artifacts, version: o.version ?? '' };
+  if (o.uri !== undefined) return { kind: 'object-store', uri: o.uri, version: o.version ?? '' };
+  return { kind: 'hub', hub: o.hub as ModelHub, id: o.id ?? '', revision: o.revision ?? '' };
 }
 
 /** Row-count or fraction (0 < x < 1) of a source held out for a split. */
@@ -338,14 +419,15 @@ export function definePipeline(meta: PipelineMeta, build: (p: PipelineBuilder) =
   const builder: PipelineBuilder = {
     baseModel(options) {
       const { name } = add({ kind: 'fetch-model', name: options.name ?? 'fetch-model', options });
+      const source = modelSourceOf(options);
       return {
         kind: 'base-model',
         stage: name,
-        hub: options.hub,
-        id: options.id,
-        revision: options.revision,
+        source,
+        id: source.kind === 'hub' ? source.id : source.kind === 'object-store' ? source.uri : source.path,
+        revision: source.kind === 'hub' ? source.revision : source.kind === 'local' ? (source.digest ?? '') : source.version,
         template: options.template,
-        architecture: options.architecture,
+        ...(options.architecture ? { architecture: options.architecture } : {}),
       };
     },
     convert(options) {

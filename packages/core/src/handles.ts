@@ -1,4 +1,5 @@
 import type { ModelArchitecture } from './model/architecture.ts';
+import type { ModelSource } from './model/source.ts';
 
 /**
  * Artifacts are typed handles. A stage takes handles and returns one; the `kind` literal makes
@@ -13,14 +14,19 @@ interface Handle<K extends string> {
 export type ModelHub = 'huggingface' | 'modelscope';
 
 export interface BaseModel extends Handle<'base-model'> {
-  readonly hub: ModelHub;
-  /** Hub repository id, e.g. `LLM-Research/Meta-Llama-3-8B-Instruct`. */
+  /** Where the weights come from: a hub, a local folder, the artifacts volume or an object store. */
+  readonly source: ModelSource;
+  /** What names the model: hub repository id (`LLM-Research/Meta-Llama-3-8B-Instruct`), folder or URI. */
   readonly id: string;
-  /** Pinned revision: a commit hash or an immutable tag. */
+  /** What pins its content: hub revision, local content digest (once loaded) or declared version. */
   readonly revision: string;
   /** LLaMA-Factory chat template the model was trained with, e.g. `llama3`. */
   readonly template: string;
-  readonly architecture: ModelArchitecture;
+  /**
+   * As declared. A local folder may leave it out: its config.json is read at plan time
+   * (`modelArchitecture()` resolves either).
+   */
+  readonly architecture?: ModelArchitecture;
 }
 
 export type DatasetSplit = 'train' | 'validation' | 'test' | 'calibration';

@@ -1,5 +1,6 @@
 import type { ResolvedContext } from './context.ts';
-import { convertInputSources, type Pipeline, type StageSpec } from './dsl.ts';
+import { convertInputSources, modelSourceOf, type Pipeline, type StageSpec } from './dsl.ts';
+import { requireArchitecture } from './model/source.ts';
 import type { EvaluableModel, Dataset } from './handles.ts';
 import { planStage, type StagePlanInput, type StageResourcePlan, type PlanOptions } from './planner/plan.ts';
 import type { EvaluatedModel } from './planner/evaluate.ts';
@@ -78,7 +79,7 @@ export function plannerInput(pipeline: Pipeline, spec: StageSpec, ctx: ResolvedC
   const common = { name: spec.name, path: `stages.${spec.name}`, ...resourcesOf(spec) };
   switch (spec.kind) {
     case 'fetch-model':
-      return { ...common, kind: 'fetch-model', architecture: spec.options.architecture };
+      return { ...common, kind: 'fetch-model', architecture: requireArchitecture({ source: modelSourceOf(spec.options), ...(spec.options.architecture ? { architecture: spec.options.architecture } : {}), stage: spec.name }, ctx) };
     case 'convert': {
       const sources = convertInputSources(spec.options).map((n) => ctx.datasets[n]);
       const rows = sources.every((s) => s?.stats) ? sources.reduce((sum, s) => sum + s!.stats!.rows, 0) : undefined;
@@ -91,7 +92,7 @@ export function plannerInput(pipeline: Pipeline, spec: StageSpec, ctx: ResolvedC
       return {
         ...common,
         kind: 'sft',
-        architecture: o.model.architecture,
+        architecture: requireArchitecture(o.model, ctx),
         args: { ...o.extraArgs, ...o.args } as SftPlanArgs,
         data: data
           ? { rows: data.rows, ...(data.meanTokens !== undefined ? { meanTokensPerRow: data.meanTokens } : {}), ...(data.maxTokens ? { maxTokensPerRow: data.maxTokens } : {}) }
@@ -105,17 +106,17 @@ export function plannerInput(pipeline: Pipeline, spec: StageSpec, ctx: ResolvedC
       return {
         ...common,
         kind: 'merge',
-        architecture: o.adapter.base.architecture,
+        architecture: requireArchitecture(o.adapter.base, ctx),
         adapter: { ...(typeof sftArgs['lora_rank'] === 'number' ? { rank: sftArgs['lora_rank'] } : {}), ...(typeof sftArgs['lora_target'] === 'string' ? { target: sftArgs['lora_target'] } : {}) },
         args: { ...o.args },
       };
     }
     case 'quantize':
-      return { ...common, kind: 'quantize', architecture: spec.options.model.base.architecture, args: { ...spec.options.args } };
+      return { ...common, kind: 'quantize', architecture: requireArchitecture(spec.options.model.base, ctx), args: { ...spec.options.args } };
     case 'evaluate': {
       const o = spec.options;
       const data = splitRows(pipeline, o.data, ctx);
-      const architecture = o.model.kind === 'base-model' ? o.model.architecture : o.model.base.architecture;
+      const architecture = requireArchitecture(o.model.kind === 'base-model' ? o.model : o.model.base, ctx);
       return {
         ...common,
         kind: 'evaluate',
@@ -131,7 +132,7 @@ export function plannerInput(pipeline: Pipeline, spec: StageSpec, ctx: ResolvedC
       return {
         ...common,
         kind: 'serve',
-        architecture: o.model.base.architecture,
+        architecture: requireArchitecture(o.model.base, ctx),
         weights: o.model.kind === 'quantized-model' ? { format: 'gptq', bits: o.model.bits } : { format: 'dense' },
         args: readServeArgs(flags),
         replicas: o.replicas ?? 1,
@@ -154,9 +155,29 @@ function memoryFor(spec: StageSpec, plan: StageResourcePlan): string {
   return `${Math.max(floor, Math.ceil(bytes / GiB))}Gi`;
 }
 
-/** Only GPU pods mount a memory-backed /dev/shm (NCCL, vLLM workers, DataLoader workers). */
-function shmFor(gpus: number): string {
-  return `${Math.max(2, 8 * gpus)}Gi`;
+const QUANTITY_FACTORS: Readonly<Record<string, number>> = {
+  '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4,
+};
+
+/** Bytes of a Kubernetes memory quantity (`8Gi`, `16000Mi`, `2e9`); undefined when it is not one. */
+export function memoryQuantityBytes(quantity: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?(?:e\d+)?)(k|M|G|T|Ki|Mi|Gi|Ti)?$/.exec(quantity.trim());
+  if (!m) return undefined;
+  return Number(m[1]) * QUANTITY_FACTORS[m[2] ?? '']!;
+}
+
+/**
+ * Only GPU pods mount a memory-backed /dev/shm (NCCL, vLLM workers, DataLoader workers): 8 GiB per
+ * GPU, but at most half the container's memory limit. Pages written to a memory-backed emptyDir
+ * are charged to the pod's memory cgroup, so a size limit at or above the memory limit caps
+ * nothing (the OOM killer strikes first); half leaves the other half to the process itself.
+ */
+export function shmFor(gpus: number, memoryLimit: string): string {
+  const limitBytes = memoryQuantityBytes(memoryLimit);
+  const wantedMi = Math.max(2, 8 * gpus) * 1024;
+  const halfMi = limitBytes === undefined ? 1024 : Math.floor(limitBytes / 2 / 1024 ** 2);
+  const mi = Math.max(1, Math.min(wantedMi, halfMi));
+  return mi % 1024 === 0 ? `${mi / 1024}Gi` : `${mi}Mi`;
 }
 
 export function planOptions(ctx: ResolvedContext): PlanOptions {
@@ -173,7 +194,7 @@ export function planStages(pipeline: Pipeline, ctx: ResolvedContext): Map<string
       ...(resources.gpuType ? { gpuType: resources.gpuType } : {}),
       cpu: cpuFor(spec, resources.gpus),
       memory: memoryFor(spec, resources),
-      shmSize: shmFor(resources.gpus),
+      shmSize: shmFor(resources.gpus, memoryFor(spec, resources)),
       expectedSeconds: Math.ceil(resources.expectedSeconds),
       deadlineSeconds: Math.ceil(resources.deadlineSeconds),
       expectedOutputs: resources.expectedOutputs,

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { check, compile, CheckError, definePipeline, formatIssues, LLAMA3_8B, type Issue, type Pipeline } from '../src/index.ts';
+import { check, compile, CheckError, definePipeline, formatIssues, LLAMA3_8B, PINS, type Issue, type Pipeline } from '../src/index.ts';
 import { context, fakeSource, seedPipeline } from './fixtures.ts';
 
 function issuesOf(pipeline: Pipeline, ctx = context): Issue[] {
@@ -18,7 +18,8 @@ function bent(edit: { merge?: Record<string, unknown>; sft?: Record<string, unkn
   return definePipeline({ name: edit.name ?? 'bent' }, (p) => {
     const base = p.baseModel({ hub: 'huggingface', id: 'meta-llama/Meta-Llama-3-8B-Instruct', revision: '8afb486c1db24fe5011ec46dfbe5b5dccdb575c2', template: 'llama3', architecture: LLAMA3_8B, ...(edit.model as object) });
     const data = p.convert({ sources: ['identity'], cutoffLen: 1024, calibration: { nsamples: 128, maxlen: 1024 }, ...(edit.convert as object) });
-    const adapter = p.sft({ model: base, train: data.train, args: { cutoff_len: 1024 }, ...(edit.sft as object) });
+    // A checkpoint per quarter of the run: the default (every 500 steps) never saves on this short run.
+    const adapter = p.sft({ model: base, train: data.train, args: { cutoff_len: 1024, save_steps: 0.25 }, ...(edit.sft as object) });
     const merged = p.merge({ adapter, ...(edit.merge as object) });
     const quantized = p.quantize({ model: merged, calibration: data.calibration, args: { export_quantization_bit: 4 }, ...(edit.quantize as object) });
     p.serve({ model: quantized, ...(edit.serve as object) });
@@ -63,7 +64,7 @@ const cases: Array<{ code: string; pipeline: () => Pipeline; path: string; messa
   { code: 'args.unknown', pipeline: () => bent({ sft: { extraArgs: { lora_rnak: 16 } } }), path: 'stages.sft.args.lora_rnak', message: /llamafactory-cli train has no argument 'lora_rnak'/, fix: /did you mean 'lora_rank'/ },
   { code: 'args.choice', pipeline: () => bent({ sft: { args: { cutoff_len: 1024, lr_scheduler_type: 'cosine_annealing' } } }), path: 'stages.sft.args.lr_scheduler_type', message: /is not one of "linear", "cosine"/ },
   { code: 'args.type', pipeline: () => bent({ sft: { args: { cutoff_len: 1024, lora_rank: '8' } } }), path: 'stages.sft.args.lora_rank', message: /must be an integer \(int\)/ },
-  { code: 'args.warmup-ratio', pipeline: () => bent({ sft: { extraArgs: { warmup_ratio: 0.1 } } }), path: 'stages.sft.args.warmup_ratio', message: /warmup_ratio is gone in transformers 5/, fix: /use warmup_steps/ },
+  { code: 'args.warmup-ratio', pipeline: () => bent({ sft: { extraArgs: { warmup_ratio: 1.5 } } }), path: 'stages.sft.args.warmup_ratio', message: /must lie in range \[0,1\]/, fix: /between 0 and 1/ },
   { code: 'args.derived', pipeline: () => bent({ sft: { extraArgs: { output_dir: '/tmp/x' } } }), path: 'stages.sft.extraArgs.output_dir', message: /output_dir is derived from the stage's handles/ },
   { code: 'args.training-key', pipeline: () => bent({ merge: { extraArgs: { bf16: true } } }), path: 'stages.merge.args.bf16', message: /llamafactory-cli export accepts no training keys/ },
   { code: 'export.device', pipeline: () => bent({ merge: { args: { export_device: 'cuda' } } }), path: 'stages.merge.args.export_device', message: /'cuda' is not a value/ },
@@ -92,11 +93,35 @@ for (const c of cases) {
   });
 }
 
+test('warmup_ratio is valid for the pinned transformers 4.57 and only warned about (transformers 5 deprecates it)', () => {
+  const issue = only(issuesOf(bent({ sft: { extraArgs: { warmup_ratio: 0.1 } } })), 'args.warmup-ratio');
+  assert.equal(issue.severity, 'warning');
+  assert.ok(issue.message.startsWith(`works with the pinned transformers ${PINS.python.transformers}, but transformers 5 deprecates`), issue.message);
+  assert.match(issue.fix ?? '', /use warmup_steps/);
+  assert.equal(only(issuesOf(bent({ sft: { extraArgs: { warmup_ratio: -0.1 } } })), 'args.warmup-ratio').severity ?? 'error', 'error');
+});
+
 test('check model.revision warns on a branch and compile still succeeds', () => {
   const pipeline = bent({ model: { revision: 'main' } });
   const issue = only(issuesOf(pipeline), 'model.revision');
   assert.equal(issue.severity, 'warning');
   assert.doesNotThrow(() => compile(pipeline, context));
+});
+
+test('an SFT run that would write no checkpoint before its end is a warning naming its step count', () => {
+  // 150 rows less the validation and test splits, batch 2, accumulation 8, 10 epochs: 80 optimizer steps.
+  const withRows = { datasets: { identity: { ...fakeSource('identity'), stats: { rows: 150, meanTokens: 200, maxTokens: 600 } } } };
+  const sft = (saveSteps: number) => ({ args: { cutoff_len: 1024, num_train_epochs: 10, per_device_train_batch_size: 2, gradient_accumulation_steps: 8, save_steps: saveSteps } });
+  const issue = only(issuesOf(bent({ sft: sft(100) }), withRows), 'sft.no-checkpoint');
+  assert.equal(issue.severity, 'warning');
+  assert.equal(issue.path, 'stages.sft.args.save_steps');
+  assert.match(issue.message, /80 optimizer steps/);
+  assert.match(issue.fix ?? '', /at most 20\b/);
+  assert.doesNotThrow(() => compile(bent({ sft: sft(100) }), withRows), 'a warning does not stop compile');
+  for (const ok of [20, 79, 0.25]) {
+    assert.deepEqual(issuesOf(bent({ sft: sft(ok) }), withRows).filter((i) => i.code === 'sft.no-checkpoint'), [], `save_steps ${ok}`);
+  }
+  assert.equal(only(issuesOf(bent({ sft: sft(80) }), withRows), 'sft.no-checkpoint').value, 80, 'a save at the last step is no checkpoint before the end');
 });
 
 test('secret literals are never echoed in issues', () => {

@@ -159,6 +159,41 @@ test('the base model is fetched once, by a CPU Job, with the token from a Secret
   }
 });
 
+/** Bytes of the memory quantities the compiler writes (`8Gi`, `4096Mi`). */
+function quantityBytes(q: string): number {
+  const m = /^(\d+)(Mi|Gi)$/.exec(q);
+  assert.ok(m, `unexpected quantity ${q}`);
+  return Number(m[1]) * (m[2] === 'Gi' ? 1024 ** 3 : 1024 ** 2);
+}
+
+test('every pod re-owns the artifacts volume only when its root is not the group yet', () => {
+  for (const s of seed.stages) {
+    for (const object of s.objects) {
+      if (object.kind !== 'Job' && object.kind !== 'Deployment') continue;
+      const pod = (object as Job | Deployment).spec!.template.spec!;
+      assert.equal(pod.securityContext!.fsGroup, 1000, object.metadata!.name);
+      assert.equal(pod.securityContext!.fsGroupChangePolicy, 'OnRootMismatch', object.metadata!.name);
+    }
+  }
+});
+
+test('a memory-backed /dev/shm is capped below the memory limit it is charged to', () => {
+  let checked = 0;
+  for (const s of seed.stages) {
+    for (const object of s.objects) {
+      if (object.kind !== 'Job' && object.kind !== 'Deployment') continue;
+      const pod = (object as Job | Deployment).spec!.template.spec!;
+      const shm = pod.volumes?.find((v) => v.name === 'dshm');
+      if (!shm) continue;
+      const container = [...pod.containers, ...(pod.initContainers ?? [])].find((c) => c.volumeMounts?.some((m) => m.name === 'dshm'))!;
+      const limit = quantityBytes(container.resources!.limits!['memory']!);
+      assert.ok(quantityBytes(shm.emptyDir!.sizeLimit!) <= limit / 2, `${object.metadata!.name}: shm ${shm.emptyDir!.sizeLimit} vs memory ${container.resources!.limits!['memory']}`);
+      checked += 1;
+    }
+  }
+  assert.ok(checked >= 4, 'sft, quantize, evaluate and serve mount a shm');
+});
+
 test('serve: vllm serve with a positional model, shm, startup probe, a stable Service that is not named vllm', () => {
   const serve = stage(seed, 'serve');
   const deployment = serve.objects.find((o) => o.kind === 'Deployment') as Deployment;
@@ -224,7 +259,10 @@ test('a gated evaluation publishes only after its gate passes, and a failed gate
     { metric: 'predict_rouge-l', comparison: 'minOverBaseline', value: 5 },
   ]);
   assert.equal(rules.baselineResults, `${stage(gated, 'eval-base').artifactPath}/predict_results.json`);
-  assert.deepEqual(jobOf(s).spec!.podFailurePolicy!.rules[1], { action: 'FailJob', onExitCodes: { containerName: 'gate', operator: 'NotIn', values: [0] } });
+  // Only a failed gate (exit 3) fails at once; any other exit (a publish error) is retried.
+  assert.deepEqual(jobOf(s).spec!.podFailurePolicy!.rules[1], { action: 'FailJob', onExitCodes: { containerName: 'gate', operator: 'In', values: [3] } });
+  assert.equal(jobOf(s).spec!.podFailurePolicy!.rules.length, 2, 'no other rule fails the Job early');
+  assert.ok(jobOf(s).spec!.backoffLimit! >= 1, 'a transient failure has a retry left');
   assert.equal(s.inputs['gate'] !== undefined, true, 'the gate is part of the stage identity');
 });
 

@@ -10,6 +10,13 @@ export const ARGOCD_ANNOTATIONS = {
 
 /** Never pruned when they leave Git, never deleted with the Application. */
 export const ARGOCD_PROTECTED_SYNC_OPTIONS = 'Prune=false,Delete=false';
+/**
+ * On Jobs: a Job's pod template is immutable, so when a tunepipe upgrade changes the pod spec of a
+ * stage whose hash (and so name) stays, the apply is rejected ("field is immutable"). `Force=true`
+ * makes Argo CD's apply delete and re-create the Job when, and only when, its patch is rejected;
+ * the re-created Job's wrapper exits at once if the stage is already complete.
+ */
+export const ARGOCD_JOB_SYNC_OPTIONS = 'Force=true';
 /** A protected object left behind after its hash changed does not turn the Application OutOfSync. */
 export const ARGOCD_PROTECTED_COMPARE_OPTIONS = 'IgnoreExtraneous';
 /** Wave of objects that belong to no stage (a claim, say): before every stage. */
@@ -67,22 +74,44 @@ hs.message = "Job running (" .. active .. " active)"
 return hs
 `;
 
+/** Comma-separated option lists (sync-options, compare-options) are merged, keeping every option once. */
+const OPTION_LIST_ANNOTATIONS: ReadonlySet<string> = new Set([ARGOCD_ANNOTATIONS.syncOptions, ARGOCD_ANNOTATIONS.compareOptions]);
+
+function mergeOptionLists(existing: string, added: string): string {
+  const options: string[] = [];
+  for (const option of [...existing.split(','), ...added.split(',')].map((o) => o.trim())) {
+    if (option !== '' && !options.includes(option)) options.push(option);
+  }
+  return options.join(',');
+}
+
+/**
+ * Adds annotations to a copy of `object`. An option-list annotation the object already carries
+ * (the compiler's `ServerSideApply=true` on data ConfigMaps) is merged, not replaced: losing it
+ * would make Argo CD apply client-side and copy the whole object into the 256 KiB
+ * last-applied-configuration annotation, which a large data ConfigMap does not fit.
+ */
 function withAnnotations<T extends KubeObject>(object: T, annotations: Record<string, string>): T {
   const copy = structuredClone(object);
-  copy.metadata = { ...copy.metadata, annotations: { ...copy.metadata?.annotations, ...annotations } };
+  const merged: Record<string, string> = { ...copy.metadata?.annotations };
+  for (const [key, value] of Object.entries(annotations)) {
+    const existing = merged[key];
+    merged[key] = existing !== undefined && OPTION_LIST_ANNOTATIONS.has(key) ? mergeOptionLists(existing, value) : value;
+  }
+  copy.metadata = { ...copy.metadata, annotations: merged };
   return copy;
 }
 
-/** The Argo CD annotations of one object: its wave and, for artifact-producing or storage objects, protection. */
-export function argoAnnotations(wave: number, isProtected: boolean): Record<string, string> {
+/**
+ * The Argo CD annotations of one object: its wave, protection for artifact-producing or storage
+ * objects, and re-creation of Jobs whose immutable pod template changed.
+ */
+export function argoAnnotations(wave: number, isProtected: boolean, isJob = false): Record<string, string> {
+  const syncOptions = [...(isProtected ? [ARGOCD_PROTECTED_SYNC_OPTIONS] : []), ...(isJob ? [ARGOCD_JOB_SYNC_OPTIONS] : [])];
   return {
     [ARGOCD_ANNOTATIONS.syncWave]: String(wave),
-    ...(isProtected
-      ? {
-          [ARGOCD_ANNOTATIONS.syncOptions]: ARGOCD_PROTECTED_SYNC_OPTIONS,
-          [ARGOCD_ANNOTATIONS.compareOptions]: ARGOCD_PROTECTED_COMPARE_OPTIONS,
-        }
-      : {}),
+    ...(syncOptions.length > 0 ? { [ARGOCD_ANNOTATIONS.syncOptions]: syncOptions.join(',') } : {}),
+    ...(isProtected ? { [ARGOCD_ANNOTATIONS.compareOptions]: ARGOCD_PROTECTED_COMPARE_OPTIONS } : {}),
   };
 }
 
@@ -98,7 +127,7 @@ function annotatedObjects(compiled: CompiledPipeline): KubeObject[] {
     const stage = stageOf.get(objectKey(object));
     // A running Job must keep its ConfigMaps: a retried pod mounts them again.
     const isProtected = object.kind === 'PersistentVolumeClaim' || (stage !== undefined && isBatch(stage));
-    return withAnnotations(object, argoAnnotations(stage ? waves.get(stage.name)! : SHARED_WAVE, isProtected));
+    return withAnnotations(object, argoAnnotations(stage ? waves.get(stage.name)! : SHARED_WAVE, isProtected, object.kind === 'Job'));
   });
 }
 

@@ -1,8 +1,15 @@
-import { LABELS, MANAGED_BY, renderManifests, toYaml, type CompiledPipeline, type CompiledStage, type KubeObject } from '@tunepipe/core';
+import { LABELS, MANAGED_BY, renderManifests, toYaml, type CompiledPipeline, type CompiledStage, type Issue, type KubeObject } from '@tunepipe/core';
 import { assertRenderable, GitopsError, isBatch, sharedObjects, type GitopsFile } from './pipeline.ts';
-import { assertSource, normalizeRepoPath, type FluxSettings } from './options.ts';
+import { normalizeRepoPath, sourceIssues, type FluxSettings } from './options.ts';
 
 export const FLUX_PRUNE_ANNOTATION = 'kustomize.toolkit.fluxcd.io/prune';
+/**
+ * On Jobs: a Job's pod template is immutable, so when a tunepipe upgrade changes the pod spec of a
+ * stage whose hash (and so name) stays, kustomize-controller's apply fails ("field is immutable").
+ * With `force: enabled` it deletes and re-creates that Job instead; a complete stage's new pod exits
+ * at once (its completion marker exists).
+ */
+export const FLUX_FORCE_ANNOTATION = 'kustomize.toolkit.fluxcd.io/force';
 export const FLUX_DIR = 'flux';
 export const FLUX_STAGES_DIR = 'stages';
 /** Folder and Kustomization suffix of objects that belong to no stage. */
@@ -36,6 +43,26 @@ export function fluxGitUrl(url: string): string {
   return scp ? `ssh://${scp[1]}@${scp[2]}/${scp[3]!.replace(/^\/+/, '')}` : url;
 }
 
+/**
+ * Issues of a repo URL that are fine for Git but not for Flux: source-controller's GitRepository
+ * CRD admits only http://, https:// and ssh:// URLs (`spec.url` pattern `^(http|https|ssh)://.*$`),
+ * so a `git://` or `file://` URL would render fine and be rejected by the API server on apply.
+ */
+export function fluxSourceIssues(repoUrl: string): Issue[] {
+  if (/^(https?|ssh):\/\//.test(fluxGitUrl(repoUrl))) return [];
+  const scheme = /^([a-z][a-z+.-]*):\/\//i.exec(repoUrl)?.[1];
+  if (!scheme) return []; // not a Git URL at all: sourceIssues already says so
+  return [
+    {
+      code: 'gitops.flux-url-scheme',
+      path: 'repoUrl',
+      value: repoUrl,
+      message: `Flux's GitRepository accepts only http://, https:// and ssh:// URLs, not ${scheme}://`,
+      fix: 'serve the repository over https:// (or ssh://git@host/org/repo.git) for the reconciler to clone',
+    },
+  ];
+}
+
 export function fluxRef(revision: string): Record<string, string> {
   if (/^[0-9a-f]{40}$/.test(revision)) return { commit: revision };
   if (revision.startsWith('refs/tags/')) return { tag: revision.slice('refs/tags/'.length) };
@@ -46,6 +73,13 @@ export function fluxRef(revision: string): Record<string, string> {
 
 export const fluxKustomizationName = (pipeline: string, stage: string): string => `${pipeline}-${stage}`;
 export const fluxSourceName = (pipeline: string): string => `tunepipe-${pipeline}`;
+
+function recreateIfImmutable(object: KubeObject): KubeObject {
+  if (object.kind !== 'Job') return object;
+  const copy = structuredClone(object);
+  copy.metadata = { ...copy.metadata, annotations: { ...copy.metadata?.annotations, [FLUX_FORCE_ANNOTATION]: 'enabled' } };
+  return copy;
+}
 
 function protect(object: KubeObject): KubeObject {
   const copy = structuredClone(object);
@@ -84,7 +118,7 @@ function units(compiled: CompiledPipeline): Unit[] {
       name: stage.name,
       dir: stage.name,
       // A running Job and the ConfigMaps its retried pods mount must not be pruned under it.
-      objects: isBatch(stage) ? stage.objects.map(protect) : stage.objects,
+      objects: (isBatch(stage) ? stage.objects.map(protect) : stage.objects).map(recreateIfImmutable),
       dependsOn: [...(shared.length > 0 ? [FLUX_SHARED] : []), ...stage.dependsOn],
       expectedSeconds: stage.expectedSeconds,
       stage,
@@ -149,7 +183,8 @@ function gitRepositoryManifest(compiled: CompiledPipeline, options: FluxSettings
  */
 export function renderFlux(compiled: CompiledPipeline, options: FluxSettings): GitopsFile[] {
   assertRenderable(compiled);
-  assertSource(`Flux output of pipeline ${compiled.pipeline}`, options, { interval: options.interval });
+  const sourceProblems = [...sourceIssues(options, { interval: options.interval }), ...fluxSourceIssues(options.repoUrl)];
+  if (sourceProblems.length > 0) throw new GitopsError(`Flux output of pipeline ${compiled.pipeline}`, sourceProblems);
   const files: GitopsFile[] = [];
   const entry: string[] = ['gitrepository.yaml'];
   files.push({ path: `${FLUX_DIR}/gitrepository.yaml`, content: toYaml(gitRepositoryManifest(compiled, options)) });

@@ -65,6 +65,23 @@ for (const name of EXAMPLES) {
   });
 }
 
+test('Argo CD keeps server-side apply on data ConfigMaps next to their protection', async () => {
+  const compiled = await compileExample(REPO_ROOT, 'llama3-fintech');
+  const argo = renderArgoCd(compiled, { repoUrl: 'https://github.com/acme/ml-pipelines.git', revision: 'main', path: 'pipelines/llama3-fintech/dist' });
+  const docs = argo.filter((f) => f.path.startsWith('app/') && f.path !== 'app/kustomization.yaml').map((f) => parse(f.content) as { kind: string; metadata: { name: string; labels: Record<string, string>; annotations: Record<string, string> } });
+  const data = docs.filter((d) => d.kind === 'ConfigMap' && d.metadata.labels['app.kubernetes.io/component'] === 'dataset');
+  assert.ok(data.length >= 2, 'the example has a data ConfigMap per dataset source');
+  for (const d of data) {
+    const options = d.metadata.annotations['argocd.argoproj.io/sync-options']!.split(',');
+    // Client-side apply would copy the object into the 256 KiB last-applied annotation.
+    assert.deepEqual(options.sort(), ['Delete=false', 'Prune=false', 'ServerSideApply=true'], d.metadata.name);
+  }
+  // A changed pod template under an unchanged name is re-created instead of failing as immutable.
+  for (const job of docs.filter((d) => d.kind === 'Job')) {
+    assert.ok(job.metadata.annotations['argocd.argoproj.io/sync-options']!.split(',').includes('Force=true'), job.metadata.name);
+  }
+});
+
 /** A repo holding a copy of the llama3-fintech source, with the monorepo's packages installed. */
 function exampleRepo(): TempRepo {
   const repo = new TempRepo();

@@ -89,7 +89,8 @@ test('Argo CD: protected objects, the Application and its schema', () => {
   for (const object of argoObjects(files)) {
     const annotations = object['metadata']['annotations'] as Record<string, string>;
     const batch = object['metadata']['labels']['tunepipe.dev/stage'] !== 'serve';
-    assert.equal(annotations['argocd.argoproj.io/sync-options'], batch ? 'Prune=false,Delete=false' : undefined, object['metadata']['name']);
+    const expected = batch ? (object['kind'] === 'Job' ? 'Prune=false,Delete=false,Force=true' : 'Prune=false,Delete=false') : undefined;
+    assert.equal(annotations['argocd.argoproj.io/sync-options'], expected, object['metadata']['name']);
     assert.equal(annotations['argocd.argoproj.io/compare-options'], batch ? 'IgnoreExtraneous' : undefined);
   }
   const app = file(files, 'argocd/application.yaml');
@@ -126,6 +127,10 @@ test('Flux: GitRepository and Kustomizations validate against the Flux schemas; 
   assert.equal(sft['spec']['timeout'], '49m');
   const job = file(files, files.find((f) => f.path.startsWith('stages/sft/') && f.path.includes('/job-'))!.path);
   assert.equal(job['metadata']['annotations']['kustomize.toolkit.fluxcd.io/prune'], 'Disabled');
+  // A changed pod template under an unchanged name is re-created instead of failing as immutable.
+  assert.equal(job['metadata']['annotations']['kustomize.toolkit.fluxcd.io/force'], 'enabled');
+  const config = file(files, files.find((f) => f.path.startsWith('stages/sft/') && f.path.includes('/configmap-'))!.path);
+  assert.equal(config['metadata']['annotations']['kustomize.toolkit.fluxcd.io/force'], undefined, 'only Jobs are re-created');
   const deployment = file(files, files.find((f) => f.path.startsWith('stages/serve/') && f.path.includes('/deployment-'))!.path);
   assert.equal(deployment['metadata']['annotations'], undefined, 'serve objects are pruned normally');
 });

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { lstat, mkdir, symlink } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { convertCommand } from '@tunepipe/convert';
@@ -18,7 +19,7 @@ import {
   waitForServers,
   type RunConvertStage,
 } from '@tunepipe/runner';
-import type { CompiledPipeline } from '@tunepipe/core';
+import { uploadFolder, type CompileContext, type CompiledPipeline } from '@tunepipe/core';
 import { UserError } from '../errors.ts';
 import { findRepoRoot, selectPipelines } from '../repo.ts';
 import { synthPipeline } from '../synth.ts';
@@ -95,6 +96,22 @@ function convertSummary(compiled: CompiledPipeline, artifactsDir: string, root: 
   return lines;
 }
 
+/**
+ * Local models reach a local run the way they reach a cluster, through their content-named upload
+ * folder on the artifacts volume; here that folder is a link to the model folder itself (no copy),
+ * and the fetch-model stage still verifies the digest before it copies the files.
+ */
+async function linkLocalModels(root: string, artifactsDir: string, context: CompileContext, log: (line: string) => void): Promise<void> {
+  for (const model of Object.values(context.models ?? {})) {
+    if (!model.found || !model.digest) continue;
+    const link = join(artifactsDir, uploadFolder(model.digest));
+    if (await lstat(link).catch(() => undefined)) continue;
+    await mkdir(dirname(link), { recursive: true });
+    await symlink(resolve(root, model.path), link, 'dir');
+    log(`linked ${model.path} as ${relative(root, link)}`);
+  }
+}
+
 export function registerRunCommands(program: Command, io: Io): void {
   const kube = (command: Command) =>
     command
@@ -115,11 +132,12 @@ export function registerRunCommands(program: Command, io: Io): void {
   ).action(async (name: string, flags: KubeFlags & { target: 'cluster' | 'local'; only?: string[]; force?: string[]; artifacts: string }) => {
     const root = findRepoRoot();
     selectPipelines(root, [name]);
-    const { compiled } = await synthPipeline(root, name, io.overrides(flags));
+    const { compiled, context } = await synthPipeline(root, name, io.overrides(flags));
     const interrupt = detachOnInterrupt();
     const selection = { ...(flags.only ? { only: flags.only } : {}), ...(flags.force ? { force: flags.force } : {}) };
     try {
       if (flags.target === 'local') {
+        await linkLocalModels(root, resolve(root, flags.artifacts), context, (line) => io.err(`${line}\n`));
         const convert: RunConvertStage = async (stage, paths) => {
           await convertCommand({ config: stage.config, outDir: paths.workDir, repoRoot: root, stage: { stage: stage.name, hash: stage.hash }, force: true, log: paths.log });
         };

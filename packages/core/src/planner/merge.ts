@@ -94,6 +94,13 @@ export function shardPlan(arch: ModelArchitecture, bytesPerParam: number, export
   const tensors = stateDictTensors(arch).map((t) => t.elements * bytesPerParam);
   const total = arch.parameterCount * bytesPerParam;
   const largest = Math.max(...tensors);
+  if (maxShardBytes === 0) {
+    // A limit of 0 bytes: save_pretrained gives every tensor a shard of its own.
+    const shardBytes = tensors;
+    const count = tensors.length;
+    const note = `export_size 0: one shard per tensor, ${count} shards`;
+    return { count, lowerBound: count, upperBound: count, exact: tensorLayoutIsExact(arch), shardBytes: tensorLayoutIsExact(arch) ? shardBytes : [], fileNames: shardFileNames(count, legacy), note };
+  }
   const lowerBound = Math.ceil(total / maxShardBytes);
   // Every closed shard holds more than (limit − largest tensor), or it would have taken the next one.
   const upperBound = largest >= maxShardBytes ? tensors.length : Math.ceil(total / (maxShardBytes - largest));
@@ -138,7 +145,7 @@ export function mergeEstimate(
 ): MergeEstimate {
   const issues: PlannerIssue[] = [];
   let exportSize = args.export_size ?? 5;
-  if (!(Number.isInteger(exportSize) && exportSize > 0)) {
+  if (!(Number.isInteger(exportSize) && exportSize >= 0)) {
     issues.push({ code: 'planner.export-size', path: `${path}.args.export_size`, value: exportSize, message: 'must be a positive whole number of GB (LLaMA-Factory types it int)', fix: `use ${Math.max(1, Math.round(exportSize) || 5)}` });
     exportSize = Math.max(1, Math.round(exportSize) || 5);
   }

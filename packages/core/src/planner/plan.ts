@@ -317,6 +317,27 @@ function planConvert(input: Extract<StagePlanInput, { kind: 'convert' }>, path: 
   });
 }
 
+/**
+ * A preempted or failed SFT pod resumes from its last `checkpoint-N`: a warning, naming the step
+ * count, when no checkpoint would be written before the end (the pod would start over), with a fix
+ * that gives one per quarter of the run. Sparser checkpoints (Hugging Face's default of every 500
+ * steps on a run of, say, 1,200) are the author's trade of disk and save time against repeated
+ * work, so they are not flagged; the examples use `save_steps: 0.25`.
+ */
+function checkpointCadenceIssues(saveSteps: number, optimizerSteps: number, trainRows: number, path: string): PlannerIssue[] {
+  if (optimizerSteps < 2) return [];
+  const quarter = Math.max(1, Math.ceil(optimizerSteps / 4));
+  const fix = `set save_steps to at most ${quarter} (a quarter of the ${optimizerSteps} steps), or to 0.25 (a quarter of any run)`;
+  const run = `the run has ${optimizerSteps} optimizer steps (${n(trainRows)} training rows)`;
+  // save_steps below 1 is a fraction of the run (Hugging Face's Trainer rounds it up to whole steps).
+  const interval = saveSteps < 1 ? Math.max(1, Math.ceil(saveSteps * optimizerSteps)) : saveSteps;
+  const before = Math.floor((optimizerSteps - 1) / interval);
+  if (before === 0) {
+    return [{ code: 'sft.no-checkpoint', path: `${path}.args.save_steps`, value: saveSteps, message: `${run}, so no checkpoint is written before the end: a preempted or failed pod starts over`, fix, severity: 'warning' }];
+  }
+  return [];
+}
+
 function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, o: Resolved): StageResourcePlan {
   const arch = input.architecture;
   const resolved = resolveSft(arch, input.args ?? {}, input.data, path);
@@ -356,6 +377,7 @@ function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, 
   const checkpointBytes = resolved.lora.trainable * (4 + optimBytes) + 1e6;
   const saves = Math.floor(schedule.optimizerSteps / (config.saveSteps < 1 ? Math.max(1, Math.round(config.saveSteps * schedule.optimizerSteps)) : config.saveSteps));
   const keptCheckpoints = config.saveTotalLimit !== undefined ? Math.min(saves, config.saveTotalLimit) : saves;
+  const cadenceIssues = checkpointCadenceIssues(config.saveSteps, schedule.optimizerSteps, schedule.trainRows, path);
   const modelBytes = arch.parameterCount * 2;
   const secondsBreakdown: Record<string, number> = {
     startup: POD_STARTUP_SECONDS,
@@ -397,7 +419,7 @@ function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, 
       tokensAreUpperBound: !meanKnown,
     },
     warnings,
-    issues: resolved.issues,
+    issues: [...resolved.issues, ...cadenceIssues],
   });
 }
 

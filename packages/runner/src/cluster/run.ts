@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { KubeConfig, KubernetesObject, V1Job } from '@kubernetes/client-node';
 import { sharedObjects, type CompiledPipeline, type CompiledStage } from '@tunepipe/core/compiled';
 import { LABELS, MANAGED_BY } from '@tunepipe/core/labels';
+import { DEFAULT_IMAGES } from '@tunepipe/core';
 import type { Job } from 'kubernetes-types/batch/v1.js';
 import type { Deployment } from 'kubernetes-types/apps/v1.js';
 import type { Service } from 'kubernetes-types/core/v1.js';
@@ -17,7 +18,11 @@ import { KubeClient, loadKubeConfig } from './kube.ts';
 export const FORCE_ENV = 'TUNEPIPE_FORCE';
 
 export interface MarkerCheckOptions {
-  /** Image with a POSIX shell. @default 'busybox:1.36' */
+  /**
+   * Image with a POSIX shell. @default the image of the pipeline's own `wait-for-inputs` init
+   * containers (tunepipe's pinned runtime image, or the override the pipeline was compiled with),
+   * else core's pinned runtime image
+   */
   readonly image?: string;
   /** Give up (and let the stages run) after this long. @default 180000 */
   readonly timeoutMs?: number;
@@ -294,6 +299,34 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
   });
 }
 
+/** The init container every stage with inputs runs to wait for their markers: it has the shell the check needs. */
+const WAIT_FOR_INPUTS = 'wait-for-inputs';
+
+/**
+ * Image and security contexts of the marker-check pod, taken from the pipeline's compiled Jobs so
+ * it passes the same admission (Pod Security `restricted`) and pulls from the same registry as
+ * the stages. Without them a `restricted` namespace rejects the pod, and the runner used to wait
+ * out its whole timeout before starting the GPU pods the check was meant to spare.
+ */
+export function markerCheckPodSettings(pipeline: CompiledPipeline, stage: CompiledStage): { image: string; podSecurityContext: unknown; containerSecurityContext: unknown } {
+  const podSpec = jobOf(stage)?.spec?.template.spec;
+  const waits = pipeline.stages
+    .flatMap((s) => jobOf(s)?.spec?.template.spec?.initContainers ?? [])
+    .filter((c) => c.name === WAIT_FOR_INPUTS);
+  const wait = waits[0];
+  return {
+    image: wait?.image ?? DEFAULT_IMAGES.runtime,
+    podSecurityContext: podSpec?.securityContext ?? { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+    containerSecurityContext: wait?.securityContext ??
+      podSpec?.containers[0]?.securityContext ?? {
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+        runAsNonRoot: true,
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
+  };
+}
+
 /** Name of the marker-check Job for a set of markers (stable, so a re-run finds its own). */
 export function markerCheckJobName(pipeline: string, markers: readonly string[]): string {
   const digest = createHash('sha256').update(markers.join('\n')).digest('hex').slice(0, 8);
@@ -323,6 +356,7 @@ export async function checkMarkers(
   if (!claimVolume?.persistentVolumeClaim || !mount || markers.length === 0) return new Set();
 
   const name = markerCheckJobName(pipeline.pipeline, markers);
+  const settings = markerCheckPodSettings(pipeline, stages[0]!);
   const labels = {
     [LABELS.managedBy]: MANAGED_BY,
     [LABELS.partOf]: 'tunepipe',
@@ -341,10 +375,12 @@ export async function checkMarkers(
         metadata: { labels },
         spec: {
           restartPolicy: 'Never',
+          securityContext: settings.podSecurityContext,
           containers: [
             {
               name: 'check',
-              image: options.image ?? 'busybox:1.36',
+              image: options.image ?? settings.image,
+              securityContext: settings.containerSecurityContext,
               command: ['sh', '-c', 'for m in "$@"; do if [ -f "$m" ]; then echo "present $m"; fi; done', 'marker-check', ...markers],
               resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '32Mi' } },
               volumeMounts: [{ name: 'artifacts', mountPath: mount.mountPath, readOnly: true }],

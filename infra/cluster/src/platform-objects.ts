@@ -1,0 +1,200 @@
+// The in-cluster platform's Kubernetes objects as plain data, with no Pulumi in sight: the
+// components of platform.ts register exactly these, and the real-tools tier (test/real) applies
+// the same objects to a local API server. One definition, two consumers.
+//
+// Builders are generic in the namespace (and secret value) type, so Pulumi passes its Outputs and
+// the tests pass strings.
+import { GPU_RESOURCE, GPU_TAINT, LABELS, MANAGED_BY, PLATFORM_SECRETS } from '@tunepipe/core/labels';
+import { KUEUE_API } from './versions.ts';
+
+/** The ReadWriteMany claim every stage mounts at `/artifacts`. */
+export const ARTIFACTS_PVC = 'tunepipe-artifacts';
+/** The Kueue LocalQueue GPU Jobs name in their `kueue.x-k8s.io/queue-name` label. */
+export const LOCAL_QUEUE = 'tunepipe';
+export const RUNNER_SERVICE_ACCOUNT = 'tunepipe-runner';
+export const SECRET_NAMES = {
+  /** Keys `HF_TOKEN` and `MODELSCOPE_API_TOKEN` (whichever are configured). */
+  hubTokens: PLATFORM_SECRETS.hubTokens.secretName,
+  /** Key `VLLM_API_KEY`, which `vllm serve` reads as its `--api-key`. */
+  vllmApiKey: PLATFORM_SECRETS.vllmApiKey.secretName,
+} as const;
+/** Namespace of the NVIDIA daemons; privileged, unlike the workload namespace. */
+export const GPU_SYSTEM_NAMESPACE = 'tunepipe-gpu-system';
+export const KUEUE_NAMESPACE = 'kueue-system';
+export const CPU_FLAVOR = 'tunepipe-cpu';
+export const gpuFlavorName = (gpuId: string): string => `tunepipe-gpu-${gpuId}`.slice(0, 253);
+
+/** Labels on every node of a GPU group (the compiler's node selectors and the DaemonSets' affinity use them). */
+export function gpuNodeLabels(gpuId: string): Record<string, string> {
+  return { [LABELS.gpuType]: gpuId, [LABELS.gpuNode]: 'true' };
+}
+
+export const partOf = { [LABELS.partOf]: 'tunepipe', [LABELS.managedBy]: MANAGED_BY };
+
+export interface PolicyRule {
+  readonly apiGroups: readonly string[];
+  readonly resources: readonly string[];
+  readonly verbs: readonly string[];
+}
+
+/**
+ * What the runner does in its namespace, and nothing more: create and follow stage Jobs, read pod
+ * status and logs, apply the serve stage's ConfigMaps/Services/Deployments, list events for
+ * diagnostics. No Secrets (pods get them by reference), no cluster-scoped rights, no wildcards.
+ */
+export const RUNNER_RULES: readonly PolicyRule[] = [
+  { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'get', 'list', 'watch', 'patch', 'delete'] },
+  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
+  { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['create', 'get', 'patch', 'list'] },
+  { apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'get', 'patch', 'list'] },
+  { apiGroups: [''], resources: ['events'], verbs: ['list'] },
+];
+
+export type PodSecurityLevel = 'restricted' | 'baseline';
+
+/** The namespace stage Jobs and vLLM run in, with Pod Security admission labels. */
+export function workloadNamespaceObject(name: string, podSecurity: PodSecurityLevel) {
+  return {
+    apiVersion: 'v1' as const,
+    kind: 'Namespace' as const,
+    metadata: {
+      name,
+      labels: {
+        ...partOf,
+        'pod-security.kubernetes.io/enforce': podSecurity,
+        'pod-security.kubernetes.io/enforce-version': 'latest',
+        // warn/audit at restricted even when enforcing baseline, so drift towards root shows up.
+        'pod-security.kubernetes.io/warn': 'restricted',
+        'pod-security.kubernetes.io/audit': 'restricted',
+      },
+    },
+  };
+}
+
+/** The shared ReadWriteMany claim all stages publish their artifacts to. */
+export function artifactsClaimObject<N, S>(args: { readonly namespace: N; readonly storageClass: S; readonly size: string }) {
+  return {
+    apiVersion: 'v1' as const,
+    kind: 'PersistentVolumeClaim' as const,
+    metadata: { name: ARTIFACTS_PVC, namespace: args.namespace, labels: { ...partOf, [LABELS.component]: 'artifacts' } },
+    spec: {
+      accessModes: ['ReadWriteMany'],
+      storageClassName: args.storageClass,
+      resources: { requests: { storage: args.size } },
+    },
+  };
+}
+
+export interface QueueGpuType {
+  readonly id: string;
+  /** `nvidia.com/gpu` the ClusterQueue admits at once for this type. */
+  readonly quotaGpus: number;
+}
+
+/** The CPU flavor: CPU-only workloads land on it (it has 0 GPUs of quota). */
+export function cpuFlavorObject() {
+  return { apiVersion: KUEUE_API, kind: 'ResourceFlavor' as const, metadata: { name: CPU_FLAVOR, labels: partOf }, spec: {} };
+}
+
+/** A GPU type's flavor: selects nodes by `tunepipe.dev/gpu` and requires the GPU taint to be tolerated. */
+export function gpuFlavorObject(gpuId: string) {
+  return {
+    apiVersion: KUEUE_API,
+    kind: 'ResourceFlavor' as const,
+    metadata: { name: gpuFlavorName(gpuId), labels: partOf },
+    spec: {
+      nodeLabels: { [LABELS.gpuType]: gpuId },
+      nodeTaints: [{ ...GPU_TAINT }],
+    },
+  };
+}
+
+/** A ClusterQueue capping `nvidia.com/gpu` per type, for the workload namespace only. */
+export function clusterQueueObject<N>(args: {
+  readonly name: string;
+  readonly namespace: N;
+  readonly gpuTypes: readonly QueueGpuType[];
+  readonly cpu: string;
+  readonly memory: string;
+}) {
+  const quotas = (gpus: number) => [
+    { name: 'cpu', nominalQuota: args.cpu },
+    { name: 'memory', nominalQuota: args.memory },
+    { name: GPU_RESOURCE, nominalQuota: String(gpus) },
+  ];
+  return {
+    apiVersion: KUEUE_API,
+    kind: 'ClusterQueue' as const,
+    metadata: { name: args.name, labels: partOf },
+    spec: {
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': args.namespace } },
+      queueingStrategy: 'BestEffortFIFO',
+      resourceGroups: [
+        {
+          coveredResources: ['cpu', 'memory', GPU_RESOURCE],
+          // CPU-only workloads land on the first flavor; GPU ones skip it (0 GPUs) for a GPU type.
+          flavors: [
+            { name: CPU_FLAVOR, resources: quotas(0) },
+            ...args.gpuTypes.map((gpu) => ({ name: gpuFlavorName(gpu.id), resources: quotas(gpu.quotaGpus) })),
+          ],
+        },
+      ],
+    },
+  };
+}
+
+/** The LocalQueue stage Jobs are submitted to. */
+export function localQueueObject<N, Q>(args: { readonly namespace: N; readonly clusterQueue: Q }) {
+  return {
+    apiVersion: KUEUE_API,
+    kind: 'LocalQueue' as const,
+    metadata: { name: LOCAL_QUEUE, namespace: args.namespace, labels: partOf },
+    spec: { clusterQueue: args.clusterQueue },
+  };
+}
+
+/** The runner's ServiceAccount, a namespaced Role holding RUNNER_RULES, and their binding. */
+export function runnerAccessObjects<N>(namespace: N) {
+  const metadata = { name: RUNNER_SERVICE_ACCOUNT, namespace, labels: { ...partOf, [LABELS.component]: 'runner' } };
+  return {
+    serviceAccount: { apiVersion: 'v1' as const, kind: 'ServiceAccount' as const, metadata },
+    role: { apiVersion: 'rbac.authorization.k8s.io/v1' as const, kind: 'Role' as const, metadata, rules: RUNNER_RULES.map((r) => ({ ...r, apiGroups: [...r.apiGroups], resources: [...r.resources], verbs: [...r.verbs] })) },
+    roleBinding: {
+      apiVersion: 'rbac.authorization.k8s.io/v1' as const,
+      kind: 'RoleBinding' as const,
+      metadata,
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role' as const, name: RUNNER_SERVICE_ACCOUNT },
+      subjects: [{ kind: 'ServiceAccount' as const, name: RUNNER_SERVICE_ACCOUNT, namespace }],
+    },
+  };
+}
+
+/** Labels of the platform's Secrets. */
+export const credentialsLabels = { ...partOf, [LABELS.component]: 'credentials' };
+
+/**
+ * The hub-token and vLLM API-key Secrets. `V` is the value type: Pulumi passes secret Outputs
+ * (encrypted in state), tests pass strings they generated. Values are never literals in code.
+ */
+export function workloadSecretObjects<N, V>(namespace: N, values: { readonly hfToken?: V; readonly modelscopeToken?: V; readonly vllmApiKey: V }) {
+  const hubData: Record<string, V> = {};
+  if (values.hfToken !== undefined) hubData[PLATFORM_SECRETS.hubTokens.huggingface] = values.hfToken;
+  if (values.modelscopeToken !== undefined) hubData[PLATFORM_SECRETS.hubTokens.modelscope] = values.modelscopeToken;
+  return {
+    hubTokens: {
+      apiVersion: 'v1' as const,
+      kind: 'Secret' as const,
+      metadata: { name: SECRET_NAMES.hubTokens, namespace, labels: credentialsLabels },
+      type: 'Opaque' as const,
+      stringData: hubData,
+    },
+    vllmApiKey: {
+      apiVersion: 'v1' as const,
+      kind: 'Secret' as const,
+      metadata: { name: SECRET_NAMES.vllmApiKey, namespace, labels: credentialsLabels },
+      type: 'Opaque' as const,
+      stringData: { [PLATFORM_SECRETS.vllmApiKey.key]: values.vllmApiKey } as Record<string, V>,
+    },
+  };
+}

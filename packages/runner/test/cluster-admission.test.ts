@@ -1,0 +1,81 @@
+// Regression tests for what the real API server (test/real/cluster) found in the runner's own
+// objects: everything the runner creates must pass Pod Security `restricted`, which the cluster
+// stack enforces on the workload namespace.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { CompiledPipeline } from '@tunepipe/core/compiled';
+import { checkMarkers, markerCheckPodSettings } from '../src/cluster/run.ts';
+import type { KubeClient } from '../src/cluster/kube.ts';
+import { makePipeline } from './fixtures/pipeline.ts';
+import { recorder } from './helpers.ts';
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** A KubeClient stand-in that records what the marker check applies and reports it complete. */
+function recordingClient(): { client: KubeClient; applied: Json[] } {
+  const applied: Json[] = [];
+  let job: Json | undefined;
+  const client = {
+    async apply(object: KubernetesObject) {
+      applied.push(structuredClone(object) as Json);
+      job = { ...object, status: { conditions: [{ type: 'Complete', status: 'True' }] } };
+      return object;
+    },
+    readJob: async () => job,
+    deleteJob: async () => {
+      job = undefined;
+      return true;
+    },
+    listPods: async () => [{ metadata: { name: 'check-pod' }, status: { phase: 'Succeeded' } }],
+    podLogTail: async () => [],
+  } as unknown as KubeClient;
+  return { client, applied };
+}
+
+/** The Pod Security `restricted` requirements the marker-check pod used to miss. */
+function assertRestricted(podSpec: Json): void {
+  const pod = podSpec['securityContext'] ?? {};
+  for (const container of [...(podSpec['initContainers'] ?? []), ...podSpec['containers']]) {
+    const c = container['securityContext'] ?? {};
+    assert.equal(c['allowPrivilegeEscalation'], false, `${container.name}: allowPrivilegeEscalation false`);
+    assert.deepEqual(c['capabilities']?.['drop'], ['ALL'], `${container.name}: drops ALL capabilities`);
+    assert.equal(c['runAsNonRoot'] ?? pod['runAsNonRoot'], true, `${container.name}: runAsNonRoot`);
+    assert.equal((c['seccompProfile'] ?? pod['seccompProfile'])?.['type'], 'RuntimeDefault', `${container.name}: seccomp RuntimeDefault`);
+  }
+}
+
+async function markerCheckJob(pipeline: CompiledPipeline): Promise<Json> {
+  const { client, applied } = recordingClient();
+  const stages = pipeline.stages.filter((s) => s.completionMarker);
+  await checkMarkers(client, pipeline, 'tunepipe', stages, { timeoutMs: 1000 }, 1, new AbortController().signal, recorder());
+  assert.equal(applied.length, 1, 'one check Job');
+  return applied[0]!;
+}
+
+test('marker-check pod passes Pod Security restricted and uses the pipeline’s pinned runtime image, not busybox', async () => {
+  const pipeline = makePipeline({ without: ['serve'] });
+  const job = await markerCheckJob(pipeline);
+  const podSpec = job['spec']['template']['spec'];
+  assertRestricted(podSpec);
+  const image: string = podSpec['containers'][0]['image'];
+  assert.doesNotMatch(image, /busybox/);
+  assert.equal(image, 'ghcr.io/tunepipe/runtime:0.1.0', 'the image the stages wait for their inputs with');
+  assert.match(image, /:[^:@/]+$|@sha256:/, 'pinned by tag or digest');
+  assert.doesNotMatch(image, /:latest$/);
+});
+
+test('marker-check pod takes the security contexts the pipeline was compiled with', async () => {
+  const pipeline = structuredClone(makePipeline({ without: ['serve'] })) as unknown as Json;
+  const podContext = { runAsNonRoot: true, runAsUser: 4242, runAsGroup: 4242, fsGroup: 4242, seccompProfile: { type: 'RuntimeDefault' } };
+  for (const stage of pipeline['stages']) {
+    for (const object of stage['objects']) {
+      if (object.kind === 'Job') object.spec.template.spec.securityContext = podContext;
+    }
+  }
+  const settings = markerCheckPodSettings(pipeline as CompiledPipeline, (pipeline as CompiledPipeline).stages[0]!);
+  assert.deepEqual(settings.podSecurityContext, podContext);
+  const job = await markerCheckJob(pipeline as CompiledPipeline);
+  assert.deepEqual(job['spec']['template']['spec']['securityContext'], podContext);
+  assertRestricted(job['spec']['template']['spec']);
+});

@@ -1,0 +1,49 @@
+// The GPTQ image's install steps, run for real from images/gptq/Dockerfile (scripts/real/images.mjs)
+// on a layer over the tier's LLaMA-Factory venv (torch, llamafactory), with the Dockerfile's ENV.
+// gptqmodel compiles CUDA kernels, which needs a CUDA 12.8 toolkit: that step runs as a pip dry
+// run (dependency resolution + gptqmodel's setup script, where TORCH_CUDA_ARCH_LIST is parsed),
+// then without kernels so the Dockerfile's own import check runs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildImage } from '../../../scripts/real/images.mjs';
+
+const built = buildImage('gptq');
+
+interface Step {
+  what: string;
+  how: string;
+  detail?: string;
+}
+
+test('gptq image: optimum installs, gptqmodel resolves and its setup script accepts the Dockerfile environment', async () => {
+  const { report } = await built;
+  const steps = report.stages[0]!.steps as Step[];
+  assert.equal(steps.find((s) => s.what.startsWith('pip install optimum'))?.how, 'ran');
+  const gptq = steps.find((s) => s.what.includes('gptqmodel=='))!;
+  assert.equal(gptq.how, 'dry-run', JSON.stringify(gptq));
+  assert.match(gptq.detail ?? '', /gptqmodel==/);
+  const check = steps.find((s) => s.what.startsWith('python -c'))!;
+  assert.equal(check.how, 'ran');
+  assert.match(check.detail ?? '', /gptq stack ok/);
+});
+
+/** `name-version` of every distribution in a site-packages folder. */
+function distributions(sitePackages: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const entry of readdirSync(sitePackages)) {
+    const m = /^(.+)-([^-]+)\.dist-info$/.exec(entry);
+    if (m) out.set(m[1]!.toLowerCase().replace(/[-_.]+/g, '-'), m[2]!);
+  }
+  return out;
+}
+
+test("gptq image: its pip steps change nothing of the LLaMA-Factory image's own packages", async () => {
+  const { report } = await built;
+  const layer = distributions(join(report.python.venv, 'lib', readdirSync(join(report.python.venv, 'lib'))[0]!, 'site-packages'));
+  const base = distributions(report.stages[0]!.baseSitePackages);
+  const replaced = [...layer].filter(([name, version]) => base.has(name) && base.get(name) !== version).map(([name, version]) => `${name} ${base.get(name)} → ${version}`);
+  assert.deepEqual(replaced, [], 'installing the GPTQ stack would replace packages LLaMA-Factory was installed with');
+  assert.ok(layer.has('optimum') && layer.has('gptqmodel'));
+});
