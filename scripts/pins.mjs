@@ -10,9 +10,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const repoRoot = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 export const pinsFile = join(repoRoot, 'pins.json');
 export const pinsGenFile = join(repoRoot, 'packages', 'core', 'src', 'reference', 'pins.gen.ts');
 
@@ -23,6 +23,8 @@ export const DOCKERFILE_ARGS = {
     LLAMAFACTORY_IMAGE: ['images', 'llamafactory'],
     OPTIMUM_VERSION: ['python', 'optimum'],
     GPTQMODEL_VERSION: ['python', 'gptqmodel'],
+    GPTQ_TRANSFORMERS_VERSION: ['python', 'gptq-transformers'],
+    GPTQ_TOKENIZERS_VERSION: ['python', 'gptq-tokenizers'],
   },
   'images/runtime/Dockerfile': { NODE_IMAGE: ['images', 'node'] },
 };
@@ -125,7 +127,7 @@ async function main() {
   runStep('regenerating the argument tables from the pinned packages', ['scripts/gen-reference.mjs']);
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   try {
     await main();
   } catch (err) {

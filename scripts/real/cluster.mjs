@@ -658,10 +658,11 @@ export async function startCluster(options = {}) {
     'sh',
     [
       '-c',
-      'while kill -0 "$1" 2>/dev/null && [ -d "$2" ]; do sleep 1; done; [ -f "$2/pids" ] && for p in $(cat "$2/pids"); do kill -9 -"$p" 2>/dev/null; done; rm -rf "$2"',
+      'while kill -0 "$1" 2>/dev/null && [ -d "$2" ] && [ ! -f "$2/stopped" ]; do sleep 1; done; [ -f "$2/pids" ] && for p in $(cat "$2/pids"); do kill -9 -"$p" 2>/dev/null; done; [ "$3" = keep ] || rm -rf "$2"',
       'tunepipe-cluster-reaper',
       String(process.pid),
       dir,
+      options.keepDir ? 'keep' : 'remove',
     ],
     { detached: true, stdio: 'ignore' },
   );
@@ -852,12 +853,32 @@ export async function startCluster(options = {}) {
         throw failWithLogs(e);
       });
     };
+    let outcomeGeneration = 0;
     cluster.setPodOutcomes = async (outcomes = {}, { runMs: ms = runMs } = {}) => {
       const wanted = podStages(outcomes, { runMs: ms });
       const names = new Set(wanted.map((s) => s.metadata.name));
       for (const stage of wanted) await api.apply(stage);
       for (const existing of await api.list('kwok.x-k8s.io/v1alpha1', 'Stage', undefined, 'app.kubernetes.io/managed-by=tunepipe-test-cluster')) {
         if (!names.has(existing.metadata.name)) await api.delete('kwok.x-k8s.io/v1alpha1', 'Stage', existing.metadata.name);
+      }
+      // kwok matches Stages against a pod only when the pod changes, so a pod held by the old
+      // Stages would stay held forever: touch every running pod so kwok looks at it again. Its
+      // Stage and pod watches are separate streams, so the touch waits a moment for the Stage
+      // change to arrive first, and is repeated once in case it did not.
+      for (const waitMs of [300, 1500]) {
+        await sleep(waitMs);
+        outcomeGeneration += 1;
+        for (const pod of await api.list('v1', 'Pod')) {
+          if (pod.status?.phase !== 'Running' || pod.metadata.deletionTimestamp) continue;
+          await api
+            .request('PATCH', `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}`, {
+              body: { metadata: { annotations: { 'tunepipe.dev/kwok-outcomes': String(outcomeGeneration) } } },
+              contentType: 'application/merge-patch+json',
+            })
+            .catch((error) => {
+              if (!(error instanceof KubeApiError && error.status === 404)) throw error;
+            });
+        }
       }
     };
     cluster.stop = async () => {
@@ -867,6 +888,8 @@ export async function startCluster(options = {}) {
       const order = ['kueue', 'kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd'];
       for (const name of order) await procs[name]?.stop(3000);
       for (const p of Object.values(procs)) p.killNow();
+      // Tells the reaper its work is done (it would otherwise wait for this process to exit).
+      writeFileSync(join(dir, 'stopped'), '');
       if (options.keepDir) live.delete(cluster);
       else cluster.killNow();
     };

@@ -21,10 +21,6 @@ import sys
 import types
 import typing
 
-# The lock pins every dependency already; LLaMA-Factory's own import-time version check only slows
-# the start (and would fail on nothing here).
-os.environ.setdefault("DISABLE_VERSION_CHECK", "1")
-
 # The stack's versions go into the generated header, so a table always says what it describes.
 VERSIONED = ["llamafactory", "transformers", "peft", "accelerate", "trl", "datasets", "torch", "vllm"]
 

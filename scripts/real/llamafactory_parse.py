@@ -25,7 +25,6 @@ import sys
 import tempfile
 import traceback
 
-os.environ.setdefault("DISABLE_VERSION_CHECK", "1")
 # The CLI honours ALLOW_EXTRA_ARGS=1 by ignoring unknown keys; these parses must see the default.
 os.environ.pop("ALLOW_EXTRA_ARGS", None)
 os.environ.pop("USE_MCA", None)

@@ -154,6 +154,9 @@ def build_model(tokenizer, seed):
         max_position_embeddings=CONTEXT,
         rope_theta=500000.0,
         rms_norm_eps=1e-5,
+        # Wider than transformers' 0.02: with so narrow a hidden size, 0.02 leaves the LM head's logits
+        # too small for LoRA (which never touches the head) to move the loss in a few dozen steps.
+        initializer_range=0.1,
         tie_word_embeddings=False,
         bos_token_id=tokenizer.convert_tokens_to_ids(BOS),
         eos_token_id=[tokenizer.convert_tokens_to_ids(EOT), tokenizer.convert_tokens_to_ids(END_OF_TEXT)],

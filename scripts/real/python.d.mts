@@ -5,6 +5,7 @@ export interface PythonTools {
   readonly bin: string;
   readonly sitePackages: string;
   readonly key: string;
+  readonly sizeBytes: number;
   readonly versions: Readonly<Record<string, string>>;
 }
 export declare const lockFile: string;

@@ -139,13 +139,18 @@ export async function install() {
   });
   const venv = join(dir, 'venv');
   const python = join(venv, 'bin', 'python');
-  const probe = run(python, ['-c', 'import sysconfig, json; print(sysconfig.get_paths()["purelib"])'], { env: pythonEnv() });
+  // A venv links to the interpreter it was made from; if that one is gone the cached venv is dead.
+  const probe = run(python, ['-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], { env: pythonEnv(), allowFail: true });
+  if (probe.status !== 0) {
+    throw new Error(`the cached venv ${venv} does not start (${probe.output.trim().split('\n').pop()}); delete ${dir} and run again`);
+  }
   return {
     venv,
     python,
     bin: join(venv, 'bin'),
     sitePackages: probe.stdout.trim(),
     key,
+    sizeBytes: Number(readFileSync(join(dir, 'size.txt'), 'utf8')) || 0,
     versions: Object.fromEntries(LOCKED_PINS.map((n) => [n, locked.get(n)])),
   };
 }
@@ -164,9 +169,6 @@ export function pythonEnv(extra = {}) {
     HF_HUB_DISABLE_TELEMETRY: '1',
     DO_NOT_TRACK: '1',
     VLLM_NO_USAGE_STATS: '1',
-    // LLaMA-Factory checks its dependency versions on import; the lock already pins them, and the
-    // check would only slow each start.
-    DISABLE_VERSION_CHECK: '1',
     TOKENIZERS_PARALLELISM: 'false',
     ...extra,
   };

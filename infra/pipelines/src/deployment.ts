@@ -92,7 +92,9 @@ export class PipelineDeployment extends pulumi.ComponentResource {
     this.resourceOptions = resourceOptions;
     this.dependencies = dependencies;
     this.registeredEdges = [...dependencies].flatMap(([from, list]) => list.map((d) => ({ from, to: keys.get(d)! })));
-    // Leaf Jobs (nothing depends on them) fail the update too: the component's outputs wait for every Job.
+    // A failed leaf Job (nothing depends on it) fails the update too: an exception in an apply that
+    // nothing consumes is reported by the language runtime like any uncaught error, as a RunError
+    // without a stack. (Not in registerOutputs: serializing would prefix the message.)
     this.jobsSucceeded = pulumi.all([...succeeded.values()]);
 
     const timeouts = new Map(plan.resources.map((r) => [r.key, r.timeoutSeconds]));
@@ -110,18 +112,18 @@ export class PipelineDeployment extends pulumi.ComponentResource {
         return [s.name, stage];
       }),
     );
-    this.registerOutputs({ namespace: plan.namespace, stages: this.stages, jobsSucceeded: this.jobsSucceeded });
+    this.registerOutputs({ namespace: plan.namespace, stages: this.stages });
   }
 }
 
-interface JobWhere {
+export interface JobWhere {
   readonly pipeline: string;
   readonly stage: string;
   readonly job: string;
   readonly namespace: string;
 }
 
-interface JobCondition {
+export interface JobCondition {
   readonly type?: string;
   readonly status?: string;
   readonly reason?: string;
@@ -134,11 +136,14 @@ interface JobCondition {
  * and so is this, which keeps dependents waiting on the Job exactly as `dependsOn` alone would.
  */
 export function jobSucceeded(job: k8s.batch.v1.Job, where: JobWhere): pulumi.Output<string> {
-  return job.status.apply((status) => {
-    const failed = (status?.conditions as JobCondition[] | undefined)?.find((c) => c.type === 'Failed' && c.status === 'True');
-    if (failed) throw new pulumi.RunError(jobFailureMessage(where, failed));
-    return where.job;
-  });
+  return job.status.apply((status) => checkJobStatus(status as { conditions?: JobCondition[] } | undefined, where));
+}
+
+/** The Job's name when its status has no Failed condition; throws the RunError of jobFailureMessage otherwise. */
+export function checkJobStatus(status: { conditions?: readonly JobCondition[] } | undefined, where: JobWhere): string {
+  const failed = status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True');
+  if (failed) throw new pulumi.RunError(jobFailureMessage(where, failed));
+  return where.job;
 }
 
 export function jobFailureMessage(where: JobWhere, failed: JobCondition): string {

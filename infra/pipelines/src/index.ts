@@ -1,4 +1,4 @@
-export { PipelineDeployment, PIPELINE_DEPLOYMENT_TYPE, jobSucceeded, jobFailureMessage, type PipelineDeploymentArgs, type DeployedStage } from './deployment.ts';
+export { PipelineDeployment, PIPELINE_DEPLOYMENT_TYPE, jobSucceeded, checkJobStatus, jobFailureMessage, type PipelineDeploymentArgs, type DeployedStage } from './deployment.ts';
 export {
   planDeployment,
   checkCompiled,

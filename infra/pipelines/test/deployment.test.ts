@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
 import { CheckError, LABELS, type CompiledPipeline } from '@tunepipe/core';
-import { PIPELINE_DEPLOYMENT_TYPE, PULUMI_TYPES, PipelineDeployment, planDeployment, type KubeKind, type PipelineDeploymentArgs } from '../src/index.ts';
+import { PIPELINE_DEPLOYMENT_TYPE, PULUMI_TYPES, PipelineDeployment, checkJobStatus, planDeployment, type KubeKind, type PipelineDeploymentArgs } from '../src/index.ts';
 import { installEngineDouble, runFailingProgram, runProgram, valueOf, type Registered } from './engine-double.ts';
 import { editObject, graphEdges, seedPipeline, stageNamed } from './fixtures.ts';
 
@@ -157,4 +157,71 @@ test('children use the provider given to the component', async () => {
   const providerRefs = new Set(engine.kube().map((r) => r.provider));
   assert.equal(providerRefs.size, 1);
   assert.match([...providerRefs][0]!, /\$pulumi:providers:kubernetes::cluster::cluster-id$/);
+});
+
+test('a failed Job becomes a RunError naming its stage and Kubernetes\' reason, not a wait until the timeout', () => {
+  // Found by the real Kubernetes provider (test/real/pulumi): its Job await ends early only for
+  // BackoffLimitExceeded / DeadlineExceeded, so a Job ended by a FailJob rule (a failed gate,
+  // exit 3) was awaited until the stage's timeout. Jobs now wait for Complete or Failed
+  // (JOB_FINISHED) and jobSucceeded() turns a Failed condition into this error.
+  const where = { pipeline: 'llama3-fintech', stage: 'eval-adapter', job: 'llama3-fintech-eval-adapter-3593434b', namespace: 'tunepipe' };
+  const failed = { type: 'Failed', status: 'True', reason: 'PodFailurePolicy', message: 'Container gate for pod tunepipe/llama3-fintech-eval-adapter-3593434b-x7k2p failed with exit code 3 matching FailJob rule at index 1' };
+  const error = (() => {
+    try {
+      checkJobStatus({ conditions: [{ type: 'FailureTarget', status: 'True' }, failed] }, where);
+    } catch (e) {
+      return e;
+    }
+    return assert.fail('a failed Job must not count as done');
+  })();
+  assert.ok(pulumi.RunError.isInstance(error), `expected a RunError (printed without a stack trace), got ${String(error)}`);
+  assert.equal(
+    error.message.split('\n')[0],
+    'pipeline llama3-fintech: stage eval-adapter failed — Job llama3-fintech-eval-adapter-3593434b: PodFailurePolicy: Container gate for pod tunepipe/llama3-fintech-eval-adapter-3593434b-x7k2p failed with exit code 3 matching FailJob rule at index 1',
+  );
+  assert.match(error.message, /kubectl -n tunepipe logs job\/llama3-fintech-eval-adapter-3593434b --all-containers/);
+  assert.match(error.message, /runs again \(pulumi\.com\/replaceUnready\)/);
+  // Complete, or still running (a preview, a Job that was not touched): no error.
+  assert.equal(checkJobStatus({ conditions: [{ type: 'Complete', status: 'True' }] }, where), where.job);
+  assert.equal(checkJobStatus(undefined, where), where.job);
+  assert.equal(checkJobStatus({ conditions: [{ type: 'Failed', status: 'False' }] }, where), where.job);
+});
+
+test('what runs after a Job waits for its success, not only for its end', async () => {
+  const compiled = seedPipeline();
+  const complete = { status: { conditions: [{ type: 'Complete', status: 'True' }] } };
+  installEngineDouble({ liveState: (type) => (type === 'kubernetes:batch/v1:Job' ? complete : undefined) });
+  let deployment: PipelineDeployment | undefined;
+  await runProgram(async () => {
+    deployment = new PipelineDeployment('llama3-fintech', { compiled });
+    return {};
+  });
+  const d = deployment!;
+  for (const planned of d.plan.resources) {
+    const handed = d.resourceOptions.get(planned.key)!.dependsOn;
+    const upstreamJobs = planned.dependsOn.filter((k) => k.startsWith('Job/'));
+    if (upstreamJobs.length === 0) {
+      assert.ok(Array.isArray(handed), `${planned.key}: plain dependsOn expected`);
+      continue;
+    }
+    // An Output that resolves to the same resources only once every upstream Job succeeded.
+    assert.ok(pulumi.Output.isInstance(handed), `${planned.key} must wait for ${upstreamJobs.join(', ')} to succeed`);
+    const resolved = await (handed as unknown as { promise(): Promise<pulumi.Resource[]> }).promise();
+    assert.deepEqual(resolved, d.dependencies.get(planned.key), planned.key);
+  }
+});
+
+test('a leaf Job that failed fails the update too; succeeded Jobs resolve', async () => {
+  const compiled = seedPipeline();
+  const evaluate = stageNamed(compiled, 'evaluate').resourceName;
+  const ok = { status: { conditions: [{ type: 'Complete', status: 'True' }] } };
+  installEngineDouble({ liveState: (type) => (type === 'kubernetes:batch/v1:Job' ? ok : undefined) });
+  let deployment: PipelineDeployment | undefined;
+  await runProgram(async () => {
+    deployment = new PipelineDeployment('llama3-fintech', { compiled });
+    return {};
+  });
+  const names = await (deployment!.jobsSucceeded as unknown as { promise(): Promise<readonly string[]> }).promise();
+  assert.ok(names.includes(evaluate));
+  assert.equal(names.length, compiled.stages.filter((s) => s.workload.kind === 'Job').length);
 });

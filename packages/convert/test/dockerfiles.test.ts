@@ -14,7 +14,7 @@ interface Finding {
   readonly message: string;
 }
 
-const SECRET_NAME = /(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL)/i;
+const SECRET_NAME = /(TOKEN(?!IZ)|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL)/i;
 const SECRET_VALUE = [/\bhf_[A-Za-z0-9]{30,}\b/, /\bAKIA[0-9A-Z]{16}\b/, /\bgh[pousr]_[A-Za-z0-9]{30,}\b/, /-----BEGIN [A-Z ]*PRIVATE KEY-----/, /\bsk-[A-Za-z0-9]{20,}\b/];
 const ROOT_USERS = new Set(['root', '0']);
 
@@ -32,16 +32,21 @@ function lintDockerfile(text: string): Finding[] {
   const stages = new Set<string>();
   const froms = dockerfile.getFROMs();
   if (froms.length === 0) findings.push({ line: 1, rule: 'from', message: 'no FROM instruction' });
+  const globalArgs = argsBeforeFirstFrom(text);
   for (const from of froms) {
-    const name = from.getImageName();
-    const tag = from.getImageTag();
-    const digest = from.getImageDigest();
+    // A base image may come from an ARG declared before the first FROM (the pin set writes its
+    // default): judge the reference an unparameterised build really pulls.
+    const image = substituteArgs(from.getImage() ?? '', globalArgs);
+    const ref = DockerfileParser.parse(`FROM ${image}\n`).getFROMs()[0]!;
+    const name = ref.getImageName();
+    const tag = ref.getImageTag();
+    const digest = ref.getImageDigest();
     if (name !== null && stages.has(name)) {
       // Refers to an earlier build stage.
     } else if (name === null || name.includes('$')) {
-      findings.push({ line: line(from), rule: 'pinned-base', message: `base image must be a literal pinned reference, got ${JSON.stringify(from.getImage())}` });
+      findings.push({ line: line(from), rule: 'pinned-base', message: `base image must be a pinned reference (literal, or an ARG with a pinned default), got ${JSON.stringify(from.getImage())}` });
     } else if (name !== 'scratch' && digest === null && (tag === null || tag === 'latest' || !/\d/.test(tag))) {
-      findings.push({ line: line(from), rule: 'pinned-base', message: `base image ${from.getImage()} is not pinned to a versioned tag or digest` });
+      findings.push({ line: line(from), rule: 'pinned-base', message: `base image ${image} is not pinned to a versioned tag or digest` });
     }
     const stage = from.getBuildStage();
     if (stage) stages.add(stage);
@@ -74,6 +79,22 @@ function lintDockerfile(text: string): Finding[] {
   return findings;
 }
 
+/** `ARG NAME=default` lines before the first FROM: the only ARGs a FROM line can use. */
+function argsBeforeFirstFrom(text: string): Map<string, string> {
+  const args = new Map<string, string>();
+  for (const raw of text.split('\n')) {
+    const lineText = raw.trim();
+    if (/^FROM\s/i.test(lineText)) break;
+    const m = /^ARG\s+([A-Za-z_][A-Za-z0-9_]*)=(\S+)$/i.exec(lineText);
+    if (m) args.set(m[1]!, m[2]!.replace(/^"(.*)"$/, '$1'));
+  }
+  return args;
+}
+
+function substituteArgs(value: string, args: ReadonlyMap<string, string>): string {
+  return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (whole, a: string | undefined, b: string | undefined) => args.get((a ?? b)!) ?? whole);
+}
+
 async function imageDockerfiles(): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await readdir(imagesDir, { withFileTypes: true })) {
@@ -98,11 +119,17 @@ test('every image Dockerfile passes syntax validation and the image policy', asy
 
 test('gptq image builds on a pinned LLaMA-Factory image and pins optimum + gptqmodel', async () => {
   const text = await readFile(join(imagesDir, 'gptq/Dockerfile'), 'utf8');
-  const from = DockerfileParser.parse(text).getFROMs()[0]!;
+  const image = substituteArgs(DockerfileParser.parse(text).getFROMs()[0]!.getImage() ?? '', argsBeforeFirstFrom(text));
+  const from = DockerfileParser.parse(`FROM ${image}\n`).getFROMs()[0]!;
   assert.equal(from.getImageName(), 'hiyouga/llamafactory');
   assert.match(from.getImageTag() ?? '', /^\d+\.\d+\.\d+/);
-  assert.match(text, /optimum==\d+\.\d+\.\d+/);
-  assert.match(text, /gptqmodel==\d+\.\d+\.\d+/);
+  // Each pip requirement is pinned exactly, through an ARG whose default is a version.
+  const args = new Map([...text.matchAll(/^ARG\s+([A-Z_]+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+  for (const pkg of ['optimum', 'gptqmodel', 'transformers']) {
+    const m = new RegExp(`${pkg}==(?:\\$\\{([A-Z_]+)\\}|(\\d\\S*))`).exec(text);
+    assert.ok(m, `${pkg} is not pinned`);
+    assert.match(m[2] ?? args.get(m[1]!) ?? '', /^\d+\.\d+\.\d+$/, `${pkg}'s pin`);
+  }
 });
 
 test('fetch image pins its Python tools', async () => {
@@ -117,6 +144,9 @@ test('the policy catches what it is for', () => {
   const rules = (text: string): string[] => [...new Set(lintDockerfile(text).map((f) => f.rule))].sort();
   assert.deepEqual(rules('FROM node:latest\nUSER node\n'), ['pinned-base']);
   assert.deepEqual(rules('FROM python\nUSER 1000\n'), ['pinned-base']);
+  assert.deepEqual(rules('ARG BASE=node:20.20.2-bookworm-slim\nFROM ${BASE}\nUSER node\n'), []);
+  assert.deepEqual(rules('ARG BASE=node:latest\nFROM ${BASE}\nUSER node\n'), ['pinned-base']);
+  assert.ok(rules('FROM ${UNSET}\nUSER node\n').includes('pinned-base'));
   assert.deepEqual(rules('FROM node:20.20.2-bookworm-slim\nRUN true\n'), ['non-root']);
   assert.deepEqual(rules('FROM node:20.20.2-bookworm-slim\nUSER 1000\nUSER root\n'), ['non-root']);
   assert.deepEqual(rules('FROM node:20.20.2-bookworm-slim\nADD https://example.com/x.tgz /x.tgz\nUSER 1000\n'), ['no-add-url']);

@@ -69,8 +69,9 @@ export interface HubModelOptions extends BaseModelCommon {
 /**
  * A model folder on the machine that compiles the pipeline (config.json, weights, tokenizer).
  * The CLI hashes its content (the stages' identity) and reads the architecture from config.json.
- * `tunepipe run --target local` uses it in place; for a cluster, copy the folder to the artifacts
- * volume at `uploads/sha256-<digest>/` (the path `tunepipe plan` prints for the fetch stage).
+ * `tunepipe run --target local` links it into place; for a cluster, copy the folder to the
+ * artifacts volume at `uploads/sha256-<digest>/` (the fetch-model Job's `--from`): the Job verifies
+ * every file against the digest and copies the folder into its stage folder.
  */
 export interface LocalModelOptions extends BaseModelCommon {
   /** The folder, relative to the repository root or absolute. */

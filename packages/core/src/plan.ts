@@ -2,7 +2,7 @@ import type { ResolvedContext } from './context.ts';
 import { convertInputSources, modelSourceOf, type Pipeline, type StageSpec } from './dsl.ts';
 import { requireArchitecture } from './model/source.ts';
 import type { EvaluableModel, Dataset } from './handles.ts';
-import { planStage, type StagePlanInput, type StageResourcePlan, type PlanOptions } from './planner/plan.ts';
+import { checkpointCadenceIssues, planStage, type StagePlanInput, type StageResourcePlan, type PlanOptions } from './planner/plan.ts';
 import type { EvaluatedModel } from './planner/evaluate.ts';
 import type { SftPlanArgs } from './planner/sft.ts';
 import { readServeArgs } from './planner/serve.ts';
@@ -184,11 +184,25 @@ export function planOptions(ctx: ResolvedContext): PlanOptions {
   return { cloud: ctx.cloud };
 }
 
+/**
+ * An SFT stage that would write no checkpoint before its end gets a warning (`sft.no-checkpoint`):
+ * the planner knows the optimizer steps the Trainer will run, check() reports it with the rest.
+ */
+function withCheckpointCadence(spec: StageSpec, resources: StageResourcePlan): StageResourcePlan {
+  if (spec.kind !== 'sft' || resources.details.kind !== 'sft') return resources;
+  const args: Record<string, unknown> = { ...spec.options.extraArgs, ...spec.options.args };
+  // Hugging Face's default, as the planner resolves it.
+  const saveSteps = typeof args['save_steps'] === 'number' && args['save_steps'] > 0 ? args['save_steps'] : 500;
+  const { optimizerSteps, trainRows } = resources.details.schedule;
+  const cadence = checkpointCadenceIssues(saveSteps, optimizerSteps, trainRows, `stages.${spec.name}`);
+  return cadence.length === 0 ? resources : { ...resources, issues: [...resources.issues, ...cadence] };
+}
+
 /** Plans every stage with the resource planner; placement the user chose explicitly wins. */
 export function planStages(pipeline: Pipeline, ctx: ResolvedContext): Map<string, StagePlan> {
   const out = new Map<string, StagePlan>();
   for (const spec of pipeline.stages) {
-    const resources = planStage(plannerInput(pipeline, spec, ctx), planOptions(ctx));
+    const resources = withCheckpointCadence(spec, planStage(plannerInput(pipeline, spec, ctx), planOptions(ctx)));
     out.set(spec.name, {
       gpus: resources.gpus,
       ...(resources.gpuType ? { gpuType: resources.gpuType } : {}),

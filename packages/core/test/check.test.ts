@@ -143,7 +143,7 @@ test('quantizing an adapter (a JavaScript user bypassing types) is caught', () =
 });
 
 test('every issue is reported at once, not just the first', () => {
-  const pipeline = bent({ sft: { extraArgs: { lora_rnak: 16, warmup_ratio: 0.1 } }, merge: { args: { export_device: 'cuda', export_size: 0 } }, serve: { args: { quantization: 'gptq' } } });
+  const pipeline = bent({ sft: { extraArgs: { lora_rnak: 16, warmup_ratio: 0.1 } }, merge: { args: { export_device: 'cuda', export_size: -1 } }, serve: { args: { quantization: 'gptq' } } });
   const codes = issuesOf(pipeline).map((i) => i.code).sort();
   assert.deepEqual(codes, ['args.unknown', 'args.warmup-ratio', 'export.device', 'export.size', 'vllm.quantization']);
 });

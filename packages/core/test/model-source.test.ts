@@ -38,8 +38,11 @@ const TINY_CONFIG = {
 const TINY_PARAMS = 4107 * 256 * 2 + 4 * (256 * 256 * 2 + 256 * 64 * 2 + 3 * 256 * 704 + 2 * 256) + 256; // 4,923,136
 const DIGEST = 'a'.repeat(64);
 
-function localModel(overrides: Partial<LocalModelInput> = {}): LocalModelInput {
-  return { path: 'models/tiny', found: true, digest: DIGEST, files: 6, bytes: 20e6, config: TINY_CONFIG, parameterCount: TINY_PARAMS, hasWeights: true, hasTokenizer: true, ...overrides };
+/** The tiny folder's facts with some replaced; a field set to `undefined` is left out (as the CLI does). */
+function localModel(overrides: { [K in keyof LocalModelInput]?: LocalModelInput[K] | undefined } = {}): LocalModelInput {
+  const merged: Record<string, unknown> = { path: 'models/tiny', found: true, digest: DIGEST, files: 6, bytes: 20e6, config: TINY_CONFIG, parameterCount: TINY_PARAMS, hasWeights: true, hasTokenizer: true, ...overrides };
+  for (const key of Object.keys(merged)) if (merged[key] === undefined) delete merged[key];
+  return merged as unknown as LocalModelInput;
 }
 
 function contextWith(model: LocalModelInput | undefined): CompileContext {

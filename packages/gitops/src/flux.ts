@@ -151,7 +151,10 @@ function kustomizationManifest(compiled: CompiledPipeline, unit: Unit, options: 
       path: `./${base}/${FLUX_STAGES_DIR}/${unit.dir}`,
       // Objects that leave Git go, except the protected ones (annotated prune: Disabled).
       prune: true,
-      // Dependents start only when this stage's Jobs completed and its Deployments are ready.
+      // Dependents start only when this stage's Jobs completed and its Deployments are ready, with
+      // one exception: Flux >= 2.8 counts a Job that Kueue still holds (spec.suspend) as ready, so
+      // a queued GPU stage releases its dependents early; their pods then wait in-pod for the
+      // inputs' completion markers (README, "Flux and Kueue"; test/real/gitops/flux.test.ts).
       wait: true,
       sourceRef: { kind: 'GitRepository', name: fluxSourceName(compiled.pipeline) },
     },

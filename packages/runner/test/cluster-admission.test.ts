@@ -1,12 +1,16 @@
-// Regression tests for what the real API server (test/real/cluster) found in the runner's own
-// objects: everything the runner creates must pass Pod Security `restricted`, which the cluster
-// stack enforces on the workload namespace.
+// Regression tests for what the real API server (test/real/cluster) found in the runner:
+// - everything the runner creates must pass Pod Security `restricted`, which the cluster stack
+//   enforces on the workload namespace;
+// - the API server answers 500 to a log read when it cannot reach the node's kubelet (a node
+//   scaled down after its pod finished; kwok's fake nodes in test:real): that must not fail a run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { KubernetesObject } from '@kubernetes/client-node';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { CompiledPipeline } from '@tunepipe/core/compiled';
 import { checkMarkers, markerCheckPodSettings } from '../src/cluster/run.ts';
-import type { KubeClient } from '../src/cluster/kube.ts';
+import { KubeClient } from '../src/cluster/kube.ts';
 import { makePipeline } from './fixtures/pipeline.ts';
 import { recorder } from './helpers.ts';
 
@@ -78,4 +82,26 @@ test('marker-check pod takes the security contexts the pipeline was compiled wit
   const job = await markerCheckJob(pipeline as CompiledPipeline);
   assert.deepEqual(job['spec']['template']['spec']['securityContext'], podContext);
   assertRestricted(job['spec']['template']['spec']);
+});
+
+test('a pod log the API server cannot fetch from the node (500) reads as empty instead of failing the run', async () => {
+  // What kube-apiserver answers when the node's kubelet is unreachable.
+  const server = createServer((req, res) => {
+    res.writeHead(500, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code: 500, message: `Get "https://10.0.0.7:10250/containerLogs${req.url}": dial tcp 10.0.0.7:10250: connect: connection refused` }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'c', cluster: 'c', user: 'u' }],
+      currentContext: 'c',
+    });
+    assert.deepEqual(await new KubeClient(kc).podLogTail('tunepipe', 'gone-pod', 20, 'main'), []);
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });

@@ -13,6 +13,12 @@ import type { CompiledPipeline } from '@tunepipe/core/compiled';
 import { makePipeline, type FixtureOptions } from './fixtures/pipeline.ts';
 import { recorder, waitFor } from './helpers.ts';
 
+// TEST DOUBLES: `npm test` is hermetic (no Python, no GPU), so these tests run the runner against the
+// stub llamafactory-cli and vllm in ./doubles/bin, which inject faults on demand (a death at step N,
+// a kill while saving). The same behaviours run against the real, pinned LLaMA-Factory on a CPU in
+// test/real/llamafactory/pipeline.test.ts (npm run test:real): convert, SFT killed and resumed from
+// its last checkpoint, a half-written checkpoint moved aside, merge, evaluation and the gate. vLLM
+// stays a double everywhere: it needs a GPU.
 const STUBS = fileURLToPath(new URL('./doubles/bin', import.meta.url));
 for (const f of readdirSync(STUBS)) chmodSync(join(STUBS, f), 0o755);
 

@@ -89,6 +89,9 @@ export async function startFlux(cluster: LocalCluster, flux: FluxTools, dir: str
   const logDir = join(dir, 'flux-logs');
   mkdirSync(logDir, { recursive: true });
   const storagePort = await freePort();
+  // source-controller refuses a storage path that does not exist yet.
+  const storage = join(dir, 'flux-storage');
+  mkdirSync(storage, { recursive: true });
   const env = { ...process.env, KUBECONFIG: cluster.kubeconfig, RUNTIME_NAMESPACE: FLUX_NAMESPACE };
   const children: ChildProcess[] = [];
   const launch = async (name: string, bin: string, args: string[]) => {
@@ -120,7 +123,7 @@ export async function startFlux(cluster: LocalCluster, flux: FluxTools, dir: str
   };
   try {
     await launch('source-controller', flux.sourceController, [
-      `--storage-path=${join(dir, 'flux-storage')}`,
+      `--storage-path=${storage}`,
       `--storage-addr=127.0.0.1:${storagePort}`,
       `--storage-adv-addr=127.0.0.1:${storagePort}`,
       '--watch-all-namespaces=true',

@@ -34,7 +34,7 @@ interface Condition {
   message?: string;
 }
 interface Obj {
-  metadata: { name: string; uid: string; labels?: Record<string, string>; creationTimestamp?: string };
+  metadata: { name: string; uid: string; labels?: Record<string, string>; annotations?: Record<string, string>; creationTimestamp?: string };
   spec: Record<string, any>;
   status?: { conditions?: Condition[]; lastAppliedRevision?: string; active?: number; succeeded?: number };
 }
@@ -91,6 +91,11 @@ function committedJobs(): Map<string, string> {
     }
   }
   return jobs;
+}
+
+/** Stage folders of the committed Flux output (one Kustomization each). */
+function committedStages(): string[] {
+  return readdirSync(join(repo, DIST, 'stages')).sort();
 }
 
 const kustomizationName = (stage: string) => `${PIPELINE}-${stage}`;
@@ -184,6 +189,8 @@ after(async () => {
 interface Seen {
   jobFirstSeen: Map<string, number>;
   jobComplete: Map<string, number>;
+  /** Jobs seen with spec.suspend false at least once. */
+  jobResumed: Set<string>;
   /** Kustomization → first time Ready=True at the commit, and whether its Job was then still suspended. */
   ready: Map<string, { at: number; jobSuspended: boolean; jobComplete: boolean }>;
 }
@@ -191,13 +198,13 @@ interface Seen {
 let firstCommit = '';
 let firstJobs = new Map<string, Obj>();
 
-test(`Flux ${'v2.9.3'}: the stages become Jobs in dependsOn order; a Job Kueue holds counts as Ready`, { timeout: 6 * 60_000 }, async () => {
+test('Flux: the stages become Jobs in dependsOn order; a Job Kueue holds counts as Ready', { timeout: 6 * 60_000 }, async (t) => {
   const synth = await tunepipe('synth', '--gitops', 'flux', PIPELINE);
   assert.equal(synth.code, 0, synth.stderr);
   firstCommit = await gitCommit('pipeline, synthesized');
   const expected = committedJobs();
-  const stages = [...expected.keys()];
-  assert.ok(stages.length >= 6, `the example has its batch stages: ${stages.join(', ')}`);
+  const stages = committedStages();
+  assert.ok(expected.size >= 6 && stages.includes('serve'), `the example has its batch stages and serve: ${stages.join(', ')}`);
 
   // sft and eval-base are both L4 stages that wait only for fetch-model and convert. Their pods
   // hold until released, and Kueue admits one GPU at a time: so one of them runs and the other is
@@ -213,7 +220,7 @@ test(`Flux ${'v2.9.3'}: the stages become Jobs in dependsOn order; a Job Kueue h
     spec: { interval: '10m', path: `./${DIST}/flux`, prune: true, sourceRef: { kind: 'GitRepository', name: `tunepipe-${PIPELINE}` } },
   });
 
-  const seen: Seen = { jobFirstSeen: new Map(), jobComplete: new Map(), ready: new Map() };
+  const seen: Seen = { jobFirstSeen: new Map(), jobComplete: new Map(), jobResumed: new Set(), ready: new Map() };
   const t0 = Date.now();
   const poll = async () => {
     const [js, ks] = await Promise.all([jobs(), kustomizations()]);
@@ -221,10 +228,11 @@ test(`Flux ${'v2.9.3'}: the stages become Jobs in dependsOn order; a Job Kueue h
     for (const [name, job] of js) {
       if (!seen.jobFirstSeen.has(name)) seen.jobFirstSeen.set(name, now);
       if (isTrue(job, 'Complete') && !seen.jobComplete.has(name)) seen.jobComplete.set(name, now);
+      if (job.spec['suspend'] === false) seen.jobResumed.add(name);
     }
     for (const stage of stages) {
       const k = ks.get(kustomizationName(stage));
-      if (!seen.ready.has(stage) && isTrue(k, 'Ready') && k!.status!.lastAppliedRevision?.endsWith(firstCommit)) {
+      if (!seen.ready.has(stage) && isTrue(k, 'Ready')) {
         const job = js.get(expected.get(stage)!);
         seen.ready.set(stage, { at: now, jobSuspended: job?.spec['suspend'] === true, jobComplete: isTrue(job, 'Complete') });
       }
@@ -244,43 +252,72 @@ test(`Flux ${'v2.9.3'}: the stages become Jobs in dependsOn order; a Job Kueue h
     }
   };
 
-  // Phase 1: one of sft / eval-base runs (held), the other waits in Kueue's queue.
-  const gpu = ['sft', 'eval-base'];
-  const held = await pollUntil(
-    'one of sft/eval-base running and the other queued by Kueue',
-    ({ js }) => {
-      const states = gpu.map((s) => js.get(expected.get(s)!));
-      return states.every((j) => j !== undefined) && states.filter((j) => j!.spec['suspend'] === true).length === 1 && states.some((j) => (j!.status?.active ?? 0) > 0);
-    },
-    3 * 60_000,
-  );
-  const queued = gpu.find((s) => held.js.get(expected.get(s)!)!.spec['suspend'] === true)!;
-  const running = gpu.find((s) => s !== queued)!;
-  // Give kustomize-controller several health-check rounds (it polls every 5 s).
-  const settle = Date.now() + 20_000;
-  while (Date.now() < settle) await poll();
-  const snapshot = await poll();
-  const queuedJob = snapshot.js.get(expected.get(queued)!)!;
-  assert.equal(queuedJob.spec['suspend'], true, `${queued} is still queued`);
-  assert.equal(queuedJob.metadata.labels?.['kueue.x-k8s.io/queue-name'], ns.queue);
-  // The renderer's `wait: true` assumes a stage is Ready only once its Job completed. Flux ≥ 2.8
-  // (fluxcd/pkg runtime ≥ v0.93 Job status reader) counts a suspended Job as ready: the queued
-  // GPU stage is Ready although its Job never started.
-  const queuedReady = seen.ready.get(queued);
-  assert.ok(queuedReady?.jobSuspended, `Flux ${flux.fluxRelease} reports the Kueue-queued stage ${queued} Ready while its Job is suspended`);
-  // A running Job is waited for: the running stage is not Ready and nothing downstream of it exists.
-  assert.equal(seen.ready.has(running), false, `${running} (running) is not Ready`);
-  const runningKs = snapshot.ks.get(kustomizationName(running));
-  assert.match(condition(runningKs, 'Ready')?.message ?? '', /progress|health/i, 'the running stage reports its health check in progress');
-  const downstreamOfRunning = [...(snapshot.ks.values())]
-    .filter((k) => (k.spec['dependsOn'] as { name: string }[] | undefined)?.some((d) => d.name === kustomizationName(running)))
-    .map((k) => k.metadata.labels?.['tunepipe.dev/stage'] ?? '');
-  for (const stage of downstreamOfRunning) {
-    assert.equal(snapshot.js.has(expected.get(stage) ?? ''), false, `${stage} waits for ${running}`);
-  }
+  try {
+    // Phase 1: one of sft / eval-base runs (held), the other waits in Kueue's queue.
+    const gpu = ['sft', 'eval-base'];
+    const held = await pollUntil(
+      'one of sft/eval-base running and the other queued by Kueue',
+      ({ js }) => {
+        const states = gpu.map((s) => js.get(expected.get(s)!));
+        return states.every((j) => j !== undefined) && states.filter((j) => j!.spec['suspend'] === true).length === 1 && states.some((j) => (j!.status?.active ?? 0) > 0);
+      },
+      3 * 60_000,
+    );
+    const queued = gpu.find((s) => held.js.get(expected.get(s)!)!.spec['suspend'] === true)!;
+    const running = gpu.find((s) => s !== queued)!;
+    // Give kustomize-controller several health-check rounds (it polls every 5 s).
+    const settle = Date.now() + 20_000;
+    while (Date.now() < settle) await poll();
+    const snapshot = await poll();
+    const queuedJob = snapshot.js.get(expected.get(queued)!)!;
+    assert.equal(queuedJob.spec['suspend'], true, `${queued} is still queued`);
+    assert.equal(queuedJob.metadata.labels?.['kueue.x-k8s.io/queue-name'], ns.queue);
+    // The renderer's `wait: true` assumed a stage is Ready only once its Job completed. Flux >= 2.8
+    // (fluxcd/pkg runtime >= v0.93 Job status reader) counts a suspended Job as ready, and Kueue's
+    // webhook creates every Job it manages suspended: the queued GPU stage is Ready although its Job
+    // never started.
+    const queuedReady = seen.ready.get(queued);
+    assert.ok(queuedReady?.jobSuspended, `Flux ${flux.fluxRelease} reports the Kueue-queued stage ${queued} Ready while its Job is suspended (saw: ${JSON.stringify(queuedReady)})`);
+    // The admitted stage too, when kustomize-controller's first health check ran before Kueue admitted
+    // it (the usual case: admission takes a scheduling cycle). Timing, so reported, not asserted.
+    t.diagnostic(`${running} (admitted, running): ${seen.ready.has(running) ? `Ready while its Job was ${seen.ready.get(running)!.jobSuspended ? 'still suspended' : 'running'}` : 'not Ready while running'}`);
+    // So dependents of GPU stages are applied before those ran. What keeps the order is in the pod:
+    // every Job the cluster got waits for its upstream stages' completion markers before it starts.
+    const applied = await jobs();
+    for (const [, job] of applied) {
+      const upstream = JSON.parse(job.metadata.annotations?.['tunepipe.dev/depends-on'] ?? '[]') as string[];
+      if (upstream.length === 0) continue;
+      const init = (job.spec['template'].spec.initContainers ?? []) as { name: string; args?: string[] }[];
+      const wait = init.find((c) => c.name === 'wait-for-inputs');
+      assert.ok(wait, `${job.metadata.name} has its wait-for-inputs init container on the cluster`);
+      for (const u of upstream) assert.match(wait.args?.join(' ') ?? '', new RegExp(`/${PIPELINE}/${u}/[0-9a-f]{64}/\\.tunepipe-complete`), `${job.metadata.name} waits for ${u}'s marker`);
+    }
 
-  // Phase 2: release the GPU pods; everything completes, in dependsOn order.
-  await cluster.setPodOutcomes({});
+    // A new revision makes kustomize-controller apply every stage again, the queued Job included
+    // (Kueue's webhook set its spec.suspend, the manifest never does): it must stay queued, not be
+    // resumed behind Kueue's back nor re-created.
+    writeFileSync(join(repo, 'NOTES.md'), 'a commit that changes no manifest\n');
+    const noop = await gitCommit('notes only');
+    await requestReconcile();
+    await pollUntil(
+      `${queued} applied again at the new revision`,
+      ({ ks }) => ks.get(kustomizationName(queued))?.status?.lastAppliedRevision?.endsWith(noop) === true,
+      90_000,
+    );
+    const settleAgain = Date.now() + 6_000;
+    while (Date.now() < settleAgain) await poll();
+    const reapplied = (await jobs()).get(expected.get(queued)!)!;
+    assert.equal(reapplied.metadata.uid, queuedJob.metadata.uid, `${queued}'s Job was not re-created`);
+    assert.equal(reapplied.spec['suspend'], true, `${queued}'s Job is still held by Kueue after the re-apply`);
+    const pods = await cluster.api.list('v1', 'Pod', NAMESPACE, `job-name=${expected.get(queued)}`);
+    assert.equal(pods.length, 0, `no pod of the queued ${queued} was started`);
+    assert.equal(seen.jobResumed.has(expected.get(queued)!), false, `${queued}'s Job was never seen resumed while queued`);
+
+  } finally {
+    // Phase 2: release the GPU pods (also when phase 1 failed, so later tests find a free GPU).
+    await cluster.setPodOutcomes({});
+  }
+  // Everything completes, in dependsOn order.
   await pollUntil('every stage Ready and every Job complete', ({ js }) => stages.every((s) => seen.ready.has(s) && (s === 'serve' || isTrue(js.get(expected.get(s)!), 'Complete'))), 4 * 60_000);
 
   const ks = await kustomizations();
@@ -314,9 +351,8 @@ test('a learning-rate commit creates exactly the Jobs `tunepipe diff` says re-ru
   const synth = await tunepipe('synth', '--gitops', 'flux', PIPELINE);
   assert.equal(synth.code, 0, synth.stderr);
   const commit = await gitCommit('learning rate 1e-4');
-  const expected = committedJobs();
   await requestReconcile();
-  const stages = [...expected.keys()];
+  const stages = committedStages();
   const after2 = await waitReconciled(commit, stages, 4 * 60_000);
   await cluster.waitFor('every Job complete', async () => [...(await jobs()).values()].every((j) => isTrue(j, 'Complete')), { timeoutMs: 60_000 });
 

@@ -5,21 +5,16 @@
 // then without kernels so the Dockerfile's own import check runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildImage } from '../../../scripts/real/images.mjs';
 
 const built = buildImage('gptq');
-
-interface Step {
-  what: string;
-  how: string;
-  detail?: string;
-}
+const pins = JSON.parse(readFileSync(new URL('../../../pins.json', import.meta.url), 'utf8')) as { python: Record<string, string> };
 
 test('gptq image: optimum installs, gptqmodel resolves and its setup script accepts the Dockerfile environment', async () => {
   const { report } = await built;
-  const steps = report.stages[0]!.steps as Step[];
+  const steps = report.stages[0]!.steps;
   assert.equal(steps.find((s) => s.what.startsWith('pip install optimum'))?.how, 'ran');
   const gptq = steps.find((s) => s.what.includes('gptqmodel=='))!;
   assert.equal(gptq.how, 'dry-run', JSON.stringify(gptq));
@@ -39,11 +34,17 @@ function distributions(sitePackages: string): Map<string, string> {
   return out;
 }
 
-test("gptq image: its pip steps change nothing of the LLaMA-Factory image's own packages", async () => {
+test("gptq image: its pip steps replace only the packages the Dockerfile pins over LLaMA-Factory's", async () => {
   const { report } = await built;
-  const layer = distributions(join(report.python.venv, 'lib', readdirSync(join(report.python.venv, 'lib'))[0]!, 'site-packages'));
-  const base = distributions(report.stages[0]!.baseSitePackages);
-  const replaced = [...layer].filter(([name, version]) => base.has(name) && base.get(name) !== version).map(([name, version]) => `${name} ${base.get(name)} → ${version}`);
-  assert.deepEqual(replaced, [], 'installing the GPTQ stack would replace packages LLaMA-Factory was installed with');
+  const venv = report.python!.venv;
+  const layer = distributions(join(venv, 'lib', readdirSync(join(venv, 'lib'))[0]!, 'site-packages'));
+  const base = distributions(report.stages[0]!.baseSitePackages!);
+  const replaced = [...layer].filter(([name, version]) => base.has(name) && base.get(name) !== version).map(([name, version]) => `${name} ${base.get(name)} → ${version}`).sort();
+  // transformers (and the tokenizers it needs) are held back on purpose: see the Dockerfile and
+  // test/real/llamafactory/pipeline.test.ts, where 4.57 fails GPTQ at the second decoder layer.
+  assert.deepEqual(replaced, [
+    `tokenizers ${base.get('tokenizers')} → ${pins.python['gptq-tokenizers']}`,
+    `transformers ${base.get('transformers')} → ${pins.python['gptq-transformers']}`,
+  ], 'installing the GPTQ stack would replace packages LLaMA-Factory was installed with');
   assert.ok(layer.has('optimum') && layer.has('gptqmodel'));
 });

@@ -10,14 +10,9 @@ import { buildImage } from '../../../scripts/real/images.mjs';
 
 const built = buildImage('runtime');
 
-interface Step {
-  what: string;
-  how: string;
-}
-
 test('runtime image: every npm step of the build and deps stages runs', async () => {
   const { report } = await built;
-  const npm = report.stages.flatMap((s: { steps: Step[] }) => s.steps).filter((s: Step) => s.what.startsWith('npm '));
+  const npm = report.stages.flatMap((s) => s.steps).filter((s) => s.what.startsWith('npm '));
   assert.ok(npm.length >= 3, JSON.stringify(npm));
   for (const step of npm) assert.equal(step.how, 'ran', step.what);
 });
@@ -29,7 +24,7 @@ test('runtime image: the final stage runs its ENTRYPOINT with only what the Dock
   const script = /exec node (\S+)/.exec(launcher)?.[1];
   assert.ok(script && existsSync(join(final.root, script)), `the launcher runs ${script}, which the image has`);
   assert.deepEqual(final.entrypoint, ['tunepipe']);
-  const help = spawnSync(process.execPath, [join(final.root, script!), ...final.cmd], { encoding: 'utf8', cwd: join(final.root, 'opt/tunepipe'), env: { ...process.env, ...final.env } });
+  const help = spawnSync(process.execPath, [join(final.root, script!), ...(final.cmd ?? [])], { encoding: 'utf8', cwd: join(final.root, 'opt/tunepipe'), env: { ...process.env, ...final.env } });
   assert.equal(help.status, 0, help.stderr);
   assert.match(help.stdout, /convert/);
 });

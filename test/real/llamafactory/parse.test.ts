@@ -59,7 +59,7 @@ interface BadSetting {
   readonly code: string;
 }
 
-const datasets: CompileContext['datasets'] = {
+const datasets: NonNullable<CompileContext['datasets']> = {
   identity: {
     name: 'identity',
     digest: '1'.repeat(64),

@@ -181,3 +181,34 @@ export function plaintextIn(file: string, needles: Record<string, string>): stri
     .filter(([, value]) => text.includes(value))
     .map(([name]) => name);
 }
+
+/**
+ * Runs an operation whose inline program is expected to fail, and returns the engine's error.
+ *
+ * An inline program's uncaught errors reach the process as `unhandledRejection` events, exactly as
+ * under the Node.js language host; the Automation API's language server records them and fails the
+ * update with their text. node:test listens for the same events and would blame the test file, also
+ * for stragglers that settle just after the update returned. So node:test's listeners are set aside
+ * for the duration (plus a moment), and the program's errors are returned for the test to check.
+ */
+export async function expectProgramFailure(operation: () => Promise<unknown>): Promise<{ error: Error; programErrors: unknown[] }> {
+  const saved = process.listeners('unhandledRejection');
+  const programErrors: unknown[] = [];
+  const record = (reason: unknown) => programErrors.push(reason);
+  process.removeAllListeners('unhandledRejection');
+  process.on('unhandledRejection', record);
+  try {
+    const error = await operation().then(
+      () => {
+        throw new Error('the operation was expected to fail, but it succeeded');
+      },
+      (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+    );
+    if (error.message === 'the operation was expected to fail, but it succeeded') throw error;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    return { error, programErrors };
+  } finally {
+    process.off('unhandledRejection', record);
+    for (const listener of saved) process.on('unhandledRejection', listener);
+  }
+}

@@ -12,7 +12,7 @@ import type { CompiledPipeline } from '@tunepipe/core';
 import { pipelinesProgram } from '../../../infra/pipelines/src/program.ts';
 import { compileFromRepo } from '../../../infra/pipelines/src/repo.ts';
 import { startCluster } from '../support/cluster.ts';
-import { type Backend, type Recorded, applyEdits, changed, configMap, inlineStack, localBackend, recorder, repoCopy, repoRoot } from './engine.ts';
+import { type Backend, type Recorded, applyEdits, changed, configMap, expectProgramFailure, inlineStack, localBackend, recorder, repoCopy, repoRoot } from './engine.ts';
 import { NAMESPACE, clusterStack, inlineKubeconfig, prepareStorage } from './platform.ts';
 
 const PIPELINES = ['llama3-fintech', 'qwen-support'] as const;
@@ -231,10 +231,7 @@ test('a failing Job fails pulumi up with the stage\'s reason, and the next pulum
     const root = repoCopy('failing', { ...SERVE_EDIT, 'pipelines/llama3-fintech/pipeline.ts': llama });
     const serveHash = (await compiledAt(root))[0]!.stages.find((s) => s.name === 'serve')!.hash.slice(0, 8);
     const started = Date.now();
-    const error = await up(root, 'failing eval-adapter').then(
-      () => assert.fail('pulumi up should have failed'),
-      (e: unknown) => e as Error,
-    );
+    const { error } = await expectProgramFailure(() => up(root, 'failing eval-adapter'));
     const seconds = (Date.now() - started) / 1000;
     const message = String(error.message);
     assert.match(message, /llama3-fintech-eval-adapter-[0-9a-f]{8}/, 'the error names the stage\'s Job');

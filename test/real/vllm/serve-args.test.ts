@@ -47,7 +47,7 @@ test("vLLM (pinned) accepts every example Deployment's `vllm serve` arguments", 
   }
 });
 
-const datasets: CompileContext['datasets'] = {
+const datasets: NonNullable<CompileContext['datasets']> = {
   identity: {
     name: 'identity',
     digest: '1'.repeat(64),

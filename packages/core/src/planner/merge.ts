@@ -27,10 +27,16 @@ export interface ExportPlanArgs {
 /** Python, torch and tokenizer of the export process itself (host RAM). */
 export const EXPORT_PROCESS_BYTES = 2 * GiB;
 
-/** Bytes per parameter the export writes. */
-export function exportBytesPerParam(inferDtype: string | undefined): number {
-  // auto, float16 and bfloat16 write 2 bytes: 16-bit models keep their dtype and fp32 models are exported in bf16.
-  return inferDtype === 'float32' ? 4 : 2;
+/**
+ * Bytes per parameter the export writes. With `infer_dtype: auto`, 16-bit models keep their dtype;
+ * a float32 model is converted to bf16 (or fp16) only where LLaMA-Factory finds an accelerator that
+ * supports it (`infer_optim_dtype`): a merge on the CPU (`export_device: cpu`, a CPU pod) writes
+ * float32, twice the bytes (measured with LLaMA-Factory 0.9.4 in test/real/llamafactory).
+ */
+export function exportBytesPerParam(inferDtype: string | undefined, modelDtype: ModelArchitecture['torchDtype'] = 'bfloat16', onGpu = true): number {
+  if (inferDtype === 'float32') return 4;
+  if (inferDtype === 'float16' || inferDtype === 'bfloat16') return 2;
+  return modelDtype === 'float32' && !onGpu ? 4 : 2;
 }
 
 export interface ShardPlan {
@@ -149,7 +155,7 @@ export function mergeEstimate(
     issues.push({ code: 'planner.export-size', path: `${path}.args.export_size`, value: exportSize, message: 'must be a positive whole number of GB (LLaMA-Factory types it int)', fix: `use ${Math.max(1, Math.round(exportSize) || 5)}` });
     exportSize = Math.max(1, Math.round(exportSize) || 5);
   }
-  const bytesPerParam = exportBytesPerParam(args.infer_dtype);
+  const bytesPerParam = exportBytesPerParam(args.infer_dtype, arch.torchDtype, args.export_device === 'auto');
   const modelBytes = arch.parameterCount * bytesPerParam;
   const shards = shardPlan(arch, bytesPerParam, exportSize, args.export_legacy_format === true);
   const lora = loraParamCount(arch, adapter.rank, adapter.targets);

@@ -324,7 +324,7 @@ function planConvert(input: Extract<StagePlanInput, { kind: 'convert' }>, path: 
  * steps on a run of, say, 1,200) are the author's trade of disk and save time against repeated
  * work, so they are not flagged; the examples use `save_steps: 0.25`.
  */
-function checkpointCadenceIssues(saveSteps: number, optimizerSteps: number, trainRows: number, path: string): PlannerIssue[] {
+export function checkpointCadenceIssues(saveSteps: number, optimizerSteps: number, trainRows: number, path: string): PlannerIssue[] {
   if (optimizerSteps < 2) return [];
   const quarter = Math.max(1, Math.ceil(optimizerSteps / 4));
   const fix = `set save_steps to at most ${quarter} (a quarter of the ${optimizerSteps} steps), or to 0.25 (a quarter of any run)`;
@@ -377,7 +377,6 @@ function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, 
   const checkpointBytes = resolved.lora.trainable * (4 + optimBytes) + 1e6;
   const saves = Math.floor(schedule.optimizerSteps / (config.saveSteps < 1 ? Math.max(1, Math.round(config.saveSteps * schedule.optimizerSteps)) : config.saveSteps));
   const keptCheckpoints = config.saveTotalLimit !== undefined ? Math.min(saves, config.saveTotalLimit) : saves;
-  const cadenceIssues = checkpointCadenceIssues(config.saveSteps, schedule.optimizerSteps, schedule.trainRows, path);
   const modelBytes = arch.parameterCount * 2;
   const secondsBreakdown: Record<string, number> = {
     startup: POD_STARTUP_SECONDS,
@@ -419,7 +418,7 @@ function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, 
       tokensAreUpperBound: !meanKnown,
     },
     warnings,
-    issues: [...resolved.issues, ...cadenceIssues],
+    issues: resolved.issues,
   });
 }
 

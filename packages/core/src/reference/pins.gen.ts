@@ -12,6 +12,8 @@ export const PINS = {
   "python": {
     "accelerate": "1.11.0",
     "datasets": "4.0.0",
+    "gptq-tokenizers": "0.21.4",
+    "gptq-transformers": "4.53.3",
     "gptqmodel": "2.2.0",
     "llamafactory": "0.9.4",
     "optimum": "1.24.0",

@@ -177,13 +177,18 @@ export class KubeClient {
     );
   }
 
-  /** The last `tailLines` lines of a pod's log; empty when the container never started. */
+  /**
+   * The last `tailLines` lines of a pod's log; empty when the container never started, and when
+   * the API server could not get it from the node (5xx: the kubelet is unreachable, e.g. the node
+   * was scaled down after the pod finished). A log is detail: the Job's conditions decide a
+   * stage, so an unreadable log must never fail one.
+   */
   async podLogTail(namespace: string, pod: string, tailLines: number, container?: string): Promise<string[]> {
     try {
       const text = await this.#core.readNamespacedPodLog({ name: pod, namespace, tailLines, ...(container ? { container } : {}) });
       return splitLogLines(typeof text === 'string' ? text : String(text ?? ''));
     } catch (error) {
-      if (error instanceof ApiException && (error.code === 404 || error.code === 400)) return [];
+      if (error instanceof ApiException && (error.code === 404 || error.code === 400 || error.code >= 500)) return [];
       throw explainKubeError(error, this.server, `reading the log of pod ${pod}`);
     }
   }
