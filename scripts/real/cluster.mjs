@@ -211,7 +211,9 @@ export class KubeApi {
 
   async pathOf(object, { withName = true } = {}) {
     const r = await this.resourceFor(object.apiVersion, object.kind);
-    const ns = r.namespaced ? `/namespaces/${object.metadata?.namespace ?? 'default'}` : '';
+    // A list without a namespace spans all of them; a named object without one is in `default`.
+    const namespace = object.metadata?.namespace ?? (withName ? 'default' : undefined);
+    const ns = r.namespaced && namespace ? `/namespaces/${namespace}` : '';
     return `${r.base}${ns}/${r.name}${withName ? `/${object.metadata.name}` : ''}`;
   }
 
@@ -327,6 +329,9 @@ class Proc {
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
   async stop(graceMs = 5000) {
     if (!this.running) return;
+    // The child is unref'd so a forgotten cluster never keeps a process alive; while we wait for
+    // it to exit, it must hold the event loop, or an otherwise idle test process ends mid-wait.
+    this.child.ref();
     try {
       process.kill(-this.pid, 'SIGTERM');
     } catch {
@@ -795,6 +800,7 @@ export async function startCluster(options = {}) {
       '--node-ip=127.0.0.1',
       '--node-lease-duration-seconds=40',
       '--cidr=10.244.0.0/16',
+      ...(process.env.TUNEPIPE_KWOK_DEBUG ? ['--v=DEBUG'] : []),
     ], adminEnv);
 
     const kueueConfig = join(dir, 'kueue-config.yaml');

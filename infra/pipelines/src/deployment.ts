@@ -1,6 +1,6 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
-import type { CompiledPipeline } from '@tunepipe/core';
+import { GATE_FAILED_EXIT_CODE, type CompiledPipeline } from '@tunepipe/core';
 import type { KubeKind, ResourceKey } from './objects.ts';
 import { planDeployment, type DependencyEdge, type DeploymentOptions, type DeploymentPlan, type PlannedResource } from './plan.ts';
 import { pulumiDuration } from './timeouts.ts';
@@ -56,6 +56,8 @@ export class PipelineDeployment extends pulumi.ComponentResource {
     const resourceOptions = new Map<ResourceKey, pulumi.CustomResourceOptions>();
     const dependencies = new Map<ResourceKey, pulumi.CustomResource[]>();
     const succeeded = new Map<ResourceKey, pulumi.Output<string>>();
+    /** Every Job a resource depends on, directly or through other resources. */
+    const upstreamJobs = new Map<ResourceKey, Set<ResourceKey>>();
     const stageOfObject = new Map(args.compiled.stages.flatMap((s) => s.objects.map((o) => [`${o.kind}/${o.metadata?.name}`, s.name] as const)));
     for (const planned of plan.resources) {
       const dependsOn = planned.dependsOn.map((key) => {
@@ -66,10 +68,19 @@ export class PipelineDeployment extends pulumi.ComponentResource {
       });
       // A Job's wait ends when it finished either way: what depends on it waits for its success too,
       // so nothing downstream starts after a failed stage (the update fails with the Job's reason).
-      const upstreamJobs = planned.dependsOn.map((key) => succeeded.get(key)).filter((o): o is pulumi.Output<string> => o !== undefined);
+      // Every Job upstream counts, not only direct ones: a resource whose dependency was never
+      // registered (because a Job before it failed) would otherwise wait for it forever, and so
+      // would the program (the SDK settles a resource's outputs only once it is registered).
+      const jobs = new Set<ResourceKey>();
+      for (const key of planned.dependsOn) {
+        if (succeeded.has(key)) jobs.add(key);
+        for (const job of upstreamJobs.get(key) ?? []) jobs.add(job);
+      }
+      upstreamJobs.set(planned.key, jobs);
+      const gates = [...jobs].map((key) => succeeded.get(key)!);
       const options: pulumi.CustomResourceOptions = {
         parent: this,
-        dependsOn: upstreamJobs.length === 0 ? dependsOn : pulumi.all(upstreamJobs).apply(() => dependsOn),
+        dependsOn: gates.length === 0 ? dependsOn : pulumi.all(gates).apply(() => dependsOn),
         // Every name is fixed (never auto-named): a replacement must delete the old object first
         // or the create fails with "already exists".
         deleteBeforeReplace: true,
@@ -147,8 +158,11 @@ export function checkJobStatus(status: { conditions?: readonly JobCondition[] } 
 }
 
 export function jobFailureMessage(where: JobWhere, failed: JobCondition): string {
+  // The FailJob rule on the gate's exit code is the compiler's: say what it means.
+  const gate = failed.reason === 'PodFailurePolicy' && new RegExp(`exit code ${GATE_FAILED_EXIT_CODE}\\b`).test(failed.message ?? '');
   return [
     `pipeline ${where.pipeline}: stage ${where.stage} failed — Job ${where.job}: ${failed.reason ?? 'Failed'}${failed.message ? `: ${failed.message}` : ''}`,
+    ...(gate ? [`  Exit code ${GATE_FAILED_EXIT_CODE} is a failed evaluation gate: the model did not meet its thresholds (the verdicts are in the pod's log).`] : []),
     `  The stages after it were not started. See \`kubectl -n ${where.namespace} logs job/${where.job} --all-containers\`; fix the cause and run \`pulumi up\` again:`,
     `  the failed Job is replaced and runs again (pulumi.com/replaceUnready).`,
   ].join('\n');

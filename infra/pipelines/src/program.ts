@@ -62,10 +62,19 @@ export async function pipelinesProgram(compilePipeline: CompilePipeline): Promis
 
   const provider = kubeconfig ? new k8s.Provider('tunepipe-cluster', { kubeconfig }) : undefined;
   const pipelines: Record<string, { stages: Readonly<Record<string, DeployedStage>> }> = {};
+  const deployments: PipelineDeployment[] = [];
   for (const pipeline of compiled) {
     const deployment = new PipelineDeployment(pipeline.pipeline, { compiled: pipeline, ...options }, provider ? { providers: [provider] } : {});
     pipelines[pipeline.pipeline] = { stages: deployment.stages };
+    deployments.push(deployment);
   }
+  // The program ends only when every Job has finished, and fails with the first failed stage's own
+  // error. Left to surface as an uncaught error only, a failure reached the engine after the
+  // Automation API's inline runner had already told it the program was complete — and the engine
+  // then deleted everything the failure kept from being registered (the serving endpoint among
+  // them) as if it had been removed from the pipeline (found by test/real/pulumi). In a preview
+  // the outcomes are unknown and this returns at once.
+  await Promise.all(deployments.map((d) => settled(d.jobsSucceeded)));
   return {
     namespace: compiled[0]?.namespace ?? placement.namespace ?? 'tunepipe',
     queueName: placement.queueName ?? null,
@@ -109,6 +118,11 @@ function clashesBetween(compiled: readonly CompiledPipeline[]): CheckError[] {
     }),
   );
   return issues.length > 0 ? [new CheckError('pipelines of this stack', issues)] : [];
+}
+
+/** The value of an Output as a promise that also rejects (the SDK's `promise()`, left out of its typings). */
+function settled<T>(output: pulumi.Output<T>): Promise<T> {
+  return (output as unknown as { promise(): Promise<T> }).promise();
 }
 
 /** RunError: Pulumi prints its message without a stack trace. */

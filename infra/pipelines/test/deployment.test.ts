@@ -179,6 +179,7 @@ test('a failed Job becomes a RunError naming its stage and Kubernetes\' reason, 
     error.message.split('\n')[0],
     'pipeline llama3-fintech: stage eval-adapter failed — Job llama3-fintech-eval-adapter-3593434b: PodFailurePolicy: Container gate for pod tunepipe/llama3-fintech-eval-adapter-3593434b-x7k2p failed with exit code 3 matching FailJob rule at index 1',
   );
+  assert.match(error.message, /Exit code 3 is a failed evaluation gate/);
   assert.match(error.message, /kubectl -n tunepipe logs job\/llama3-fintech-eval-adapter-3593434b --all-containers/);
   assert.match(error.message, /runs again \(pulumi\.com\/replaceUnready\)/);
   // Complete, or still running (a preview, a Job that was not touched): no error.
@@ -197,9 +198,14 @@ test('what runs after a Job waits for its success, not only for its end', async 
     return {};
   });
   const d = deployment!;
+  // Jobs a resource waits for, directly or through other resources (the serve Service: through the Deployment).
+  const upstream = (key: string): string[] => {
+    const planned = d.plan.resources.find((r) => r.key === key)!;
+    return planned.dependsOn.flatMap((k) => [...(k.startsWith('Job/') ? [k] : []), ...upstream(k)]);
+  };
   for (const planned of d.plan.resources) {
     const handed = d.resourceOptions.get(planned.key)!.dependsOn;
-    const upstreamJobs = planned.dependsOn.filter((k) => k.startsWith('Job/'));
+    const upstreamJobs = upstream(planned.key);
     if (upstreamJobs.length === 0) {
       assert.ok(Array.isArray(handed), `${planned.key}: plain dependsOn expected`);
       continue;

@@ -87,3 +87,32 @@ export async function settle(): Promise<void> {
 export function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
   return new Promise((resolve) => output.apply((v) => resolve(v)));
 }
+
+/**
+ * Like runFailingProgram, for a program that fails after it registered resources: the SDK also
+ * reports the failure as uncaught rejections of the registrations it stopped (the language host
+ * logs them), which node:test would blame on the test. Those are collected and returned instead.
+ */
+export async function runProgramFailingLate(program: () => Promise<unknown>): Promise<{ error: unknown; uncaught: unknown[] }> {
+  const saved = process.listeners('unhandledRejection');
+  const uncaught: unknown[] = [];
+  const collect = (reason: unknown) => uncaught.push(reason);
+  process.removeAllListeners('unhandledRejection');
+  process.on('unhandledRejection', collect);
+  try {
+    const error = await runProgram(program).then(
+      () => new Error('the program was expected to fail, but it completed'),
+      (e: unknown) => e,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The outputs of registrations the failure stopped never settle (the SDK settles a resource's
+    // outputs only once it is registered); its leak check would fail the whole test file at exit.
+    // The language host skips that check once an error was logged, which is what happened here.
+    const debuggable = (await import('@pulumi/pulumi/runtime/debuggable.js')) as unknown as { leakedPromises(): unknown };
+    debuggable.leakedPromises();
+    return { error, uncaught };
+  } finally {
+    process.off('unhandledRejection', collect);
+    for (const listener of saved) process.on('unhandledRejection', listener);
+  }
+}

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as pulumi from '@pulumi/pulumi';
 import { CheckError, LABELS } from '@tunepipe/core';
 import { pipelinesProgram, type ClusterPlacement, type CompilePipeline, type PipelinesStackOutputs } from '../src/index.ts';
-import { installEngineDouble, runFailingProgram, runProgram } from './engine-double.ts';
+import { installEngineDouble, runFailingProgram, runProgram, runProgramFailingLate } from './engine-double.ts';
 import { seedPipeline } from './fixtures.ts';
 
 const KUBECONFIG = 'apiVersion: v1\nkind: Config\nusers: [{name: admin, user: {token: kubeconfig-canary-7f3a}}]\n';
@@ -183,4 +183,24 @@ test('two pipelines that would register the same object are refused together', a
   assert.match(message, new RegExp(`pipelines of this stack: ${seedPipeline().objects.length} problems`));
   assert.match(message, /✗ pipelines\/llama3-fintech-copy: Deployment\/llama3-fintech-serve is also an object of pipeline llama3-fintech/);
   assert.deepEqual(engine.kube(), []);
+});
+
+test('a failed stage fails the program itself, with its reason, once every Job has finished', async () => {
+  // Found by test/real/pulumi: reported only as an uncaught error, a failed Job reached the engine
+  // after the Automation API's inline runner had told it the program was complete, and the engine
+  // deleted what the failure kept from being registered (the serving endpoint among them).
+  const compiled = seedPipeline();
+  const quantize = compiled.stages.find((s) => s.name === 'quantize')!.workload.name;
+  const failed = { type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' };
+  const engine = installEngineDouble({
+    config: { 'tunepipe:pipelines': '["llama3-fintech"]' },
+    liveState: (type, name) => (type === 'kubernetes:batch/v1:Job' ? { status: { conditions: [name === quantize ? failed : { type: 'Complete', status: 'True' }] } } : undefined),
+  });
+  const { error } = await runProgramFailingLate(() => pipelinesProgram(compileWith([])));
+  assert.match(messageOf(error), new RegExp(`^pipeline llama3-fintech: stage quantize failed — Job ${quantize}: BackoffLimitExceeded: Job has reached the specified backoff limit`));
+  const jobs = engine.kube().filter((r) => r.type === 'kubernetes:batch/v1:Job').map((r) => r.name);
+  assert.ok(jobs.includes(quantize));
+  // Nothing that needs quantize's output was created.
+  for (const stage of ['evaluate']) assert.ok(!jobs.includes(compiled.stages.find((s) => s.name === stage)!.workload.name), `${stage} started`);
+  assert.ok(!engine.kube().some((r) => r.type === 'kubernetes:apps/v1:Deployment'), 'serve rolled out after quantize failed');
 });

@@ -2,17 +2,20 @@
 // - everything the runner creates must pass Pod Security `restricted`, which the cluster stack
 //   enforces on the workload namespace;
 // - the API server answers 500 to a log read when it cannot reach the node's kubelet (a node
-//   scaled down after its pod finished; kwok's fake nodes in test:real): that must not fail a run.
+//   scaled down after its pod finished; kwok's fake nodes in test:real): that must not fail a run;
+// - an evicted or preempted pod is deleted soon after it stops, so the runner rarely lists it
+//   with its DisruptionTarget condition: a pod that vanishes unfinished was lost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { CompiledPipeline } from '@tunepipe/core/compiled';
-import { checkMarkers, markerCheckPodSettings } from '../src/cluster/run.ts';
+import { checkMarkers, markerCheckPodSettings, runOnCluster } from '../src/cluster/run.ts';
 import { KubeClient } from '../src/cluster/kube.ts';
 import { makePipeline } from './fixtures/pipeline.ts';
-import { recorder } from './helpers.ts';
+import { startFakeKube } from './doubles/fake-kube-api.ts';
+import { recorder, SEED_TRAIN_LOG, waitFor } from './helpers.ts';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -103,5 +106,81 @@ test('a pod log the API server cannot fetch from the node (500) reads as empty i
   } finally {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
+
+test('a preempted pod that is deleted before the runner sees it stop still counts as lost, not as nothing', async () => {
+  // On the real API server an evicted pod is gone within one poll: its DisruptionTarget condition
+  // is never listed. The runner used to report no preemption at all (and no note).
+  // Slow enough that the runner's polls see the first pod run before it is taken away.
+  const kube = await startFakeKube({ deleteLostPods: true, linesPerTick: 1, tickMs: 20 });
+  try {
+    kube.script('sft', { log: SEED_TRAIN_LOG, preemptAfterLine: 5 });
+    const rec = recorder();
+    const result = await runOnCluster(makePipeline({ without: ['serve'] }), { kubeConfig: kube.kubeConfig(), reporter: rec, pollIntervalMs: 5 });
+    assert.equal(result.outcome, 'succeeded', rec.output());
+    const sft = result.stages.find((s) => s.stage === 'sft')!;
+    assert.equal(sft.preemptions, 1, rec.output());
+    assert.ok(sft.attempts >= 2);
+    assert.ok(rec.notes.some((n) => /pod \S+ was lost \(deleted before it finished/.test(n)), rec.notes.join('\n'));
+  } finally {
+    await kube.stop();
+  }
+});
+
+test('an API server restart while a stage runs is waited out; the run goes on', async () => {
+  // test:real restarts kube-apiserver mid-run: every call fails with ECONNREFUSED/ECONNRESET for
+  // a few seconds, then 403 while its RBAC caches fill. The runner used to fail every running
+  // stage on the first refused call.
+  const kube = await startFakeKube({ linesPerTick: 1, tickMs: 10 });
+  try {
+    kube.script('sft', { log: SEED_TRAIN_LOG, holdAtLine: 3 });
+    const rec = recorder();
+    const running = runOnCluster(makePipeline({ without: ['serve'] }), { kubeConfig: kube.kubeConfig(), reporter: rec, pollIntervalMs: 10 });
+    await waitFor(() => kube.pods().some((p) => p['metadata'].labels?.['tunepipe.dev/stage'] === 'sft' && p['status'].phase === 'Running'), 5000, 'sft running');
+    kube.interrupt(300, 200);
+    await new Promise((r) => setTimeout(r, 600));
+    kube.release('sft');
+    const result = await running;
+    assert.equal(result.outcome, 'succeeded', rec.output());
+    assert.ok(rec.notes.some((n) => /cannot reach the Kubernetes API .*retrying for up to 300s/.test(n)), rec.notes.join('\n'));
+    assert.ok(rec.notes.some((n) => /answers again/.test(n)), rec.notes.join('\n'));
+  } finally {
+    await kube.stop();
+  }
+});
+
+test('an API server that stays away fails the stage after apiOutageMs, with the reason', async () => {
+  const kube = await startFakeKube({ linesPerTick: 1, tickMs: 10 });
+  try {
+    kube.script('sft', { log: SEED_TRAIN_LOG, holdAtLine: 3 });
+    const rec = recorder();
+    const running = runOnCluster(makePipeline({ without: ['serve'] }), { kubeConfig: kube.kubeConfig(), reporter: rec, pollIntervalMs: 10, apiOutageMs: 200 });
+    await waitFor(() => kube.pods().some((p) => p['metadata'].labels?.['tunepipe.dev/stage'] === 'sft' && p['status'].phase === 'Running'), 5000, 'sft running');
+    kube.interrupt(60_000);
+    const result = await running;
+    assert.equal(result.outcome, 'failed');
+    assert.match(result.stages.find((s) => s.stage === 'sft')!.failure?.message ?? '', /cannot reach the Kubernetes API/);
+  } finally {
+    kube.interrupt(0);
+    await kube.stop();
+  }
+});
+
+test('a 403 outside an API server outage is still an error at once (missing rights are not waited out)', async () => {
+  const kube = await startFakeKube({ linesPerTick: 1, tickMs: 10 });
+  try {
+    kube.script('sft', { log: SEED_TRAIN_LOG, holdAtLine: 3 });
+    const running = runOnCluster(makePipeline({ without: ['serve'] }), { kubeConfig: kube.kubeConfig(), reporter: recorder(), pollIntervalMs: 10 });
+    await waitFor(() => kube.pods().some((p) => p['metadata'].labels?.['tunepipe.dev/stage'] === 'sft' && p['status'].phase === 'Running'), 5000, 'sft running');
+    const started = Date.now();
+    kube.interrupt(0, 60_000);
+    const result = await running;
+    assert.equal(result.outcome, 'failed');
+    assert.match(result.stages.find((s) => s.stage === 'sft')!.failure?.message ?? '', /forbidden \(403\)/);
+    assert.ok(Date.now() - started < 5000, 'not retried');
+  } finally {
+    kube.interrupt(0, 0);
+    await kube.stop();
   }
 });

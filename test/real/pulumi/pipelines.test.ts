@@ -20,6 +20,11 @@ const STACK = 'local';
 const PLACEMENT = { namespace: NAMESPACE, artifactsClaim: 'tunepipe-artifacts', queueName: 'tunepipe' };
 /** Pod run time kwok simulates for every stage. */
 const POD_RUN_MS = 1000;
+/**
+ * Each step takes well under a minute here; the planner's own waits are 20+ minutes, so a step
+ * that hangs (a rollout that cannot be scheduled, a wait that never ends) fails at this bound.
+ */
+const STEP_TIMEOUT_MS = 150_000;
 
 let cluster: Awaited<ReturnType<typeof startCluster>>;
 let backend: Backend;
@@ -34,9 +39,10 @@ const SERVE_EDIT = {
 
 before(async () => {
   cluster = await startCluster({
-    // Both serve Deployments stay up (1 and 2 L4s), the Qwen SFT takes 2 A100s, its eval a T4.
+    // Both serve Deployments stay up (1 and 2 L4s) and roll with maxSurge 1 (the old model serves
+    // until the new one is ready), so a rollout needs their GPUs twice; the Qwen SFT takes 2 A100s.
     gpuNodes: [
-      { type: 'l4', count: 2, gpus: 2 },
+      { type: 'l4', count: 2, gpus: 4 },
       { type: 't4', count: 1, gpus: 1 },
       { type: 'a100-80gb', count: 1, gpus: 2 },
     ],
@@ -113,7 +119,7 @@ function tunepipeDiff(gitRoot: string): Set<string> {
 
 /** A repository copy committed at `from`'s content, then edited in its working tree (what `tunepipe diff` compares). */
 function editedRepo(name: string, base: Record<string, (t: string) => string>, edits: Record<string, (t: string) => string>): string {
-  const dir = repoCopy(name, base);
+  const dir = repoCopy(name, base, backend.dir);
   const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.invalid', '-c', 'commit.gpgsign=false', ...args], { cwd: dir, stdio: 'pipe' });
   git('init', '-q');
   git('add', '-A', '.', ':!node_modules');
@@ -129,8 +135,8 @@ interface LiveJob {
 
 const isComplete = (job: LiveJob) => job.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ?? false;
 
-test('pulumi up deploys both pipelines in graph order and waits for every Job, within the planner timeouts', async () => {
-  const base = repoCopy('base');
+test('pulumi up deploys both pipelines in graph order and waits for every Job, within the planner timeouts', { timeout: STEP_TIMEOUT_MS }, async () => {
+  const base = repoCopy('base', {}, backend.dir);
   const { rec, result } = await up(base, 'first pulumi up (both pipelines)');
   assert.equal(result.summary.result, 'succeeded');
   const compiled = await compiledAt(base);
@@ -171,13 +177,13 @@ test('pulumi up deploys both pipelines in graph order and waits for every Job, w
   }
 });
 
-test('a second pulumi up shows no changes', async () => {
+test('a second pulumi up shows no changes', { timeout: STEP_TIMEOUT_MS }, async () => {
   const { rec, result } = await up(deployedRoot, 'second pulumi up (no changes)');
   assert.deepEqual(changed(rec), {});
   assert.deepEqual(Object.keys(result.summary.resourceChanges ?? {}), ['same']);
 });
 
-test('a learning-rate edit re-runs exactly the stages `tunepipe diff` lists; the old Jobs go', async () => {
+test('a learning-rate edit re-runs exactly the stages `tunepipe diff` lists; the old Jobs go', { timeout: STEP_TIMEOUT_MS }, async () => {
   const before = await compiledAt(deployedRoot);
   const root = editedRepo('lr', {}, LR_EDIT);
   const expected = tunepipeDiff(root);
@@ -194,12 +200,13 @@ test('a learning-rate edit re-runs exactly the stages `tunepipe diff` lists; the
   const deletedJobs = (ops['delete'] ?? []).filter((k) => k.startsWith('Job/'));
   assert.equal(createdJobs.length, 5, `created Jobs: ${createdJobs.join(', ')}`);
   assert.equal(deletedJobs.length, 5, `deleted Jobs: ${deletedJobs.join(', ')}`);
-  assert.deepEqual(ops['update'], ['Deployment/llama3-fintech-serve']);
+  // The endpoint keeps its stable names and is updated in place (its labels carry the stage hash).
+  assert.deepEqual(ops['update'], ['Deployment/llama3-fintech-serve', 'Service/llama3-fintech-serve']);
   for (const key of deletedJobs) assert.equal(await cluster.api.get('batch/v1', 'Job', key.slice(4), NAMESPACE), undefined, `${key} is still there`);
   for (const key of createdJobs) assert.ok(isComplete((await cluster.api.get('batch/v1', 'Job', key.slice(4), NAMESPACE)) as LiveJob), `${key} did not complete`);
 });
 
-test('a serve-only edit rolls the Deployments and touches no batch stage', async () => {
+test('a serve-only edit rolls the Deployments and touches no batch stage', { timeout: STEP_TIMEOUT_MS }, async () => {
   const before = await compiledAt(deployedRoot);
   const replicaSetsBefore = await replicaSetsOf();
   const root = editedRepo('serve', LR_EDIT, SERVE_EDIT);
@@ -208,7 +215,7 @@ test('a serve-only edit rolls the Deployments and touches no batch stage', async
   const afterEdit = await compiledAt(root);
   assert.deepEqual([...touchedStages(rec, before, afterEdit)].sort(), ['llama3-fintech/serve', 'qwen-support/serve']);
   const ops = changed(rec);
-  assert.deepEqual(ops['update'], ['Deployment/llama3-fintech-serve', 'Deployment/qwen-support-serve']);
+  assert.deepEqual(ops['update'], ['Deployment/llama3-fintech-serve', 'Deployment/qwen-support-serve', 'Service/llama3-fintech-serve', 'Service/qwen-support-serve']);
   // The only Job touched is llama3-fintech's post-rollout check, which belongs to its serve stage.
   const jobs = Object.values(ops).flat().filter((k) => k.startsWith('Job/'));
   assert.ok(jobs.every((k) => k.startsWith('Job/llama3-fintech-serve-verify-')), `Jobs touched: ${jobs.join(', ')}`);
@@ -222,35 +229,46 @@ test('a serve-only edit rolls the Deployments and touches no batch stage', async
   }
 });
 
-test('a failing Job fails pulumi up with the stage\'s reason, and the next pulumi up re-runs it', async () => {
+test('a failing Job fails pulumi up with the stage\'s reason, and the next pulumi up re-runs it', { timeout: 2 * STEP_TIMEOUT_MS }, async () => {
   const reason = 'gate failed: bleu4 12.3 < 20';
   await cluster.setPodOutcomes({ [`${NAMESPACE}/eval-adapter`]: { outcome: 'fail', exitCode: 3, reason: 'Error', message: reason } });
   try {
     // The deployed revision with another learning rate: eval-adapter (and everything after) re-runs.
     const llama = (t: string) => SERVE_EDIT['pipelines/llama3-fintech/pipeline.ts'](t.replace('learning_rate: 5e-5', 'learning_rate: 2e-4'));
-    const root = repoCopy('failing', { ...SERVE_EDIT, 'pipelines/llama3-fintech/pipeline.ts': llama });
+    const root = repoCopy('failing', { ...SERVE_EDIT, 'pipelines/llama3-fintech/pipeline.ts': llama }, backend.dir);
     const serveHash = (await compiledAt(root))[0]!.stages.find((s) => s.name === 'serve')!.hash.slice(0, 8);
     const started = Date.now();
-    const { error } = await expectProgramFailure(() => up(root, 'failing eval-adapter'));
+    const failing = recorder();
+    const { error } = await expectProgramFailure(async () => (await pipelinesStack(root)).up({ onEvent: failing.onEvent }));
+    const failedRun = failing.recorded;
     const seconds = (Date.now() - started) / 1000;
     const message = String(error.message);
     assert.match(message, /llama3-fintech-eval-adapter-[0-9a-f]{8}/, 'the error names the stage\'s Job');
-    assert.ok(message.includes(reason) || /exit code 3|FailJob|PodFailurePolicy/.test(message), `the stage's reason is missing from:\n${message.slice(-3000)}`);
-    assert.doesNotMatch(message, /timed out|timeout/i, 'a failed Job must not be reported as a timeout');
+    assert.match(message, /stage eval-adapter failed — Job llama3-fintech-eval-adapter-[0-9a-f]{8}: PodFailurePolicy: Container gate for pod \S+ failed with exit code 3/, `the stage's reason is missing from:\n${message.slice(-3000)}`);
+    assert.match(message, /Exit code 3 is a failed evaluation gate/);
+    assert.doesNotMatch(message, /timed out/i, 'a failed Job must not be reported as a timeout');
     assert.ok(seconds < 120, `pulumi up took ${seconds} s to report a Job that failed at once`);
-    // Nothing after the failed stage was started: the endpoint still serves the previous model.
+    // Nothing after the failed stage was started, and nothing was deleted: the endpoint still
+    // serves the previous model.
     const serve = await cluster.api.get('apps/v1', 'Deployment', 'llama3-fintech-serve', NAMESPACE);
+    assert.ok(serve, 'the serving Deployment was deleted after a failed stage');
     assert.notEqual(serve.metadata.labels['tunepipe.dev/stage-hash'], serveHash);
+    assert.ok(await cluster.api.get('v1', 'Service', 'llama3-fintech-serve', NAMESPACE), 'the serving Service was deleted after a failed stage');
+    assert.equal(changed(failedRun).delete, undefined, 'a failed update must not delete anything');
 
     await cluster.setPodOutcomes({});
     const retry = await up(root, 'after the failure is fixed');
     assert.equal(retry.result.summary.result, 'succeeded');
+    // The failed Job (same name: same inputs) is replaced and runs again (pulumi.com/replaceUnready).
+    const evalAdapter = (await compiledAt(root))[0]!.stages.find((s) => s.name === 'eval-adapter')!.workload.name;
+    assert.ok(changed(retry.rec).replace?.includes(`Job/${evalAdapter}`), `replaced: ${changed(retry.rec).replace?.join(', ')}`);
+    assert.ok(isComplete((await cluster.api.get('batch/v1', 'Job', evalAdapter, NAMESPACE)) as LiveJob));
   } finally {
     await cluster.setPodOutcomes({});
   }
 });
 
-test('pulumi destroy leaves nothing of the pipelines behind', async () => {
+test('pulumi destroy leaves nothing of the pipelines behind', { timeout: STEP_TIMEOUT_MS }, async () => {
   const stack = await pipelinesStack(deployedRoot);
   await stack.destroy();
   const leftovers = async () => {

@@ -64,6 +64,16 @@ function isNotFound(error: unknown): boolean {
 }
 
 /**
+ * The API server could not be reached or answered that it cannot serve right now (5xx, 429): a
+ * restart, a failover, a rolling upgrade of the control plane. Worth waiting out; the cluster's
+ * state is unchanged by it.
+ */
+export class TransientKubeError extends RunnerError {}
+
+/** 403: missing rights, or (straight after an API server restart) an authorizer still warming up. */
+export class ForbiddenKubeError extends RunnerError {}
+
+/**
  * Turns client errors into messages a user can act on: unreachable API server, missing rights,
  * rejected objects. Anything else is passed through (a bug, shown with its stack by the CLI).
  */
@@ -73,11 +83,17 @@ export function explainKubeError(error: unknown, server: string, doing: string):
     const body = typeof error.body === 'string' ? safeJson(error.body) : error.body;
     const message = (body as { message?: string } | undefined)?.message ?? String(error.body ?? '').slice(0, 300);
     if (error.code === 401) return new RunnerError(`${doing}: the Kubernetes API at ${server} rejected the credentials (401); refresh your kubeconfig login`);
-    if (error.code === 403) return new RunnerError(`${doing}: forbidden (403): ${message}`);
+    if (error.code === 403) return new ForbiddenKubeError(`${doing}: forbidden (403): ${message}`);
+    if (error.code >= 500 || error.code === 429) return new TransientKubeError(`${doing}: the Kubernetes API answered ${error.code}: ${message}`);
     return new RunnerError(`${doing}: the Kubernetes API answered ${error.code}: ${message}`);
   }
   const code = (error as { code?: string; cause?: { code?: string } }).code ?? (error as { cause?: { code?: string } }).cause?.code;
-  if (typeof code === 'string' && /^(ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO)/.test(code)) {
+  if (typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|UND_ERR_SOCKET)/.test(code)) {
+    return new TransientKubeError(
+      `${doing}: cannot reach the Kubernetes API at ${server} (${code}); check the current context (kubectl config current-context) or run with --target local`,
+    );
+  }
+  if (typeof code === 'string' && /^(ENOTFOUND|EHOSTUNREACH|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO)/.test(code)) {
     return new RunnerError(`${doing}: cannot reach the Kubernetes API at ${server} (${code}); check the current context (kubectl config current-context) or run with --target local`);
   }
   return error instanceof Error ? error : new Error(String(error));

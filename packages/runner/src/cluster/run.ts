@@ -12,7 +12,7 @@ import { runGraph, type StageContext, type StageOutcome } from '../scheduler.ts'
 import type { RunReporter, RunResult } from '../types.ts';
 import { activeContainer, classifyDeployment, classifyJob, isDisrupted } from './classify.ts';
 import { PodLogFollower } from './follow.ts';
-import { KubeClient, loadKubeConfig } from './kube.ts';
+import { ForbiddenKubeError, KubeClient, TransientKubeError, loadKubeConfig } from './kube.ts';
 
 /** Env var the stage wrapper reads: when `1` it ignores (and clears) an existing completion marker. */
 export const FORCE_ENV = 'TUNEPIPE_FORCE';
@@ -39,6 +39,12 @@ export interface ClusterRunOptions extends SelectionOptions {
   readonly signal?: AbortSignal;
   /** @default 2000 */
   readonly pollIntervalMs?: number;
+  /**
+   * How long a running stage keeps polling through an API server it cannot reach (or that
+   * answers 5xx/429) before it gives up on the stage. The Job goes on in the cluster either way.
+   * @default 300000
+   */
+  readonly apiOutageMs?: number;
   /** Log lines shown for a failed stage. @default 20 */
   readonly logTailLines?: number;
   /**
@@ -115,6 +121,37 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
   const tailLines = options.logTailLines ?? 20;
   const now = options.now ?? Date.now;
   const signal = options.signal ?? new AbortController().signal;
+  const outageMs = options.apiOutageMs ?? 300_000;
+
+  /**
+   * Runs one poll of a stage. A transient API failure (restart, failover, 5xx) is waited out for
+   * up to `outageMs`, with one note when contact is lost and one when it is back; the stage is
+   * failed only after that. Before, a single restart of the API server failed every running stage.
+   */
+  const outage = (ctx: StageContext) => {
+    let since: number | undefined;
+    return async <T>(poll: () => Promise<T>): Promise<T | 'retry'> => {
+      try {
+        const value = await poll();
+        if (since !== undefined) ctx.note(`the Kubernetes API answers again after ${Math.round((now() - since) / 1000)}s`);
+        since = undefined;
+        return value;
+      } catch (error) {
+        // A restarted kube-apiserver answers before its RBAC caches are filled, and refuses the
+        // runner (403) for a few seconds (seen on the real server in test:real): within an outage
+        // that is part of it; outside one it is a real lack of rights.
+        const warmingUp = since !== undefined && error instanceof ForbiddenKubeError;
+        if (!(error instanceof TransientKubeError) && !warmingUp) throw error;
+        if (since === undefined) {
+          since = now();
+          ctx.note(`${error.message.split(';')[0]}; retrying for up to ${Math.round(outageMs / 1000)}s (the Job keeps running in the cluster)`);
+        }
+        if (now() - since > outageMs) throw error;
+        await sleep(pollMs, signal);
+        return 'retry';
+      }
+    };
+  };
 
   // Objects of the pipeline that belong to no stage (shared ones), applied once before the first
   // stage runs or the marker check starts — never on a run whose stages are all cached Jobs.
@@ -182,30 +219,52 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
 
     const follower = new PodLogFollower(client, namespace, signal, (progress) => ctx.update({ progress }));
     let seenPreemptions = 0;
+    // Pods last seen pending or running. An evicted or preempted pod is deleted once it has
+    // stopped (the real API server showed it gone within a poll), so its DisruptionTarget
+    // condition is rarely seen: a pod that vanishes before it was seen finished was taken away.
+    const unfinished = new Set<string>();
+    const vanished: string[] = [];
+    const guarded = outage(ctx);
     try {
       while (!signal.aborted) {
-        const job = await client.readJob(namespace, name);
+        const read = await guarded(async () => ({ job: await client.readJob(namespace, name), pods: await client.listPods(namespace, `job-name=${name}`) }));
+        if (read === 'retry') continue;
+        const { job, pods } = read;
         if (!job) {
           ctx.update({
             failure: { reason: 'JobDeleted', message: `Job ${name} was deleted while the stage ran (tunepipe cancel?)`, logTail: [] },
           });
           return 'failed';
         }
-        const pods = await client.listPods(namespace, `job-name=${name}`);
         const snap = classifyJob(job, pods);
-        if (snap.preemptions > seenPreemptions) {
+        const present = new Set(pods.map((p) => p.metadata?.name));
+        const newlyVanished = [...unfinished].filter((pod) => !present.has(pod));
+        for (const pod of newlyVanished) unfinished.delete(pod);
+        vanished.push(...newlyVanished);
+        for (const pod of pods) {
+          const podName = pod.metadata?.name;
+          if (!podName) continue;
+          const phase = pod.status?.phase;
+          if ((phase === 'Pending' || phase === 'Running') && !pod.metadata?.deletionTimestamp && !isDisrupted(pod)) unfinished.add(podName);
+          else unfinished.delete(podName);
+        }
+        const preemptions = snap.preemptions + vanished.length;
+        if (preemptions > seenPreemptions) {
+          const resumes = stage.kind === 'sft' ? ' and training resumes from the last checkpoint' : '';
           const lost = pods.filter(isDisrupted).at(-1);
-          ctx.note(
-            `pod ${lost?.metadata?.name ?? ''} was lost (${lost?.status?.conditions?.find((c) => c.type === 'DisruptionTarget')?.reason ?? 'disrupted'}); Kubernetes retries it${stage.kind === 'sft' ? ' and training resumes from the last checkpoint' : ''}`,
-          );
-          seenPreemptions = snap.preemptions;
+          if (snap.preemptions > 0 && lost && newlyVanished.length === 0) {
+            ctx.note(`pod ${lost.metadata?.name ?? ''} was lost (${lost.status?.conditions?.find((c) => c.type === 'DisruptionTarget')?.reason ?? 'disrupted'}); Kubernetes retries it${resumes}`);
+          } else {
+            ctx.note(`pod ${newlyVanished.join(', ')} was lost (deleted before it finished: preempted, evicted or its node went away); Kubernetes retries it${resumes}`);
+          }
+          seenPreemptions = preemptions;
         }
         if (snap.currentPod && snap.currentContainer && snap.logReadable) follower.follow(snap.currentPod, snap.currentContainer, snap.status === 'running');
         const terminal = snap.status === 'done' || snap.status === 'failed';
         ctx.update({
           ...(terminal ? {} : { status: snap.status, detail: snap.detail }),
-          attempts: snap.attempts,
-          preemptions: snap.preemptions,
+          attempts: snap.attempts + vanished.length,
+          preemptions,
         });
         if (snap.status === 'done') {
           await follower.drain(Math.max(pollMs * 2, 200));
@@ -245,17 +304,22 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
     await ensureShared();
     for (const object of objectsToApply(stage, namespace, restartedAt ? { restartedAt } : {})) await client.apply(object);
     const follower = new PodLogFollower(client, namespace, signal, (progress) => ctx.update({ progress }));
+    const guarded = outage(ctx);
     try {
       while (!signal.aborted) {
-        const deployment = await client.readDeployment(namespace, name);
+        const read = await guarded(async () => {
+          const found = await client.readDeployment(namespace, name);
+          const selector = Object.entries(found?.spec?.selector?.matchLabels ?? {})
+            .map(([k, v]) => `${k}=${v}`)
+            .join(',');
+          return { deployment: found, pods: found && selector ? await client.listPods(namespace, selector) : [] };
+        });
+        if (read === 'retry') continue;
+        const { deployment, pods } = read;
         if (!deployment) {
           ctx.update({ failure: { reason: 'DeploymentDeleted', message: `Deployment ${name} was deleted`, logTail: [] } });
           return 'failed';
         }
-        const selector = Object.entries(deployment.spec?.selector?.matchLabels ?? {})
-          .map(([k, v]) => `${k}=${v}`)
-          .join(',');
-        const pods = selector ? await client.listPods(namespace, selector) : [];
         const snap = classifyDeployment(deployment, pods);
         if (snap.currentPod && snap.currentContainer && snap.logReadable) follower.follow(snap.currentPod, snap.currentContainer);
         if (snap.status === 'done') {

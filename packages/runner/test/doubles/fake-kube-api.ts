@@ -45,6 +45,8 @@ interface PodState {
   holdAt?: number;
   listeners: Set<(line: string | null) => void>;
   container: string;
+  /** Deleted (deleteLostPods): no longer listed by the API. */
+  gone?: boolean;
 }
 
 export interface FakeKubeOptions {
@@ -58,6 +60,12 @@ export interface FakeKubeOptions {
   readonly retryDelayMs?: number;
   /** Close `follow` log streams after this long, as API servers and proxies sometimes do. */
   readonly dropFollowAfterMs?: number;
+  /**
+   * Delete a preempted pod right after it stopped, as the real API server does after an eviction
+   * or a scheduler preemption (the Job controller drops its finalizer, the pod is gone): the
+   * runner never sees its DisruptionTarget condition.
+   */
+  readonly deleteLostPods?: boolean;
 }
 
 const RESOURCES: Record<string, { group: string; kind: string; plural: string }[]> = {
@@ -102,11 +110,14 @@ export class FakeKubeApi {
   readonly #serveReadyMs: number;
   readonly #retryDelayMs: number;
   readonly #dropFollowAfterMs: number | undefined;
+  readonly #deleteLostPods: boolean;
   readonly #nextPodAt = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #seq = 0;
   #clock = Date.parse('2025-05-01T00:00:00Z');
   #released = new Set<string>();
+  #downUntil = 0;
+  #forbiddenUntil = 0;
   /** Completion markers on the simulated artifacts volume. */
   readonly markers = new Set<string>();
   /** Every request: method, path, content type, query. */
@@ -123,6 +134,7 @@ export class FakeKubeApi {
     this.#serveReadyMs = options.serveReadyMs ?? 30;
     this.#retryDelayMs = options.retryDelayMs ?? 40;
     this.#dropFollowAfterMs = options.dropFollowAfterMs;
+    this.#deleteLostPods = options.deleteLostPods ?? false;
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch((error: unknown) => status(res, 500, 'InternalError', String(error)));
     });
@@ -158,6 +170,15 @@ export class FakeKubeApi {
     this.#scripts.set(stage, script);
   }
 
+  /**
+   * Resets every connection for `ms` (an API server restart), then answers 403 for `forbiddenMs`
+   * (its RBAC authorizer warming up); the simulated cluster goes on meanwhile.
+   */
+  interrupt(ms: number, forbiddenMs = 0): void {
+    this.#downUntil = Date.now() + ms;
+    this.#forbiddenUntil = this.#downUntil + forbiddenMs;
+  }
+
   /** Lets a held pod of `stage` go on. */
   release(stage: string): void {
     this.#released.add(stage);
@@ -172,7 +193,7 @@ export class FakeKubeApi {
   }
 
   pods(): Json[] {
-    return [...this.#pods.values()].map((p) => p.obj);
+    return [...this.#pods.values()].filter((p) => !p.gone).map((p) => p.obj);
   }
 
   /** Lines a pod has printed so far. */
@@ -188,6 +209,16 @@ export class FakeKubeApi {
   // ---------------------------------------------------------------- HTTP
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (Date.now() < this.#downUntil) {
+      // An API server restarting: the connection is reset, as the real one does (test:real).
+      req.socket.destroy();
+      return;
+    }
+    if (Date.now() < this.#forbiddenUntil) {
+      // ...and then refuses requests while its authorizer's caches fill (the real one, too).
+      req.resume();
+      return status(res, 403, 'Forbidden', 'jobs.batch is forbidden: User "system:serviceaccount:tunepipe:tunepipe-runner" cannot get resource "jobs"');
+    }
     const url = new URL(req.url ?? '/', 'http://double');
     const contentType = req.headers['content-type'];
     this.requests.push({ method: req.method ?? '', path: url.pathname, ...(contentType ? { contentType } : {}), query: url.search });
@@ -231,10 +262,10 @@ export class FakeKubeApi {
       if (req.method !== 'GET') return status(res, 405, 'MethodNotAllowed', 'pods are read-only here');
       if (name) {
         const pod = this.#pods.get(name);
-        if (!pod) return status(res, 404, 'NotFound', `pods "${name}" not found`);
+        if (!pod || pod.gone) return status(res, 404, 'NotFound', `pods "${name}" not found`);
         return this.#json(res, pod.obj);
       }
-      const items = [...this.#pods.values()].map((p) => p.obj).filter((p) => p['metadata'].namespace === ns && matches(p['metadata'].labels, url.searchParams.get('labelSelector')));
+      const items = [...this.#pods.values()].filter((p) => !p.gone).map((p) => p.obj).filter((p) => p['metadata'].namespace === ns && matches(p['metadata'].labels, url.searchParams.get('labelSelector')));
       return this.#json(res, { apiVersion: 'v1', kind: 'PodList', metadata: {}, items });
     }
 
@@ -530,6 +561,8 @@ export class FakeKubeApi {
       if (pod.preemptAt !== undefined && pod.cursor >= pod.preemptAt) {
         this.#terminate(pod, 137, 'Error', 'PreemptionByKueue');
         this.#afterPodFailure(pod, true);
+        // Deleted from the API's point of view; kept here so the Job's attempts still count it.
+        if (this.#deleteLostPods) pod.gone = true;
         return;
       }
       if (pod.holdAt !== undefined && pod.cursor >= pod.holdAt && !this.#released.has(stage)) return;
