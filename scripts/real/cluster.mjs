@@ -791,7 +791,7 @@ export async function startCluster(options = {}) {
       '--leader-elect=false',
       '--v=0',
     ], adminEnv);
-    launch('kwok', tools.kwok, [
+    const startKwok = () => launch('kwok', tools.kwok, [
       `--kubeconfig=${kubeconfig}`,
       '--manage-all-nodes=false',
       `--manage-nodes-with-annotation-selector=${KWOK_NODE_ANNOTATION.key}=${KWOK_NODE_ANNOTATION.value}`,
@@ -802,6 +802,7 @@ export async function startCluster(options = {}) {
       '--cidr=10.244.0.0/16',
       ...(process.env.TUNEPIPE_KWOK_DEBUG ? ['--v=DEBUG'] : []),
     ], adminEnv);
+    startKwok();
 
     const kueueConfig = join(dir, 'kueue-config.yaml');
     writeFileSync(kueueConfig, kueueConfiguration({ webhookPort: ports.kueueWebhook, healthPort: ports.kueueHealth, certDir: certs.kueueWebhookDir }));
@@ -858,6 +859,11 @@ export async function startCluster(options = {}) {
       await waitForApiserver(api, procs['kube-apiserver'], 90_000).catch((e) => {
         throw failWithLogs(e);
       });
+      // kwok's watches do not recover from an API server restart (its fake kubelets stop: no
+      // heartbeats, no pod progress), so it is restarted too. It stands in for the nodes, not for
+      // anything under test: the controller-manager, scheduler and Kueue ride the restart out.
+      await procs.kwok.stop();
+      startKwok();
     };
     let outcomeGeneration = 0;
     cluster.setPodOutcomes = async (outcomes = {}, { runMs: ms = runMs } = {}) => {

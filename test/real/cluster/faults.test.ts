@@ -237,13 +237,14 @@ test('Jobs cleaned up after they finished: the marker check passes admission and
   assert.match(second.output, /serve +✓ cached +Deployment llama3-fintech-serve already serving this hash/);
   assert.doesNotMatch(second.output, /could not check the artifacts volume in time/);
   assert.ok(Date.now() - started < 120_000, 'no wait for the check timeout');
-  const events = cluster.auditEvents().filter((e) => e.objectRef?.namespace === ns.namespace && e.stage === 'ResponseComplete' && e.verb === 'create');
+  // Jobs are created by server-side apply (verb patch), pods by the Job controller (create).
+  const events = cluster.auditEvents().filter((e) => e.objectRef?.namespace === ns.namespace && e.stage === 'ResponseComplete' && (e.verb === 'create' || e.verb === 'patch'));
   assert.ok(
     events.some((e) => e.objectRef?.resource === 'jobs' && (e.objectRef.name ?? '').includes('-marker-check-') && e.responseStatus?.code === 201),
     'a marker-check Job was created',
   );
   // Pods are created with generateName (no name in the audit record): every pod create of the
   // namespace, the check's included, must have been admitted.
-  const podCreates = events.filter((e) => e.objectRef?.resource === 'pods' && !e.objectRef.subresource);
+  const podCreates = events.filter((e) => e.objectRef?.resource === 'pods' && !e.objectRef.subresource && e.verb === 'create');
   for (const e of podCreates) assert.equal(e.responseStatus?.code, 201, `pod admitted under restricted: ${e.responseStatus?.message ?? ''}`);
 });
