@@ -11,7 +11,12 @@ import { startCluster } from '../test/real/support/cluster.ts';
 const namespace = process.env.TUNEPIPE_NAMESPACE ?? 'tunepipe';
 const started = Date.now();
 await installAll(['controlplane']);
-const cluster = await startCluster({ gpuNodes: 1, cpuNodes: 2, podRunMs: 5000 });
+// Four GPUs of each type the example pipelines use (qwen-support's stages take up to 2 A100s).
+const cluster = await startCluster({
+  gpuNodes: ['l4', 't4', 'a100-80gb'].map((type) => ({ type, count: 1, gpus: 4 })),
+  cpuNodes: 2,
+  podRunMs: 5000,
+});
 let stopping = false;
 const stop = async (code) => {
   if (stopping) return;
@@ -23,7 +28,7 @@ const stop = async (code) => {
 process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 
-const ns = await cluster.createTunepipeNamespace(namespace, { gpuQuota: 1 });
+const ns = await cluster.createTunepipeNamespace(namespace, { gpuQuota: 4 });
 // A day-long token: long enough for an afternoon of trying, short enough not to matter.
 const runnerKubeconfig = await cluster.serviceAccountKubeconfig(namespace, 'tunepipe-runner', 86_400);
 
@@ -32,7 +37,7 @@ process.stdout.write(
     '',
     `local cluster ready in ${formatSeconds((Date.now() - started) / 1000)} (control plane ${formatSeconds(cluster.startSeconds)}) at ${cluster.server}`,
     `nodes: ${cluster.nodes.join(', ')} (kwok: pods are simulated and succeed after 5 s)`,
-    `namespace ${namespace}: Pod Security restricted, Kueue LocalQueue ${ns.queue} (1 GPU per type), runner ServiceAccount tunepipe-runner`,
+    `namespace ${namespace}: Pod Security restricted, Kueue LocalQueue ${ns.queue} (4 GPUs per type), runner ServiceAccount tunepipe-runner`,
     '',
     '# as the runner (its ServiceAccount token, RBAC as infra/cluster grants it):',
     `export KUBECONFIG=${runnerKubeconfig}`,

@@ -862,7 +862,10 @@ export async function startCluster(options = {}) {
       // kwok's watches do not recover from an API server restart (its fake kubelets stop: no
       // heartbeats, no pod progress), so it is restarted too. It stands in for the nodes, not for
       // anything under test: the controller-manager, scheduler and Kueue ride the restart out.
+      // Node Leases name their holder: the new kwok would wait for the old one's to expire (40 s)
+      // before it takes the nodes over, so they are handed over by deleting them.
       await procs.kwok.stop();
+      for (const node of cluster.nodes) await api.delete('coordination.k8s.io/v1', 'Lease', node, 'kube-node-lease');
       startKwok();
     };
     let outcomeGeneration = 0;

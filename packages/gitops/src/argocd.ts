@@ -140,7 +140,9 @@ function applicationManifest(compiled: CompiledPipeline, options: ArgoCdSettings
       namespace: options.argocdNamespace ?? 'argocd',
       labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.pipeline]: compiled.pipeline },
       // Deleting the Application removes the serving Deployment (and its GPUs); protected Jobs and data stay.
-      finalizers: ['resources-finalizer.argocd.argoproj.io'],
+      // The path-qualified name (foreground cascade, as the bare legacy name means): the API server
+      // warns on finalizer names without a path.
+      finalizers: ['resources-finalizer.argocd.argoproj.io/foreground'],
     },
     spec: {
       project: options.project ?? 'default',

@@ -98,6 +98,8 @@ test('Argo CD: protected objects, the Application and its schema', () => {
   assert.deepEqual(app['spec']['source'], { repoURL: SOURCE.repoUrl, targetRevision: 'main', path: 'pipelines/demo/dist/app' });
   assert.equal(app['spec']['destination']['namespace'], 'ml');
   assert.deepEqual(app['spec']['syncPolicy']['automated'], { prune: true, selfHeal: true });
+  // The real API server warns on a finalizer name without a path (found by the dry-run in test:real).
+  assert.deepEqual(app['metadata']['finalizers'], ['resources-finalizer.argocd.argoproj.io/foreground']);
   assert.deepEqual(app['spec']['ignoreDifferences'], [{ group: 'batch', kind: 'Job', jsonPointers: ['/spec/suspend'] }]);
   assert.ok((app['spec']['syncPolicy']['syncOptions'] as string[]).includes('RespectIgnoreDifferences=true'));
   // Compiled objects are not changed by rendering.

@@ -92,7 +92,9 @@ for (const flavor of FLAVORS) {
           } catch (error) {
             problems.push(`${where}: ${(error as Error).message}`);
           }
-          for (const w of warnings) problems.push(`${where}: warning ${w}`);
+          for (const w of warnings) {
+            problems.push(`${where}: warning ${w}`);
+          }
         }
       }
       assert.deepEqual(problems, [], `${flavor}: objects the API server rejected or warned about`);

@@ -13,9 +13,9 @@ const outcomes: Record<string, PodOutcome> = {};
 
 before(async () => {
   cluster = await startCluster({
-    // Every finished run leaves its serving Deployment holding one GPU: room for all of them.
+    // Every finished run leaves its serving Deployment holding a GPU and its CPUs: room for all.
     gpuNodes: [
-      { type: 'l4', count: 1, gpus: 16 },
+      { type: 'l4', count: 1, gpus: 16, cpu: '256', memory: '2Ti' },
       { type: 't4', count: 1, gpus: 1 },
       { type: 'a100-80gb', count: 1, gpus: 1 },
     ],

@@ -68,7 +68,14 @@ for (const name of PIPELINES) {
       );
     }
     // Every Job completed; GPU Jobs went through Kueue (a Workload admitted for each).
-    const jobs = await cluster.api.list('batch/v1', 'Job', ns.namespace);
+    // `tunepipe run` does not wait for serve's post-deploy check Job (it reports serve done once the
+    // Deployment is ready), so that one Job may still be running here: give it time to finish.
+    const complete = (j: Json) => j['status']?.conditions?.some((c: Json) => c['type'] === 'Complete' && c['status'] === 'True') === true;
+    let jobs = await cluster.api.list('batch/v1', 'Job', ns.namespace);
+    for (let waited = 0; waited < 120_000 && !jobs.every((j) => complete(j as unknown as Json)); waited += 2_000) {
+      await new Promise((r) => setTimeout(r, 2_000));
+      jobs = await cluster.api.list('batch/v1', 'Job', ns.namespace);
+    }
     const stageJobs = jobs.filter((j) => j.metadata.labels?.['tunepipe.dev/stage']);
     // One per Job stage, plus the serve stage's post-deploy check Job.
     assert.equal(stageJobs.length, (compiled.objects as unknown as Json[]).filter((o) => o['kind'] === 'Job').length);

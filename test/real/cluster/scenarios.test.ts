@@ -32,7 +32,11 @@ after(async () => {
   await cluster?.stop();
 });
 
-/** Evicts the first running pod of `stage` once, as a preemption or node drain would. */
+/**
+ * Evicts the first running pod of `stage` once, as a preemption or node drain would, after it ran
+ * for a few of the runner's polls (a real preemption comes minutes into a run, not in its first
+ * second; a pod that lives shorter than one poll is invisible to a polling runner).
+ */
 function evictOnce(namespace: string, stage: string): void {
   const controller = new AbortController();
   evictors.add(controller);
@@ -41,6 +45,7 @@ function evictOnce(namespace: string, stage: string): void {
       const pods = await cluster.api.list('v1', 'Pod', namespace, `tunepipe.dev/stage=${stage}`).catch(() => [] as Json[]);
       const running = pods.find((p) => p.status?.phase === 'Running' && !p.metadata.deletionTimestamp);
       if (running) {
+        await new Promise((r) => setTimeout(r, 3 * real.pollIntervalMs));
         await cluster.evict(namespace, running.metadata.name);
         break;
       }

@@ -148,8 +148,8 @@ export const CLUSTER_SCENARIOS: readonly Scenario[] = [
           (await target.pods(space)).some((p) => p['metadata'].labels?.['tunepipe.dev/stage'] === 'sft' && p['status']?.phase === 'Running') ? true : undefined,
         );
         const cancelled = await cancelRun(space.pipeline.pipeline, { kubeConfig: space.kubeConfig, namespace: space.namespace });
-        assert.equal(cancelled.deletedJobs.length, 1);
-        assert.match(cancelled.deletedJobs[0]!, /-sft-/);
+        // (Other stages running at that moment are cancelled too: on the real server eval-base may be.)
+        assert.ok(cancelled.deletedJobs.some((j) => /-sft-/.test(j)), cancelled.deletedJobs.join(', '));
         const result = await running;
         assert.equal(result.outcome, 'failed');
         assert.equal(result.stages.find((s) => s.stage === 'sft')!.failure?.reason, 'JobDeleted');
