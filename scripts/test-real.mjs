@@ -35,7 +35,7 @@ if (files.length === 0) {
 }
 
 console.log(`test:real: tools are cached in ${cacheRoot()} (set TUNEPIPE_CACHE to move it).`);
-console.log('The first run builds them from PyPI and the Go module proxy: about 45-60 minutes on 2 cores; later runs reuse them.');
+console.log('The first run builds them from PyPI and the Go module proxy (about 50 minutes on 2 cores, about 30 GB); later runs reuse them.');
 const started = Date.now();
 let tools;
 try {
