@@ -7,8 +7,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse, stringify } from 'yaml';
-import { check, definePipeline, formatIssues, isError, LLAMA3_8B, type CompileContext, type Pipeline } from '@tunepipe/core';
-import { compiledExamples, llamaFactoryConfigs, type LlamaFactoryConfig } from '../support/generated.ts';
+import { check, definePipeline, formatIssues, isError, LLAMA3_8B, type Pipeline } from '@tunepipe/core';
+import { compiledExamples, identityDatasets, llamaFactoryConfigs, type LlamaFactoryConfig } from '../support/generated.ts';
 import { startLineServer, type LineServer } from '../support/python.ts';
 
 interface Verdict {
@@ -59,14 +59,7 @@ interface BadSetting {
   readonly code: string;
 }
 
-const datasets: NonNullable<CompileContext['datasets']> = {
-  identity: {
-    name: 'identity',
-    digest: '1'.repeat(64),
-    descriptor: { format: 'alpaca', files: ['identity.json'] },
-    files: [{ path: 'identity.json', sha256: 'e'.repeat(64), size: 1234, gzipBase64: 'H4sIAAAAAAAAA4uOBQApu0wNAgAAAA==' }],
-  },
-};
+const datasets = identityDatasets;
 
 /** A sound pipeline with one stage's settings changed (values bypass the DSL's types on purpose). */
 function pipelineWith(edit: { template?: string; sft?: Record<string, unknown>; merge?: Record<string, unknown>; quantize?: Record<string, unknown>; quantizeExtra?: Record<string, unknown> }): Pipeline {

@@ -3,7 +3,7 @@
 // `llamafactory-cli <command> /config/<file>.yaml` reads from its ConfigMap, and the argv of each
 // vLLM Deployment's `vllm serve`.
 import { posix } from 'node:path';
-import type { CompiledPipeline, KubeObject } from '@tunepipe/core';
+import type { CompileContext, CompiledPipeline, KubeObject } from '@tunepipe/core';
 import { discoverPipelines } from '../../../packages/cli/src/repo.ts';
 import { synthPipeline } from '../../../packages/cli/src/synth.ts';
 import { repoRoot } from './python.ts';
@@ -82,3 +82,13 @@ export function vllmServeArgs(name: string, compiled: CompiledPipeline): VllmSer
   }
   return out;
 }
+
+/** A one-row `identity` dataset, enough for check() to judge a hand-written pipeline's settings. */
+export const identityDatasets: NonNullable<CompileContext['datasets']> = {
+  identity: {
+    name: 'identity',
+    digest: '1'.repeat(64),
+    descriptor: { format: 'alpaca', files: ['identity.json'] },
+    files: [{ path: 'identity.json', sha256: 'e'.repeat(64), size: 1234, gzipBase64: 'H4sIAAAAAAAAA4uOBQApu0wNAgAAAA==' }],
+  },
+};

@@ -5,8 +5,8 @@
 // it lets through that the engine refuses at start-up: check() must reject all of them.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { check, definePipeline, formatIssues, isError, LLAMA3_8B, type CompileContext, type Pipeline } from '@tunepipe/core';
-import { compiledExamples, vllmServeArgs, type VllmServeArgs } from '../support/generated.ts';
+import { check, definePipeline, formatIssues, isError, LLAMA3_8B, type Pipeline } from '@tunepipe/core';
+import { compiledExamples, identityDatasets, vllmServeArgs, type VllmServeArgs } from '../support/generated.ts';
 import { startLineServer, type LineServer } from '../support/python.ts';
 
 interface Verdict {
@@ -47,14 +47,7 @@ test("vLLM (pinned) accepts every example Deployment's `vllm serve` arguments", 
   }
 });
 
-const datasets: NonNullable<CompileContext['datasets']> = {
-  identity: {
-    name: 'identity',
-    digest: '1'.repeat(64),
-    descriptor: { format: 'alpaca', files: ['identity.json'] },
-    files: [{ path: 'identity.json', sha256: 'e'.repeat(64), size: 1234, gzipBase64: 'H4sIAAAAAAAAA4uOBQApu0wNAgAAAA==' }],
-  },
-};
+const datasets = identityDatasets;
 
 function servedWith(args: Record<string, string | number | boolean>): Pipeline {
   return definePipeline({ name: 'bad' }, (p) => {
