@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { discoverPipelines } from '../packages/cli/src/repo.ts';
-import { synthPipeline } from '../packages/cli/src/synth.ts';
+import { discoverPipelines } from '../packages/workspace/src/repo.ts';
+import { synthPipeline } from '../packages/workspace/src/synth.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 

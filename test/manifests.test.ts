@@ -11,8 +11,9 @@ import { Job } from 'kubernetes-models/batch/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import type { KubeObject } from '@tunepipe/core';
 import { renderPlain, writeFiles } from '@tunepipe/gitops';
-import { discoverPipelines } from '../packages/cli/src/repo.ts';
-import { distDir, synthPipeline } from '../packages/cli/src/synth.ts';
+import { discoverPipelines } from '../packages/workspace/src/repo.ts';
+import { synthPipeline } from '../packages/workspace/src/synth.ts';
+import { distDir } from '../packages/cli/src/synth.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const pipelines = discoverPipelines(root);

@@ -2,7 +2,7 @@
 // Every field is parsed on its own so one bad value never hides another: the user gets the whole
 // list in one `pulumi up`, not one problem per attempt.
 import { z } from 'zod';
-import { type Issue, didYouMean, valueAtPath } from '@tunepipe/core';
+import { type Issue, didYouMean, issuePath, zodParse } from '@tunepipe/core';
 import {
   AWS_GPU_INSTANCES,
   GCP_ACCELERATORS,
@@ -247,7 +247,7 @@ export function parseClusterConfig(
   for (const key of Object.keys(raw).sort()) {
     if (known.has(key)) continue;
     issues.push({
-      code: 'config/unknown-key',
+      code: 'config.unknown-key',
       path: key,
       message: 'is not a setting of this stack',
       value: raw[key],
@@ -268,14 +268,14 @@ export function parseClusterConfig(
     checkSections(issues, provider, raw, secrets);
   }
   if (provider === 'gcp' && raw['gcp'] === undefined) {
-    issues.push({ code: 'config/missing', path: 'gcp.project', message: 'is required with provider gcp', fix: `pulumi config set --path 'gcp.project' <project-id>` });
+    issues.push({ code: 'config.missing', path: 'gcp.project', message: 'is required with provider gcp', fix: `pulumi config set --path 'gcp.project' <project-id>` });
   }
   if (f.cpuNodes && f.cpuNodes.minNodes > f.cpuNodes.maxNodes) {
-    issues.push({ code: 'config/min-above-max', path: 'cpuNodes.minNodes', message: `is above cpuNodes.maxNodes (${f.cpuNodes.maxNodes})`, value: f.cpuNodes.minNodes });
+    issues.push({ code: 'config.min-above-max', path: 'cpuNodes.minNodes', message: `is above cpuNodes.maxNodes (${f.cpuNodes.maxNodes})`, value: f.cpuNodes.minNodes });
   }
   if (!secrets.vllmApiKey) {
     issues.push({
-      code: 'config/missing-secret',
+      code: 'config.missing-secret',
       path: 'vllmApiKey',
       message: 'is required: the API key vLLM endpoints demand (stored in the Secret the serve stage mounts)',
       fix: 'pulumi config set --secret vllmApiKey <key>   (e.g. generated with `openssl rand -hex 24`)',
@@ -311,77 +311,23 @@ function parseField<S extends z.ZodType>(
   schema: S,
   value: unknown,
 ): { ok: true; value: z.infer<S> } | { ok: false } {
-  const result = schema.safeParse(value);
-  if (result.success) return { ok: true, value: result.data };
-  for (const zi of result.error.issues) {
-    issues.push(...fromZod(path, zi, value, schema));
-  }
+  const parsed = zodParse(schema, value, {
+    area: 'config',
+    formatPath: (at) => issuePath([...path, ...at]),
+    fix: ({ path: at, rule, zod, suggestion }) => {
+      const full = issuePath([...path, ...at]);
+      if (rule === 'choice' && zod.code === 'invalid_value') return suggestion ?? `pulumi config set --path '${full}' ${String(zod.values[0])}`;
+      if (rule === 'missing' || rule === 'range') return requiredFix(full) ?? suggestion;
+      return suggestion;
+    },
+  });
+  if (parsed.ok) return { ok: true, value: parsed.value };
+  issues.push(...parsed.issues);
   return { ok: false };
-}
-
-function fromZod(base: readonly (string | number)[], zi: z.core.$ZodIssue, root: unknown, schema: z.ZodType): Issue[] {
-  const full = [...base, ...(zi.path as (string | number)[])];
-  const at = valueAtPath(root, zi.path as (string | number)[]);
-  const path = renderPath(full);
-  switch (zi.code) {
-    case 'unrecognized_keys': {
-      const allowed = keysAt(schema, zi.path as (string | number)[]);
-      return zi.keys.map((key) => ({
-        code: 'config/unknown-key',
-        path: renderPath([...full, key]),
-        message: 'is not a setting here',
-        value: (at as Record<string, unknown> | undefined)?.[key],
-        fix: didYouMean(key, allowed) ?? (allowed.length ? `known keys: ${allowed.join(', ')}` : 'remove it'),
-      }));
-    }
-    case 'invalid_value': {
-      const options = zi.values.map(String);
-      const close = typeof at === 'string' ? didYouMean(at, options) : undefined;
-      return [
-        {
-          code: 'config/invalid-value',
-          path,
-          message: `must be one of ${options.join(', ')}`,
-          value: at,
-          fix: close ?? `pulumi config set --path '${path}' ${options[0]}`,
-        },
-      ];
-    }
-    case 'invalid_type':
-      if (at === undefined) {
-        return [{ code: 'config/missing', path, message: `is required (${zi.expected})`, ...optionalFix(requiredFix(path)) }];
-      }
-      return [{ code: 'config/invalid-type', path, message: `must be ${article(zi.expected)}`, value: at }];
-    case 'too_small':
-      return [
-        {
-          code: 'config/too-small',
-          path,
-          message:
-            zi.origin === 'array'
-              ? zi.message.startsWith('Too small')
-                ? `needs at least ${zi.minimum} entr${zi.minimum === 1 ? 'y' : 'ies'}`
-                : zi.message
-              : zi.origin === 'string'
-                ? zi.message.startsWith('Too small')
-                  ? 'must not be empty'
-                  : zi.message
-                : `must be ${zi.inclusive ? 'at least' : 'more than'} ${zi.minimum}`,
-          value: at,
-          ...optionalFix(requiredFix(path)),
-        },
-      ];
-    default:
-      return [{ code: `config/${zi.code}`, path, message: zi.message, value: at }];
-  }
 }
 
 function optionalFix(fix: string | undefined): { fix?: string } {
   return fix ? { fix } : {};
-}
-
-function article(type: string): string {
-  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }
 
 function requiredFix(path: string): string | undefined {
@@ -393,31 +339,6 @@ function requiredFix(path: string): string | undefined {
     'gcp.project': `pulumi config set --path 'gcp.project' <project-id>`,
   };
   return examples[path] ?? (/\.gpu$/.test(path) ? `pulumi config set --path '${path}' a10g` : undefined);
-}
-
-function renderPath(path: readonly (string | number)[]): string {
-  return path.reduce<string>((out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${part}` : part), '');
-}
-
-
-/** The keys an object schema accepts at `path` (for "did you mean" on unknown keys). */
-function keysAt(schema: z.ZodType, path: readonly (string | number)[]): string[] {
-  let s: unknown = schema;
-  const unwrap = (x: unknown): unknown => {
-    for (;;) {
-      if (x instanceof z.ZodOptional || x instanceof z.ZodDefault) x = x.unwrap();
-      else if (x instanceof z.ZodPipe) x = x.out;
-      else return x;
-    }
-  };
-  for (const part of path) {
-    s = unwrap(s);
-    if (typeof part === 'number' && s instanceof z.ZodArray) s = s.element;
-    else if (typeof part === 'string' && s instanceof z.ZodObject) s = (s.shape as Record<string, unknown>)[part];
-    else return [];
-  }
-  s = unwrap(s);
-  return s instanceof z.ZodObject ? Object.keys(s.shape) : [];
 }
 
 function parseGpuGroups(issues: Issue[], raw: unknown): (GpuGroupRaw | undefined)[] {
@@ -433,7 +354,7 @@ function parseGpuGroups(issues: Issue[], raw: unknown): (GpuGroupRaw | undefined
     const first = names.get(name);
     if (first !== undefined) {
       issues.push({
-        code: 'config/duplicate-group',
+        code: 'config.duplicate-group',
         path: `gpuNodeGroups[${i}].name`,
         message: `names the same node group as gpuNodeGroups[${first}]`,
         value: name,
@@ -442,7 +363,7 @@ function parseGpuGroups(issues: Issue[], raw: unknown): (GpuGroupRaw | undefined
     } else names.set(name, i);
     if (g.minNodes !== undefined && g.maxNodes !== undefined && g.minNodes > g.maxNodes) {
       issues.push({
-        code: 'config/min-above-max',
+        code: 'config.min-above-max',
         path: `gpuNodeGroups[${i}].minNodes`,
         message: `is above maxNodes (${g.maxNodes})`,
         value: g.minNodes,
@@ -466,7 +387,7 @@ function checkSections(issues: Issue[], provider: ProviderName, raw: Readonly<Re
   for (const section of ['aws', 'gcp', 'existing'] as const) {
     if (section !== provider && raw[section] !== undefined) {
       issues.push({
-        code: 'config/wrong-provider-section',
+        code: 'config.wrong-provider-section',
         path: section,
         message: `only applies to provider ${section}, but provider is ${provider}`,
         value: raw[section],
@@ -478,7 +399,7 @@ function checkSections(issues: Issue[], provider: ProviderName, raw: Readonly<Re
     for (const key of ['region', 'cpuNodes', 'kubernetesVersion'] as const) {
       if (raw[key] !== undefined) {
         issues.push({
-          code: 'config/not-for-existing',
+          code: 'config.not-for-existing',
           path: key,
           message: 'is not used with provider existing (the cluster is already there)',
           value: raw[key],
@@ -488,7 +409,7 @@ function checkSections(issues: Issue[], provider: ProviderName, raw: Readonly<Re
     }
     if (!secrets.kubeconfig) {
       issues.push({
-        code: 'config/missing-secret',
+        code: 'config.missing-secret',
         path: 'kubeconfig',
         message: 'is required with provider existing: the kubeconfig of the cluster to install the platform into',
         fix: 'pulumi config set --secret kubeconfig -- "$(cat ~/.kube/config)"',
@@ -496,7 +417,7 @@ function checkSections(issues: Issue[], provider: ProviderName, raw: Readonly<Re
     }
   } else if (secrets.kubeconfig) {
     issues.push({
-      code: 'config/kubeconfig-not-used',
+      code: 'config.kubeconfig-not-used',
       path: 'kubeconfig',
       message: `is only read with provider existing; provider ${provider} builds the kubeconfig of the cluster it creates`,
       fix: 'pulumi config rm kubeconfig',
@@ -510,7 +431,7 @@ function checkSections(issues: Issue[], provider: ProviderName, raw: Readonly<Re
       for (const key of Object.keys(g)) {
         if (key in GpuGroupSchema.shape && !allowed.includes(key as keyof GpuGroupRaw)) {
           issues.push({
-            code: 'config/group-field-not-for-provider',
+            code: 'config.group-field-not-for-provider',
             path: `gpuNodeGroups[${i}].${key}`,
             message: `is not used with provider ${provider}`,
             value: (g as Record<string, unknown>)[key],
@@ -526,7 +447,7 @@ function checkQuota(issues: Issue[], total: number, groups: readonly GpuGroupRaw
   groups.forEach((g, i) => {
     if (g.quotaGpus !== undefined && g.quotaGpus > total) {
       issues.push({
-        code: 'config/group-quota-above-total',
+        code: 'config.group-quota-above-total',
         path: `gpuNodeGroups[${i}].quotaGpus`,
         message: `is above quota.gpus (${total})`,
         value: g.quotaGpus,
@@ -560,27 +481,27 @@ function common(f: Partial<Fields>, groups: readonly GpuGroupRaw[], versions: Ch
 
 function requireRegion(issues: Issue[], f: Partial<Fields>, raw: string): string | undefined {
   if (f.region) return f.region;
-  issues.push({ code: 'config/missing', path: 'region', message: `is required with provider ${raw}`, fix: `pulumi config set region ${raw === 'aws' ? 'us-east-1' : 'us-central1'}` });
+  issues.push({ code: 'config.missing', path: 'region', message: `is required with provider ${raw}`, fix: `pulumi config set region ${raw === 'aws' ? 'us-east-1' : 'us-central1'}` });
   return undefined;
 }
 
 function buildAws(issues: Issue[], f: Partial<Fields>, groups: (GpuGroupRaw | undefined)[], versions: ChartVersions): AwsConfig | undefined {
   const region = requireRegion(issues, f, 'aws');
   if (f.storage?.nfs) {
-    issues.push({ code: 'config/not-for-provider', path: 'storage.nfs', message: 'only applies to provider existing; aws creates an EFS file system', value: f.storage.nfs, fix: 'pulumi config rm --path storage.nfs' });
+    issues.push({ code: 'config.not-for-provider', path: 'storage.nfs', message: 'only applies to provider existing; aws creates an EFS file system', value: f.storage.nfs, fix: 'pulumi config rm --path storage.nfs' });
   }
   if (f.storage?.storageClass) {
-    issues.push({ code: 'config/not-for-provider', path: 'storage.storageClass', message: 'is chosen by the stack on aws (an EFS StorageClass it creates)', value: f.storage.storageClass, fix: 'pulumi config rm --path storage.storageClass' });
+    issues.push({ code: 'config.not-for-provider', path: 'storage.storageClass', message: 'is chosen by the stack on aws (an EFS StorageClass it creates)', value: f.storage.storageClass, fix: 'pulumi config rm --path storage.storageClass' });
   }
   const cpu = f.cpuNodes;
   if (cpu?.machineType !== undefined) {
-    issues.push({ code: 'config/not-for-provider', path: 'cpuNodes.machineType', message: 'is the gcp spelling; aws CPU nodes take instanceTypes', value: cpu.machineType, fix: `pulumi config set --path 'cpuNodes.instanceTypes[0]' m6i.xlarge` });
+    issues.push({ code: 'config.not-for-provider', path: 'cpuNodes.machineType', message: 'is the gcp spelling; aws CPU nodes take instanceTypes', value: cpu.machineType, fix: `pulumi config set --path 'cpuNodes.instanceTypes[0]' m6i.xlarge` });
   }
   const kubernetesVersion = f.kubernetesVersion ?? DEFAULT_EKS_VERSION;
   const autoscalerImage = f.versions?.clusterAutoscalerImage ?? CLUSTER_AUTOSCALER_IMAGES[kubernetesVersion];
   if (!autoscalerImage) {
     issues.push({
-      code: 'config/no-autoscaler-image',
+      code: 'config.no-autoscaler-image',
       path: 'kubernetesVersion',
       message: `has no known cluster-autoscaler release here (known: ${Object.keys(CLUSTER_AUTOSCALER_IMAGES).join(', ')})`,
       value: kubernetesVersion,
@@ -590,18 +511,18 @@ function buildAws(issues: Issue[], f: Partial<Fields>, groups: (GpuGroupRaw | un
   const aws = f.aws ?? {};
   let network: AwsConfig['network'] | undefined;
   if (aws.subnetIds && (aws.vpcCidr || aws.availabilityZones)) {
-    issues.push({ code: 'config/conflict', path: 'aws.subnetIds', message: 'cannot be combined with aws.vpcCidr / aws.availabilityZones (those describe a VPC this stack would create)', value: aws.subnetIds });
+    issues.push({ code: 'config.conflict', path: 'aws.subnetIds', message: 'cannot be combined with aws.vpcCidr / aws.availabilityZones (those describe a VPC this stack would create)', value: aws.subnetIds });
   } else if (aws.subnetIds) {
     network = { kind: 'subnets', subnetIds: aws.subnetIds };
   } else {
     const vpcCidr = aws.vpcCidr ?? '10.0.0.0/16';
     const prefix = Number(vpcCidr.split('/')[1]);
     if (prefix > 20) {
-      issues.push({ code: 'config/vpc-too-small', path: 'aws.vpcCidr', message: 'must be /20 or larger: each zone gets one eighth of it for nodes and pods (the VPC CNI gives every pod a VPC address)', value: vpcCidr, fix: `pulumi config set --path aws.vpcCidr 10.0.0.0/16` });
+      issues.push({ code: 'config.vpc-too-small', path: 'aws.vpcCidr', message: 'must be /20 or larger: each zone gets one eighth of it for nodes and pods (the VPC CNI gives every pod a VPC address)', value: vpcCidr, fix: `pulumi config set --path aws.vpcCidr 10.0.0.0/16` });
     }
     const zones = aws.availabilityZones ?? (region ? [`${region}a`, `${region}b`] : []);
     if (zones.length > 8) {
-      issues.push({ code: 'config/too-many-zones', path: 'aws.availabilityZones', message: 'at most 8 zones (the VPC is split in eighths)', value: zones });
+      issues.push({ code: 'config.too-many-zones', path: 'aws.availabilityZones', message: 'at most 8 zones (the VPC is split in eighths)', value: zones });
     }
     network = { kind: 'create', vpcCidr, availabilityZones: zones };
   }
@@ -612,7 +533,7 @@ function buildAws(issues: Issue[], f: Partial<Fields>, groups: (GpuGroupRaw | un
     const at = `gpuNodeGroups[${i}]`;
     if (!g.instanceTypes || g.instanceTypes.length === 0) {
       issues.push({
-        code: 'config/missing-instance-types',
+        code: 'config.missing-instance-types',
         path: `${at}.instanceTypes`,
         message: 'is required with provider aws: the EC2 GPU instance types of this node group',
         fix: `pulumi config set --path '${at}.instanceTypes[0]' ${exampleInstanceFor(g.gpu)}`,
@@ -625,7 +546,7 @@ function buildAws(issues: Issue[], f: Partial<Fields>, groups: (GpuGroupRaw | un
       if (!known) {
         if (g.gpusPerNode === undefined) {
           issues.push({
-            code: 'config/unknown-instance-type',
+            code: 'config.unknown-instance-type',
             path: `${at}.instanceTypes[${j}]`,
             message: 'is not an NVIDIA GPU instance type this stack knows (g4dn, g5, g6, g6e, p4d, p4de, p5, p5e, p5en)',
             value: type,
@@ -636,7 +557,7 @@ function buildAws(issues: Issue[], f: Partial<Fields>, groups: (GpuGroupRaw | un
       }
       if (!catalogueIdMatches(g.gpu, known.gpu)) {
         issues.push({
-          code: 'config/gpu-mismatch',
+          code: 'config.gpu-mismatch',
           path: `${at}.gpu`,
           message: `does not match ${type}, which carries ${known.count}× ${known.gpu.model.toUpperCase()} ${known.gpu.memoryGb} GB; Jobs asking for "${g.gpu}" would never fit on these nodes`,
           value: g.gpu,
@@ -646,7 +567,7 @@ function buildAws(issues: Issue[], f: Partial<Fields>, groups: (GpuGroupRaw | un
       if (gpusPerNode === undefined) gpusPerNode = known.count;
       else if (known.count !== gpusPerNode) {
         issues.push({
-          code: 'config/mixed-gpu-count',
+          code: 'config.mixed-gpu-count',
           path: `${at}.instanceTypes[${j}]`,
           message: `has ${known.count} GPUs per node but the group's other types have ${gpusPerNode}; the autoscaler sizes an empty group from one node template, so all types must match`,
           value: type,
@@ -695,21 +616,21 @@ function buildGcp(issues: Issue[], f: Partial<Fields>, groups: (GpuGroupRaw | un
   const region = requireRegion(issues, f, 'gcp');
   const gcp = f.gcp;
   if (f.storage?.nfs) {
-    issues.push({ code: 'config/not-for-provider', path: 'storage.nfs', message: 'only applies to provider existing; gcp uses Filestore', value: f.storage.nfs, fix: 'pulumi config rm --path storage.nfs' });
+    issues.push({ code: 'config.not-for-provider', path: 'storage.nfs', message: 'only applies to provider existing; gcp uses Filestore', value: f.storage.nfs, fix: 'pulumi config rm --path storage.nfs' });
   }
   const storageClass = f.storage?.storageClass ?? 'standard-rwx';
   if (!FILESTORE_CLASSES.includes(storageClass)) {
-    issues.push({ code: 'config/not-filestore', path: 'storage.storageClass', message: `must be one of GKE's ReadWriteMany Filestore classes: ${FILESTORE_CLASSES.join(', ')}`, value: storageClass, fix: didYouMean(storageClass, FILESTORE_CLASSES) ?? 'pulumi config set --path storage.storageClass standard-rwx' });
+    issues.push({ code: 'config.not-filestore', path: 'storage.storageClass', message: `must be one of GKE's ReadWriteMany Filestore classes: ${FILESTORE_CLASSES.join(', ')}`, value: storageClass, fix: didYouMean(storageClass, FILESTORE_CLASSES) ?? 'pulumi config set --path storage.storageClass standard-rwx' });
   }
   if (f.storage?.size && bytes(f.storage.size) < bytes('1Ti')) {
-    issues.push({ code: 'config/filestore-too-small', path: 'storage.size', message: 'Filestore instances start at 1 TiB (2.5 TiB for premium-rwx); a smaller claim is rounded up and billed as 1 TiB', value: f.storage.size, fix: `pulumi config set --path storage.size 1Ti` });
+    issues.push({ code: 'config.filestore-too-small', path: 'storage.size', message: 'Filestore instances start at 1 TiB (2.5 TiB for premium-rwx); a smaller claim is rounded up and billed as 1 TiB', value: f.storage.size, fix: `pulumi config set --path storage.size 1Ti` });
   }
   if (f.dcgmExporter?.serviceMonitor) {
-    issues.push({ code: 'config/not-for-provider', path: 'dcgmExporter.serviceMonitor', message: 'has no effect on gcp: GKE exports DCGM metrics to Managed Service for Prometheus itself', value: true, fix: 'pulumi config rm --path dcgmExporter.serviceMonitor' });
+    issues.push({ code: 'config.not-for-provider', path: 'dcgmExporter.serviceMonitor', message: 'has no effect on gcp: GKE exports DCGM metrics to Managed Service for Prometheus itself', value: true, fix: 'pulumi config rm --path dcgmExporter.serviceMonitor' });
   }
   const cpu = f.cpuNodes;
   if (cpu?.instanceTypes !== undefined) {
-    issues.push({ code: 'config/not-for-provider', path: 'cpuNodes.instanceTypes', message: 'is the aws spelling; gcp CPU nodes take machineType', value: cpu.instanceTypes, fix: `pulumi config set --path cpuNodes.machineType e2-standard-4` });
+    issues.push({ code: 'config.not-for-provider', path: 'cpuNodes.instanceTypes', message: 'is the aws spelling; gcp CPU nodes take machineType', value: cpu.instanceTypes, fix: `pulumi config set --path cpuNodes.machineType e2-standard-4` });
   }
   const out: GcpGpuPool[] = [];
   groups.forEach((g, i) => {
@@ -718,38 +639,38 @@ function buildGcp(issues: Issue[], f: Partial<Fields>, groups: (GpuGroupRaw | un
     let ok = true;
     if (!g.machineType) {
       ok = false;
-      issues.push({ code: 'config/missing-machine-type', path: `${at}.machineType`, message: 'is required with provider gcp: the GCE machine type of this GPU pool', fix: `pulumi config set --path '${at}.machineType' g2-standard-8` });
+      issues.push({ code: 'config.missing-machine-type', path: `${at}.machineType`, message: 'is required with provider gcp: the GCE machine type of this GPU pool', fix: `pulumi config set --path '${at}.machineType' g2-standard-8` });
     }
     if (!g.acceleratorType) {
       ok = false;
-      issues.push({ code: 'config/missing-accelerator', path: `${at}.acceleratorType`, message: 'is required with provider gcp', fix: `pulumi config set --path '${at}.acceleratorType' nvidia-l4   (one of ${Object.keys(GCP_ACCELERATORS).join(', ')})` });
+      issues.push({ code: 'config.missing-accelerator', path: `${at}.acceleratorType`, message: 'is required with provider gcp', fix: `pulumi config set --path '${at}.acceleratorType' nvidia-l4   (one of ${Object.keys(GCP_ACCELERATORS).join(', ')})` });
     }
     if (!g.machineType || !g.acceleratorType) return;
     const acc = GCP_ACCELERATORS[g.acceleratorType];
     if (!acc) {
-      issues.push({ code: 'config/unknown-accelerator', path: `${at}.acceleratorType`, message: `is not a GKE NVIDIA accelerator type this stack knows (${Object.keys(GCP_ACCELERATORS).join(', ')})`, value: g.acceleratorType, ...optionalFix(didYouMean(g.acceleratorType, Object.keys(GCP_ACCELERATORS))) });
+      issues.push({ code: 'config.unknown-accelerator', path: `${at}.acceleratorType`, message: `is not a GKE NVIDIA accelerator type this stack knows (${Object.keys(GCP_ACCELERATORS).join(', ')})`, value: g.acceleratorType, ...optionalFix(didYouMean(g.acceleratorType, Object.keys(GCP_ACCELERATORS))) });
       return;
     }
     const fam = machineFamily(g.machineType);
     if (!acc.machineFamilies.includes(fam)) {
       ok = false;
-      issues.push({ code: 'config/accelerator-machine-mismatch', path: `${at}.machineType`, message: `${g.acceleratorType} attaches only to ${acc.machineFamilies.join('/')} machine types`, value: g.machineType });
+      issues.push({ code: 'config.accelerator-machine-mismatch', path: `${at}.machineType`, message: `${g.acceleratorType} attaches only to ${acc.machineFamilies.join('/')} machine types`, value: g.machineType });
     }
     if (!catalogueIdMatches(g.gpu, acc.gpu)) {
       ok = false;
-      issues.push({ code: 'config/gpu-mismatch', path: `${at}.gpu`, message: `does not match ${g.acceleratorType} (${acc.gpu.model.toUpperCase()} ${acc.gpu.memoryGb} GB); Jobs asking for "${g.gpu}" would never fit on these nodes`, value: g.gpu, fix: `pulumi config set --path '${at}.gpu' ${suggestedCatalogueId(acc.gpu)}` });
+      issues.push({ code: 'config.gpu-mismatch', path: `${at}.gpu`, message: `does not match ${g.acceleratorType} (${acc.gpu.model.toUpperCase()} ${acc.gpu.memoryGb} GB); Jobs asking for "${g.gpu}" would never fit on these nodes`, value: g.gpu, fix: `pulumi config set --path '${at}.gpu' ${suggestedCatalogueId(acc.gpu)}` });
     }
     const builtIn = gcpBuiltInGpuCount(g.machineType);
     let count = g.acceleratorCount ?? builtIn;
     if (builtIn !== undefined && g.acceleratorCount !== undefined && g.acceleratorCount !== builtIn) {
       ok = false;
-      issues.push({ code: 'config/accelerator-count', path: `${at}.acceleratorCount`, message: `${g.machineType} comes with exactly ${builtIn} GPU${builtIn === 1 ? '' : 's'}`, value: g.acceleratorCount, fix: `pulumi config rm --path '${at}.acceleratorCount'` });
+      issues.push({ code: 'config.accelerator-count', path: `${at}.acceleratorCount`, message: `${g.machineType} comes with exactly ${builtIn} GPU${builtIn === 1 ? '' : 's'}`, value: g.acceleratorCount, fix: `pulumi config rm --path '${at}.acceleratorCount'` });
     }
     if (count === undefined) {
       if (fam === 'n1') count = 1;
       else {
         ok = false;
-        issues.push({ code: 'config/accelerator-count', path: `${at}.machineType`, message: 'is not an accelerator-optimized machine type whose GPU count this stack knows', value: g.machineType, fix: `set ${at}.acceleratorCount` });
+        issues.push({ code: 'config.accelerator-count', path: `${at}.machineType`, message: 'is not an accelerator-optimized machine type whose GPU count this stack knows', value: g.machineType, fix: `set ${at}.acceleratorCount` });
       }
     }
     if (!ok || count === undefined) return;
@@ -796,14 +717,14 @@ function buildExisting(issues: Issue[], f: Partial<Fields>, groups: (GpuGroupRaw
   const storage = f.storage;
   let resolved: ExistingConfig['storage'] | undefined;
   if (storage?.nfs && storage.storageClass) {
-    issues.push({ code: 'config/conflict', path: 'storage', message: 'set either storage.storageClass (an existing ReadWriteMany class) or storage.nfs (an NFS export the stack provisions from), not both', value: storage });
+    issues.push({ code: 'config.conflict', path: 'storage', message: 'set either storage.storageClass (an existing ReadWriteMany class) or storage.nfs (an NFS export the stack provisions from), not both', value: storage });
   } else if (storage?.nfs) {
     resolved = { kind: 'nfs', ...storage.nfs };
   } else if (storage?.storageClass) {
     resolved = { kind: 'class', storageClass: storage.storageClass };
   } else if (storage) {
     issues.push({
-      code: 'config/missing-storage',
+      code: 'config.missing-storage',
       path: 'storage',
       message: 'needs a ReadWriteMany volume source with provider existing: every stage reads and writes one shared artifacts volume',
       fix: `pulumi config set --path storage.storageClass <rwx-class>   or   pulumi config set --path storage.nfs.server <host> && pulumi config set --path storage.nfs.share /export`,

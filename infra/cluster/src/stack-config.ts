@@ -73,7 +73,7 @@ function decode(key: string, value: string, issues: Issue[]): unknown {
   try {
     return JSON.parse(trimmed) as unknown;
   } catch {
-    issues.push({ code: 'config/invalid-json', path: key, message: 'looks structured but is not valid JSON', value });
+    issues.push({ code: 'config.invalid-json', path: key, message: 'looks structured but is not valid JSON', value });
     return undefined;
   }
 }

@@ -63,7 +63,8 @@ test('numbers and booleans written as strings by `pulumi config set --path` are 
 test('unknown provider, missing GPU instance types and quota 0 are reported together', () => {
   const issues = problems({ provider: 'azure', region: 'eu-west-1', gpuNodeGroups: [{ gpu: 'a10g' }], quota: { gpus: 0 } });
   const provider = at(issues, 'provider');
-  assert.match(provider.message, /aws, gcp, existing/);
+  assert.equal(provider.code, 'config.choice');
+  assert.match(provider.message, /'aws', 'gcp', 'existing'/);
   assert.equal(provider.value, 'azure');
   assert.equal(at(issues, 'quota.gpus').message, 'must be at least 1');
   // The provider is unknown, so instance types cannot be judged yet; with provider aws they are:

@@ -9,8 +9,9 @@ import { findMissingSecretRefs } from './secrets.ts';
 import { parseSettings, type Settings } from './settings.ts';
 
 /**
- * Compiles one pipeline exactly as the CLI does (same pipeline file, same context loader), with the
- * cluster's placement laid over the context. Throws a CheckError for problems in the pipeline.
+ * Compiles one pipeline exactly as `tunepipe synth` does (the workspace's pipeline and context
+ * loaders), with the cluster's placement laid over the context. Throws a CheckError for problems
+ * in the pipeline.
  */
 export type CompilePipeline = (pipeline: string, placement: ClusterPlacement) => CompiledPipeline | Promise<CompiledPipeline>;
 

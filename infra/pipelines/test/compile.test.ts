@@ -9,7 +9,7 @@ import qwenSupport from '@tunepipe/pipeline-qwen-support';
 import { PULUMI_TYPES, PipelineDeployment, type KubeKind } from '../src/index.ts';
 import { installEngineDouble, runProgram } from './engine-double.ts';
 
-/** Dataset sources as the CLI's loader hands them over (identity = digest); no files ride in ConfigMaps here. */
+/** Dataset sources as the workspace's loader hands them over (identity = digest); no files ride in ConfigMaps here. */
 function contextFor(pipeline: Pipeline, overrides: Partial<CompileContext> = {}): CompileContext {
   const names = pipeline.stages.flatMap((s) => (s.kind === 'convert' ? convertInputSources(s.options) : []));
   const datasets = Object.fromEntries(names.map((name) => [name, { name, digest: sha256Hex(`dataset ${name}`), descriptor: {}, files: [] }]));

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import * as pulumi from '@pulumi/pulumi';
 import { parse } from 'yaml';
 import { renderPlain } from '@tunepipe/gitops';
-import { synthPipeline } from '@tunepipe/cli';
+import { synthPipeline } from '@tunepipe/workspace';
 import program from '../index.ts';
 import { PULUMI_TYPES, type KubeKind } from '../src/index.ts';
 import { installEngineDouble, runFailingProgram, runProgram } from './engine-double.ts';

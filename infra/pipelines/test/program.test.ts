@@ -9,7 +9,7 @@ import { seedPipeline } from './fixtures.ts';
 const KUBECONFIG = 'apiVersion: v1\nkind: Config\nusers: [{name: admin, user: {token: kubeconfig-canary-7f3a}}]\n';
 const CLUSTER = 'acme/tunepipe-cluster/prod';
 
-/** Stands in for the CLI's loader + compile: records the placement it was asked for. */
+/** Stands in for the workspace's loader + compile: records the placement it was asked for. */
 function compileWith(calls: { pipeline: string; placement: ClusterPlacement }[]): CompilePipeline {
   return (pipeline, placement) => {
     calls.push({ pipeline, placement });

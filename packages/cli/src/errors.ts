@@ -1,4 +1,5 @@
 import { CheckError, formatIssues, type Issue } from '@tunepipe/core';
+import { WorkspaceError } from '@tunepipe/workspace';
 
 /** A problem with what the user asked for or wrote: printed without a stack, exit code 1. */
 export class UserError extends Error {
@@ -19,7 +20,7 @@ export function renderError(error: unknown, write: (text: string) => void): numb
     write(`${error.message}\n`);
     return EXIT_USER_ERROR;
   }
-  if (error instanceof UserError) {
+  if (error instanceof UserError || error instanceof WorkspaceError) {
     write(`error: ${error.message}\n`);
     if (error.issues.length > 0) write(`${formatIssues(error.issues)}\n`);
     return EXIT_USER_ERROR;

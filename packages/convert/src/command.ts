@@ -1,21 +1,29 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readCompletionMarker, type CompletionMarker, type StageIdentity } from '@tunepipe/core';
 import { parseConvertConfig } from './config.ts';
 import { runConvert, type ConvertResult, type InputLayout } from './convert.ts';
 import { ConvertError } from './issues.ts';
-import { readCompletionMarker, type CompletionMarker } from './publish.ts';
 
 export interface ConvertCommandOptions {
   /** The convert stage's config: `CompiledStage.config` of the convert stage, or the Job's parsed JSON. */
   readonly config: unknown;
-  /** Artifact folder to publish to (e.g. `.tunepipe/artifacts/<pipeline>/convert/<hash>` locally). */
-  readonly outDir: string;
+  /**
+   * Standalone: the artifact folder convert publishes itself (SHA256SUMS and the completion marker),
+   * skipping the work when it is already complete for this hash. Give this or `workDir`.
+   */
+  readonly outDir?: string;
+  /**
+   * Under the stage wrapper or the local runner: the work folder to write into. Nothing is
+   * published and nothing is cached here; the caller does both.
+   */
+  readonly workDir?: string;
   /** Local run: inputs are read from `<repoRoot>/datasets/<source>/<file>`. */
   readonly repoRoot?: string;
   /** In-cluster run: the Job's inputs root (CLUSTER_INPUTS.root, `/inputs`). Ignored when repoRoot is given. */
   readonly inputsDir?: string;
-  /** Stage identity for the completion marker and the cache check. @default { stage: 'convert', hash: sha256(config) } */
-  readonly stage?: { readonly stage: string; readonly hash: string };
+  /** Stage identity for the completion marker and the cache check (`outDir` only). @default { stage: 'convert', hash: sha256(config) } */
+  readonly stage?: StageIdentity;
   /** Re-run even when `outDir` holds a completion marker for this hash. @default false */
   readonly force?: boolean;
   /** @default console.log */
@@ -27,21 +35,19 @@ export type ConvertCommandResult =
   | { readonly cached: true; readonly outDir: string; readonly marker: CompletionMarker };
 
 /**
- * The CLI's entry to the converter, for both `tunepipe run <pipeline> --only convert` (pass
- * `repoRoot`) and the in-cluster `tunepipe convert` (pass `inputsDir`). Validates the config,
- * skips a stage that is already complete for the same hash, converts, and logs counts and paths.
- * Bad input throws ConvertError (render its `issues`, exit 1).
+ * The CLI's entry to the converter: `tunepipe run --target local` (pass `repoRoot` and the
+ * runner's `workDir`), the in-cluster `tunepipe convert --work` under the stage wrapper (pass
+ * `inputsDir` and `workDir`), and standalone use (`outDir`: convert publishes and caches itself).
+ * Validates the config, converts, and logs counts and paths. Bad input throws ConvertError
+ * (render its `issues`, exit 1).
  */
 export async function convertCommand(options: ConvertCommandOptions): Promise<ConvertCommandResult> {
   const log = options.log ?? ((line: string) => console.log(line));
   const parsed = parseConvertConfig(options.config);
   if (!parsed.ok) throw new ConvertError('convert config', parsed.issues);
-  const existing = await readCompletionMarker(options.outDir);
-  if (existing && !options.force && (options.stage === undefined || existing.hash === options.stage.hash)) {
-    log(`convert: already complete in ${options.outDir} (${existing.files} files), nothing to do`);
-    return { cached: true, outDir: options.outDir, marker: existing };
+  if ((options.outDir === undefined) === (options.workDir === undefined)) {
+    throw new ConvertError('convert', [{ path: 'convertCommand', message: 'give exactly one of outDir (publish the result) and workDir (the stage wrapper publishes it)', code: 'convert.output' }]);
   }
-  if (existing) await rm(options.outDir, { recursive: true, force: true });
   let inputsDir: string;
   let layout: InputLayout;
   if (options.repoRoot !== undefined) {
@@ -53,27 +59,37 @@ export async function convertCommand(options: ConvertCommandOptions): Promise<Co
   } else {
     throw new ConvertError('convert', [{ path: 'convertCommand', message: 'no inputs: pass repoRoot (local run) or inputsDir (in-cluster)', code: 'convert.no-inputs' }]);
   }
-  log(`convert: ${parsed.config.sources.map((s) => s.name).join(', ')} → ${options.outDir}`);
-  const result = await runConvert(parsed.config, {
-    inputsDir,
-    layout,
-    outDir: options.outDir,
-    log,
-    ...(options.stage ? { stage: options.stage } : {}),
-  });
-  for (const [name, file] of Object.entries(result.files)) log(`  ${join(result.outDir, name)}  (${file.rows} ${name.endsWith('.json') ? 'entries' : 'rows'})`);
+  const sources = parsed.config.sources.map((s) => s.name).join(', ');
+  let result: ConvertResult;
+  if (options.workDir !== undefined) {
+    log(`convert: ${sources} → ${options.workDir}`);
+    result = await runConvert(parsed.config, { inputsDir, layout, workDir: options.workDir, log });
+  } else {
+    const outDir = options.outDir!;
+    const existing = await readCompletionMarker(outDir);
+    if (existing && !options.force && (options.stage === undefined || existing.hash === options.stage.hash)) {
+      log(`convert: already complete in ${outDir} (${existing.files} files), nothing to do`);
+      return { cached: true, outDir, marker: existing };
+    }
+    if (existing) await rm(outDir, { recursive: true, force: true });
+    log(`convert: ${sources} → ${outDir}`);
+    result = await runConvert(parsed.config, { inputsDir, layout, outDir, log, ...(options.stage ? { stage: options.stage } : {}) });
+  }
+  for (const [name, file] of Object.entries(result.files)) log(`  ${join(result.dir, name)}  (${file.rows} ${name.endsWith('.json') ? 'entries' : 'rows'})`);
   return { cached: false, result };
 }
 
 /**
- * `tunepipe convert --config <file> --inputs <dir> --out <dir>`: the convert Job's entry point.
- * The stage identity comes from the Job's environment (`TUNEPIPE_STAGE`, `TUNEPIPE_HASH`) when set.
+ * `tunepipe convert --config <file> --inputs <dir> (--work <dir> | --out <dir>)`: the convert Job's
+ * entry point (`--work`, under the stage wrapper) and standalone use (`--out`). The stage identity
+ * comes from the Job's environment (`TUNEPIPE_STAGE`, `TUNEPIPE_HASH`) when set.
  */
 export async function convertFromConfigFile(options: {
   readonly configPath: string;
   readonly inputsDir: string;
-  readonly outDir: string;
-  readonly stage?: { readonly stage: string; readonly hash: string };
+  readonly outDir?: string;
+  readonly workDir?: string;
+  readonly stage?: StageIdentity;
   readonly force?: boolean;
   readonly log?: (line: string) => void;
 }): Promise<ConvertCommandResult> {
@@ -92,7 +108,8 @@ export async function convertFromConfigFile(options: {
   return convertCommand({
     config,
     inputsDir: options.inputsDir,
-    outDir: options.outDir,
+    ...(options.outDir !== undefined ? { outDir: options.outDir } : {}),
+    ...(options.workDir !== undefined ? { workDir: options.workDir } : {}),
     ...(options.stage ? { stage: options.stage } : {}),
     ...(options.force !== undefined ? { force: options.force } : {}),
     ...(options.log ? { log: options.log } : {}),

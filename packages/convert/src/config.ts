@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { zodParse } from '@tunepipe/core';
 import { DatasetDescriptor, SOURCE_NAME } from './descriptor.ts';
 import type { Issue } from './issues.ts';
 
@@ -54,30 +55,28 @@ export const ConvertConfig = z
   .superRefine((config, ctx) => {
     const names = config.sources.map((s) => s.name);
     names.forEach((name, i) => {
-      if (names.indexOf(name) !== i) ctx.addIssue({ code: 'custom', path: ['sources', i, 'name'], message: `source '${name}' listed twice` });
+      if (names.indexOf(name) !== i) ctx.addIssue({ code: 'custom', path: ['sources', i, 'name'], message: `source '${name}' listed twice`, params: { rule: 'source-duplicate', fix: 'list each source once' } });
     });
     const { validation, test } = config.split;
     if (validation < 1 && test < 1 && validation + test >= 1) {
-      ctx.addIssue({ code: 'custom', path: ['split'], message: 'validation + test fractions must leave rows for training (sum < 1)' });
+      ctx.addIssue({ code: 'custom', path: ['split'], message: 'validation + test fractions must leave rows for training (sum < 1)', params: { rule: 'split' } });
     }
     const source = config.calibration?.source;
     if (source !== undefined && !names.includes(source)) {
-      ctx.addIssue({ code: 'custom', path: ['calibration', 'source'], message: `calibration source '${source}' is not one of the stage's sources (${names.join(', ')})` });
+      ctx.addIssue({ code: 'custom', path: ['calibration', 'source'], message: `calibration source '${source}' is not one of the stage's sources (${names.join(', ')})`, params: { rule: 'calibration-source' } });
     }
   });
 export type ConvertConfig = z.infer<typeof ConvertConfig>;
 
-/** Validates a parsed config (e.g. the Job's JSON), returning every problem as an Issue. */
-export function parseConvertConfig(value: unknown, where = 'convert config'): { ok: true; config: ConvertConfig } | { ok: false; issues: Issue[] } {
-  const parsed = ConvertConfig.safeParse(value);
-  if (parsed.success) return { ok: true, config: parsed.data };
-  return {
-    ok: false,
-    issues: parsed.error.issues.map((issue) => ({
-      path: `${where}: ${issue.path.map(String).join('.') || '(root)'}`,
-      message: issue.message,
-      fix: 'regenerate the config with `tunepipe synth` (the compiler writes it); when hand-writing it, follow ConvertConfig in @tunepipe/convert',
-      code: 'convert.config',
-    })),
-  };
+/**
+ * Validates a parsed config (e.g. the Job's JSON), returning every problem as an Issue;
+ * `where` (the config file, when there is one) is written before each path.
+ */
+export function parseConvertConfig(value: unknown, where?: string): { ok: true; config: ConvertConfig } | { ok: false; issues: Issue[] } {
+  const parsed = zodParse(ConvertConfig, value, {
+    area: 'convert.config',
+    ...(where === undefined ? {} : { pathPrefix: where }),
+    fix: (c) => c.suggestion ?? 'regenerate the config with `tunepipe synth` (the compiler writes it); when hand-writing it, follow ConvertConfig in @tunepipe/convert',
+  });
+  return parsed.ok ? { ok: true, config: parsed.value } : parsed;
 }

@@ -1,15 +1,14 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { ConvertConfig, ConvertSource } from './config.ts';
 import { DedupeTable, hash96, mixSeed, shuffleKey } from './dedupe.ts';
-import { CLUSTER_INPUTS, deliveredPath } from './delivery.ts';
+import { CLUSTER_INPUTS, deliveredPath, fetchedPath, publishFolder, workDirOf, type CompletionMarker, type StageIdentity } from '@tunepipe/core';
 import { descriptorFiles, fileEncoding } from './descriptor.ts';
 import { ConvertError, type Issue } from './issues.ts';
-import { createPartialDir, publishStage, type CompletionMarker } from './publish.ts';
 import { FileFormatError, forEachLine, readCsv, readJsonArray, readJsonl, readText, type CsvRecord, type RawRecord } from './readers.ts';
 import {
   alpacaColumns,
@@ -35,21 +34,33 @@ import { lowerTokens, TOKEN_ESTIMATE, upperTokens } from './tokens.ts';
  * - `repo`: `<inputsDir>/<source>/<file>` (a checkout's `datasets/`; remote files must have been
  *   downloaded there);
  * - `cluster`: ConfigMap-delivered files at `<inputsDir>/<source>/<file>.gz` (gzip of the file)
- *   and fetched remote files at `<inputsDir>/.remote/<source>/<file>` (see delivery.ts).
+ *   and fetched remote files at `<inputsDir>/.remote/<source>/<file>` (see core's delivery.ts).
  */
 export type InputLayout = 'repo' | 'cluster';
 
-export interface RunConvertOptions {
+/**
+ * Where the output goes. Exactly one publisher writes SHA256SUMS and the completion marker:
+ * - `outDir` (standalone use): the files are written to `<outDir>.partial`, which is then published
+ *   to `outDir` with core's artifact implementation;
+ * - `workDir` (under the stage wrapper or the local runner): the files are only written, into
+ *   `workDir` (an empty folder the caller owns); the caller publishes it.
+ */
+export type ConvertOutput =
+  | {
+      readonly outDir: string;
+      /** Identity written into the marker. @default { stage: 'convert', hash: sha256 of the canonical config } */
+      readonly stage?: StageIdentity;
+      readonly workDir?: undefined;
+    }
+  | { readonly workDir: string; readonly outDir?: undefined; readonly stage?: undefined };
+
+export type RunConvertOptions = ConvertOutput & {
   readonly inputsDir: string;
   /** @default 'repo' */
   readonly layout?: InputLayout;
-  /** Final artifact folder; written atomically via `<outDir>.partial-<random>`. */
-  readonly outDir: string;
   /** Progress and summary lines. @default no output */
   readonly log?: (line: string) => void;
-  /** Identity written into `.tunepipe-complete`. @default { stage: 'convert', hash: sha256 of the canonical config } */
-  readonly stage?: { readonly stage: string; readonly hash: string };
-}
+};
 
 export type SplitName = 'train' | 'validation' | 'test';
 
@@ -65,7 +76,8 @@ export interface SourceSummary {
 }
 
 export interface ConvertResult {
-  readonly outDir: string;
+  /** The folder holding the output: `outDir` once published, or the caller's `workDir`. */
+  readonly dir: string;
   readonly rows_in: number;
   readonly rows_out: number;
   readonly rows_quarantined: number;
@@ -73,7 +85,8 @@ export interface ConvertResult {
   readonly calibration?: { readonly source: string; readonly qualifying: number; readonly written: number };
   /** Output files (relative to outDir) with their sha256. */
   readonly files: Readonly<Record<string, { sha256: string; bytes: number; rows: number }>>;
-  readonly marker: CompletionMarker;
+  /** Present when convert published the folder itself (`outDir`). */
+  readonly marker?: CompletionMarker;
 }
 
 const SPLIT_CODE = { train: 0, validation: 1, test: 2, unsampled: 3 } as const;
@@ -261,15 +274,15 @@ function padLine(line: string, rowFlags: number, sourceFlags: number): string {
 
 function inputLocation(layout: InputLayout, inputsDir: string, source: string, file: string, remote: boolean): { path: string; wrapped: boolean } {
   if (layout === 'repo') return { path: join(inputsDir, source, file), wrapped: false };
-  if (remote) return { path: join(inputsDir, '.remote', source, file), wrapped: false };
+  if (remote) return { path: join(inputsDir, fetchedPath(source, file)), wrapped: false };
   return { path: join(inputsDir, deliveredPath(source, file)), wrapped: true };
 }
 
 /**
  * Converts the configured sources into LLaMA-Factory datasets in `outDir`:
  * `<S>.jsonl`, `<S>.validation.jsonl`, `<S>.test.jsonl` per source, `calibration.jsonl` when
- * configured, `dataset_info.json`, `quarantine.jsonl`, `manifest.json`; then `SHA256SUMS` and
- * `.tunepipe-complete` after the atomic rename.
+ * configured, `dataset_info.json`, `quarantine.jsonl`, `manifest.json`; with `outDir`, then
+ * publishes the folder (rename, `SHA256SUMS`, `.tunepipe-complete`).
  *
  * Memory: pass 1 streams every file once, writing valid rows to a spool file and keeping per row
  * only a 32-bit shuffle key, a flags byte and a row id, plus the 96-bit dedupe table and where each
@@ -284,7 +297,10 @@ function inputLocation(layout: InputLayout, inputsDir: string, source: string, f
 export async function runConvert(config: ConvertConfig, options: RunConvertOptions): Promise<ConvertResult> {
   const log = options.log ?? (() => {});
   const layout = options.layout ?? 'repo';
-  const partial = await createPartialDir(options.outDir);
+  const standalone = options.outDir !== undefined;
+  const partial = options.workDir ?? workDirOf(options.outDir);
+  if (standalone) await rm(partial, { recursive: true, force: true });
+  await mkdir(partial, { recursive: true });
   const issues: Issue[] = [];
   const openSinks: LineSink[] = [];
   const sink = (name: string): LineSink => {
@@ -612,23 +628,29 @@ export async function runConvert(config: ConvertConfig, options: RunConvertOptio
     const known = new Map(Object.entries(outputs).map(([name, o]) => [name, o.sha256]));
     known.set('manifest.json', createHash('sha256').update(manifestText).digest('hex'));
 
-    const stage = options.stage ?? { stage: 'convert', hash: createHash('sha256').update(canonicalJson(config)).digest('hex') };
-    const marker = await publishStage(partial, options.outDir, stage, known);
     log(`rows_in ${totalIn} = rows_out ${totalOut} + rows_quarantined ${totalQuarantined} ✓`);
-    log(`wrote ${marker.files} files to ${options.outDir}`);
+    let marker: CompletionMarker | undefined;
+    if (options.outDir !== undefined) {
+      const stage = options.stage ?? { stage: 'convert', hash: createHash('sha256').update(canonicalJson(config)).digest('hex') };
+      marker = await publishFolder(partial, options.outDir, stage, known);
+      log(`wrote ${marker.files} files to ${options.outDir}`);
+    } else {
+      log(`wrote ${known.size} files to ${partial} (published by the stage wrapper)`);
+    }
     return {
-      outDir: options.outDir,
+      dir: options.outDir ?? partial,
       rows_in: totalIn,
       rows_out: totalOut,
       rows_quarantined: totalQuarantined,
       sources: summaries,
       ...(calibrationSummary ? { calibration: calibrationSummary } : {}),
       files: sortedOutputs,
-      marker,
+      ...(marker ? { marker } : {}),
     };
   } catch (e) {
     for (const s of openSinks) s.abandon();
-    await rm(partial, { recursive: true, force: true });
+    // A caller's work folder is the caller's to clear (the wrapper does before every attempt).
+    if (standalone) await rm(partial, { recursive: true, force: true });
     throw e;
   }
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { LineCounter, isMap, isScalar, parseDocument, type Document } from 'yaml';
 import type { Issue } from './issues.ts';
-import { didYouMean, valueAtPath } from '@tunepipe/core';
+import { didYouMean, issuePath, zodParse, type ZodIssueContext } from '@tunepipe/core';
 
 /** Dataset source names become file names and LLaMA-Factory entry names: keep them simple. */
 export const SOURCE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -204,55 +204,28 @@ function semanticIssues(descriptor: DatasetDescriptor): { path: (string | number
 
 export { didYouMean } from '@tunepipe/core';
 
-const KEYS_BY_FORMAT: Record<DatasetFormat, readonly string[]> = {
-  alpaca: Object.keys(AlpacaDescriptor.shape),
-  sharegpt: Object.keys(SharegptDescriptor.shape),
-  csv: Object.keys(CsvDescriptor.shape),
-  tsv: Object.keys(CsvDescriptor.shape),
-  text: Object.keys(TextDescriptor.shape),
-};
-
-const COLUMN_KEYS: Record<DatasetFormat, readonly string[]> = {
-  alpaca: ['instruction', 'input', 'output', 'system', 'history'],
-  sharegpt: ['messages', 'system', 'tools'],
-  csv: ['instruction', 'input', 'output', 'system'],
-  tsv: ['instruction', 'input', 'output', 'system'],
-  text: ['text'],
-};
-
-function fixFor(issue: z.core.$ZodIssue, raw: unknown): string | undefined {
+/** Fixes that know the descriptor's meaning; otherwise the adapter's own ("did you mean …"). */
+function fixFor(context: ZodIssueContext, raw: unknown): string | undefined {
   const format = (raw as { format?: unknown } | null)?.format;
-  const known = typeof format === 'string' && format in KEYS_BY_FORMAT ? (format as DatasetFormat) : undefined;
+  const known = typeof format === 'string' && (DATASET_FORMATS as readonly string[]).includes(format) ? (format as DatasetFormat) : undefined;
+  const { zod: issue, path } = context;
+  const formatHint = () => (typeof format === 'string' ? didYouMean(format, DATASET_FORMATS) : undefined);
   switch (issue.code) {
-    case 'unrecognized_keys': {
-      const inColumns = issue.path[issue.path.length - 1] === 'columns';
-      const candidates = inColumns ? (known ? COLUMN_KEYS[known] : []) : issue.path.length === 0 ? (known ? KEYS_BY_FORMAT[known] : []) : ['path', 'url', 'sha256', 'size'];
-      return issue.keys
-        .map((k) => `\`${k}\`: ${didYouMean(k, candidates) ?? `remove it (allowed: ${candidates.join(', ')})`}`)
-        .join('; ');
-    }
     case 'invalid_union':
-      if (issue.path[0] === 'format' || issue.path.length === 0) {
-        const hint = typeof format === 'string' ? didYouMean(format, DATASET_FORMATS) : undefined;
-        return hint ?? `set \`format\` to one of ${DATASET_FORMATS.join(', ')}`;
-      }
+      if (path[0] === 'format' || path.length === 0) return formatHint() ?? `set \`format\` to one of ${DATASET_FORMATS.join(', ')}`;
       return 'a file entry is either a path string or { path, url, sha256, size }';
     case 'invalid_value':
-      if (issue.path[0] === 'format') {
-        const hint = typeof format === 'string' ? didYouMean(format, DATASET_FORMATS) : undefined;
-        return hint ?? `use one of ${DATASET_FORMATS.join(', ')}`;
-      }
-      return `use one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+      if (path[0] === 'format') return formatHint() ?? `use one of ${DATASET_FORMATS.join(', ')}`;
+      return context.suggestion;
     case 'invalid_type':
-      if (issue.path[0] === 'format') return `add \`format:\` (one of ${DATASET_FORMATS.join(', ')})`;
-      if (issue.path[0] === 'license') return 'add `license:` naming the data license (e.g. CC-BY-4.0, or "proprietary, internal use")';
-      if (issue.path[0] === 'columns' && (known === 'csv' || known === 'tsv')) return 'map the Alpaca fields to your header names, e.g. `columns: { instruction: question, output: answer }`';
-      return `give a ${issue.expected}`;
+      if (path[0] === 'format') return `add \`format:\` (one of ${DATASET_FORMATS.join(', ')})`;
+      if (path[0] === 'license') return 'add `license:` naming the data license (e.g. CC-BY-4.0, or "proprietary, internal use")';
+      if (path[0] === 'columns' && (known === 'csv' || known === 'tsv')) return 'map the Alpaca fields to your header names, e.g. `columns: { instruction: question, output: answer }`';
+      return context.suggestion;
     default:
-      return undefined;
+      return context.suggestion;
   }
 }
-
 
 function lineOf(doc: Document, counter: LineCounter, path: readonly PropertyKey[], key?: string): number | undefined {
   const node = path.length === 0 ? doc.contents : doc.getIn(path as unknown[], true);
@@ -290,45 +263,21 @@ export function parseDescriptor(text: string, displayPath: string): DescriptorRe
     };
   }
   const raw: unknown = doc.toJS();
-  const parsed = DatasetDescriptor.safeParse(raw);
-  const where = (path: readonly PropertyKey[], key?: string): string => {
-    const line = lineOf(doc, counter, path, key);
-    const dotted = [...path, ...(key === undefined ? [] : [key])].map(String).join('.');
-    return `${displayPath}${line === undefined ? '' : `:${line}`}${dotted ? ` (${dotted})` : ''}`;
+  const where = (path: readonly PropertyKey[]): string => {
+    // A key's own line, when it is there: the line of its value can be a later one.
+    const last = path[path.length - 1];
+    const line = typeof last === 'string' ? lineOf(doc, counter, path.slice(0, -1), last) : lineOf(doc, counter, path);
+    const written = issuePath(path);
+    return `${displayPath}${line === undefined ? '' : `:${line}`}${written ? ` (${written})` : ''}`;
   };
-  if (!parsed.success) {
-    const issues: Issue[] = [];
-    for (const issue of parsed.error.issues) {
-      const fix = fixFor(issue, raw);
-      if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) {
-          issues.push({
-            path: where(issue.path, key),
-            message: `unknown field \`${key}\``,
-            value: valueAtPath(raw, [...issue.path, key]),
-            ...(fix === undefined ? {} : { fix: fix.split('; ').find((f) => f.startsWith(`\`${key}\``))?.slice(key.length + 4) ?? fix }),
-            code: 'dataset.unknown-field',
-          });
-        }
-        continue;
-      }
-      const value = valueAtPath(raw, issue.path);
-      issues.push({
-        path: where(issue.path),
-        message: value === undefined && (issue.code === 'invalid_type' || issue.path[0] === 'format') ? `missing \`${String(issue.path[issue.path.length - 1] ?? 'format')}\`` : issue.message,
-        ...(value === undefined ? {} : { value }),
-        ...(fix === undefined ? {} : { fix }),
-        code: 'dataset.schema',
-      });
-    }
-    return { ok: false, issues };
-  }
-  const semantic = semanticIssues(parsed.data);
+  const parsed = zodParse(DatasetDescriptor, raw, { area: 'dataset', formatPath: where, fix: (context) => fixFor(context, raw) });
+  if (!parsed.ok) return parsed;
+  const semantic = semanticIssues(parsed.value);
   if (semantic.length > 0) {
     return {
       ok: false,
       issues: semantic.map((s) => ({ path: where(s.path), message: s.message, value: s.value, fix: s.fix, code: s.code })),
     };
   }
-  return { ok: true, descriptor: parsed.data };
+  return { ok: true, descriptor: parsed.value };
 }

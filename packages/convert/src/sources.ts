@@ -4,9 +4,8 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
 import { descriptorFiles, didYouMean, parseDescriptor, SOURCE_NAME, type DatasetDescriptor } from './descriptor.ts';
-import { CONFIGMAP_BUDGET_BYTES, CONFIGMAP_MAX_RAW_BYTES } from './delivery.ts';
 import { ConvertError, type Issue } from './issues.ts';
-import { canonicalJson } from '@tunepipe/core';
+import { canonicalJson, CONFIGMAP_BUDGET_BYTES, CONFIGMAP_MAX_RAW_BYTES } from '@tunepipe/core';
 
 export interface LoadedFile {
   /** Path relative to `datasets/<name>/`. */
@@ -15,6 +14,8 @@ export interface LoadedFile {
   readonly size: number;
   /** gzip (level 9) of the file, base64, when it fits the ConfigMap budget; absent otherwise and for remote files. */
   readonly gzipBase64?: string;
+  /** Where the convert Job downloads a remote file (from the descriptor). */
+  readonly url?: string;
 }
 
 /** A dataset source as the compiler consumes it (assignable to core's DatasetSourceInput). */
@@ -27,6 +28,11 @@ export interface LoadedSource {
 }
 
 export { canonicalJson } from '@tunepipe/core';
+
+/** Remote URL of a file, if its descriptor declares one. */
+export function remoteUrl(source: { readonly descriptor: DatasetDescriptor }, path: string): string | undefined {
+  return descriptorFiles(source.descriptor).find((f) => f.path === path)?.url;
+}
 
 export function sourceDigest(name: string, descriptor: DatasetDescriptor, files: readonly { path: string; sha256: string }[]): string {
   return createHash('sha256')
@@ -119,7 +125,7 @@ export async function loadDatasetSources(repoRoot: string, names: readonly strin
     for (const file of descriptorFiles(parsed.descriptor)) {
       const abs = join(datasetsDir, name, file.path);
       if (file.url !== undefined && file.sha256 !== undefined) {
-        files.push({ path: file.path, sha256: file.sha256, size: file.size ?? 0 });
+        files.push({ path: file.path, sha256: file.sha256, size: file.size ?? 0, url: file.url });
         continue;
       }
       if (!(await exists(abs))) {

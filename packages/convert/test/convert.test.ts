@@ -5,12 +5,11 @@ import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { COMPLETION_MARKER, deliveredPath } from '@tunepipe/core';
 import {
-  COMPLETION_MARKER,
   convertCommand,
   convertFromConfigFile,
   ConvertError,
-  deliveredPath,
   loadDatasetSources,
   parseConvertConfig,
   splitCount,
@@ -265,6 +264,24 @@ test('a failed conversion publishes nothing and leaves no work folder', async ()
   try {
     await convertIssues(root, await configFor(root, ['a']));
     assert.deepEqual(await listDir(join(root, 'out')), []);
+  } finally {
+    await cleanup(root);
+  }
+});
+
+test('with a work folder (under the stage wrapper) convert only writes its files: publication is the caller’s', async () => {
+  const root = await tempRepo({ 'datasets/a/dataset.yaml': alpacaYaml('a.jsonl'), 'datasets/a/a.jsonl': jsonl(rowsOf(5)) });
+  try {
+    const work = join(root, 'out', 'convert.partial');
+    const result = await convertCommand({ config: await configFor(root, ['a']), repoRoot: root, workDir: work, log: () => {} });
+    assert.equal(result.cached, false);
+    if (!result.cached) {
+      assert.equal(result.result.dir, work);
+      assert.equal(result.result.marker, undefined);
+    }
+    assert.deepEqual(await listDir(join(root, 'out')), ['convert.partial'], 'nothing renamed');
+    assert.deepEqual(await listDir(work), ['a.jsonl', 'a.test.jsonl', 'a.validation.jsonl', 'dataset_info.json', 'manifest.json', 'quarantine.jsonl']);
+    await assert.rejects(convertCommand({ config: await configFor(root, ['a']), repoRoot: root, workDir: work, outDir: join(root, 'o'), log: () => {} }), (e: unknown) => e instanceof ConvertError && e.issues[0]!.code === 'convert.output');
   } finally {
     await cleanup(root);
   }

@@ -52,7 +52,8 @@ test('a missing format says which formats exist', () => {
   const r = parseDescriptor('files: [a.jsonl]\nlicense: MIT\n', at);
   assert.equal(r.ok, false);
   if (r.ok) return;
-  assert.match(r.issues[0]!.message, /format/);
+  assert.equal(r.issues[0]!.code, 'dataset.missing');
+  assert.match(r.issues[0]!.path, /\(format\)$/);
   assert.match(r.issues[0]!.fix ?? '', /alpaca, sharegpt, csv, tsv, text/);
 });
 
@@ -64,7 +65,7 @@ test('csv needs a column mapping; file extensions must match the format', () => 
   assert.equal(ext.ok, false);
   if (!ext.ok) {
     assert.equal(ext.issues.length, 1);
-    assert.equal(ext.issues[0]!.path, `${at}:2 (files.0)`);
+    assert.equal(ext.issues[0]!.path, `${at}:2 (files[0])`);
     assert.match(ext.issues[0]!.fix ?? '', /format: csv/);
   }
 });

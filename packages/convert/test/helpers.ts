@@ -1,7 +1,8 @@
 import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { ConvertError, loadDatasetSources, runConvert, type ConvertConfig, type ConvertResult, type RunConvertOptions } from '../src/index.ts';
+import type { StageIdentity } from '@tunepipe/core';
+import { ConvertError, loadDatasetSources, runConvert, type ConvertConfig, type ConvertResult } from '../src/index.ts';
 
 /** A throwaway repository root with `datasets/<name>/…` files. */
 export async function tempRepo(files: Record<string, string | Buffer>): Promise<string> {
@@ -43,10 +44,17 @@ export interface Converted {
   quarantine(): Promise<{ source: string; file: string; record: number; line: number; reason: string; detail: string; raw?: string; row?: unknown }[]>;
 }
 
-export async function convert(root: string, config: ConvertConfig, options: Partial<RunConvertOptions> = {}): Promise<Converted> {
-  const outDir = join(root, 'out', 'convert');
+/** Standalone conversion (convert publishes `outDir` itself). */
+export interface ConvertTestOptions {
+  /** @default `<root>/out/convert` */
+  readonly outDir?: string;
+  readonly stage?: StageIdentity;
+}
+
+export async function convert(root: string, config: ConvertConfig, options: ConvertTestOptions = {}): Promise<Converted> {
+  const outDir = options.outDir ?? join(root, 'out', 'convert');
   const logs: string[] = [];
-  const result = await runConvert(config, { inputsDir: join(root, 'datasets'), outDir, log: (l) => logs.push(l), ...options });
+  const result = await runConvert(config, { inputsDir: join(root, 'datasets'), outDir, log: (l) => logs.push(l), ...(options.stage ? { stage: options.stage } : {}) });
   const rows = async (file: string): Promise<Record<string, unknown>[]> =>
     (await readFile(join(outDir, file), 'utf8'))
       .split('\n')
@@ -62,7 +70,7 @@ export async function convert(root: string, config: ConvertConfig, options: Part
 }
 
 /** Runs a conversion expected to fail with a ConvertError and returns its issues. */
-export async function convertIssues(root: string, config: ConvertConfig, options: Partial<RunConvertOptions> = {}): Promise<ConvertError['issues']> {
+export async function convertIssues(root: string, config: ConvertConfig, options: ConvertTestOptions = {}): Promise<ConvertError['issues']> {
   try {
     await convert(root, config, options);
   } catch (e) {

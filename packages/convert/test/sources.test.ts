@@ -5,14 +5,8 @@ import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import {
-  CONFIGMAP_BUDGET_BYTES,
-  CLUSTER_INPUTS,
-  ConvertError,
-  datasetDeliveryIssues,
-  deliveryPlan,
-  loadDatasetSources,
-} from '../src/index.ts';
+import { CONFIGMAP_BUDGET_BYTES } from '@tunepipe/core';
+import { ConvertError, datasetDeliveryIssues, loadDatasetSources } from '../src/index.ts';
 import { alpacaYaml, cleanup, jsonl, tempRepo } from './helpers.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -73,7 +67,7 @@ test('unknown datasets, bad descriptors and missing files are all reported toget
   }
 });
 
-test('files over the ConfigMap budget are a delivery issue with the fix, never truncated', async () => {
+test('a file over the ConfigMap budget is loaded without gzip content and reported, never truncated', async () => {
   // Random bytes do not compress: about 1 MiB raw stays over 900 KiB after gzip+base64.
   const big = randomBytes(800 * 1024).toString('hex').match(/.{1,200}/g)!.map((h) => JSON.stringify({ instruction: h.slice(0, 50), output: h })).join('\n');
   const root = await tempRepo({
@@ -83,58 +77,24 @@ test('files over the ConfigMap budget are a delivery issue with the fix, never t
   try {
     const [source] = await loadDatasetSources(root, ['big']);
     assert.equal(source!.files[0]!.gzipBase64, undefined);
-    const issues = datasetDeliveryIssues(source!);
-    assert.equal(issues.length, 1);
-    const issue = issues[0]!;
-    assert.equal(issue.path, 'datasets/big/big.jsonl');
-    assert.equal(issue.code, 'dataset.delivery-too-large');
-    assert.match(issue.message, /MiB is too large to ship inside the manifests/);
-    assert.match(issue.fix ?? '', new RegExp(`s3://<bucket>/tunepipe/datasets/sha256/${source!.files[0]!.sha256}`));
-    assert.match(issue.fix ?? '', /url: .*sha256: [0-9a-f]{64}/);
-    assert.deepEqual(deliveryPlan(source!).configMap.items, []);
+    assert.deepEqual(datasetDeliveryIssues(source!).map((i) => [i.code, i.path]), [['dataset.too-large', 'datasets/big/big.jsonl']]);
   } finally {
     await cleanup(root);
   }
 });
 
-test('a source whose files fit one by one but not together is reported, with the file to move', () => {
-  const f = (path: string, kb: number) => ({ path, sha256: path[0]!.repeat(64), size: kb * 4096, gzipBase64: 'x'.repeat(kb * 1024) });
-  const source = { name: 'two', descriptor: { files: ['a.jsonl', 'b.jsonl'] }, files: [f('a.jsonl', 500), f('b.jsonl', 450)] };
-  const issues = datasetDeliveryIssues(source);
-  assert.equal(issues.length, 1);
-  assert.equal(issues[0]!.path, 'datasets/two');
-  assert.match(issues[0]!.message, /its 2 local files compress to 950 KiB of base64 together, over the 900 KiB/);
-  assert.match(issues[0]!.fix ?? '', /move the largest file \(a\.jsonl\) to the remote route/);
-  // Declaring the big one remote makes the rest fit.
-  const fixed = { ...source, descriptor: { files: [{ path: 'a.jsonl', url: 's3://bucket/a.jsonl' }, 'b.jsonl'] } };
-  assert.deepEqual(datasetDeliveryIssues(fixed), []);
-});
-
-test('delivery plan: local files as items of the source ConfigMap, remote files as fetch commands', () => {
+test('remote files are loaded with their pinned digest and URL, and read nothing locally', async () => {
   const sha = 'e'.repeat(64);
-  const plan = deliveryPlan({
-    name: 'mix',
-    descriptor: { files: ['small.jsonl', { path: 'big.jsonl', url: 'hf://datasets/org/set@abc123/train.jsonl' }, 'more.json'] },
-    files: [
-      { path: 'small.jsonl', sha256: 'f'.repeat(64), size: 10, gzipBase64: 'H4sIAAAAAAAAA8tIzcnJBwCGphA2BQAAAA==' },
-      { path: 'big.jsonl', sha256: sha, size: 10_000_000 },
-      { path: 'more.json', sha256: 'd'.repeat(64), size: 10, gzipBase64: 'QUJD' },
-    ],
+  const root = await tempRepo({
+    'datasets/mix/dataset.yaml': `format: alpaca\nfiles:\n  - small.jsonl\n  - { path: big.jsonl, url: 'hf://datasets/org/set@abc123/train.jsonl', sha256: ${sha}, size: 10000000 }\nlicense: MIT\n`,
+    'datasets/mix/small.jsonl': jsonl([{ instruction: 'a', output: 'b' }]),
   });
-  assert.deepEqual(plan.configMap, {
-    mountPath: '/inputs/mix',
-    base64Bytes: 40,
-    items: [
-      { file: 'small.jsonl', sha256: 'f'.repeat(64), key: 'f0.gz', path: 'small.jsonl.gz', gzipBase64: 'H4sIAAAAAAAAA8tIzcnJBwCGphA2BQAAAA==' },
-      { file: 'more.json', sha256: 'd'.repeat(64), key: 'f1.gz', path: 'more.json.gz', gzipBase64: 'QUJD' },
-    ],
-  });
-  assert.deepEqual(plan.remote, [
-    {
-      file: 'big.jsonl',
-      url: 'hf://datasets/org/set@abc123/train.jsonl',
-      sha256: sha,
-      fetchArgs: ['tunepipe-fetch-file', '--url', 'hf://datasets/org/set@abc123/train.jsonl', '--sha256', sha, '--dest', `${CLUSTER_INPUTS.remote}/mix/big.jsonl`],
-    },
-  ]);
+  try {
+    const [source] = await loadDatasetSources(root, ['mix']);
+    assert.deepEqual(source!.files[1], { path: 'big.jsonl', sha256: sha, size: 10_000_000, url: 'hf://datasets/org/set@abc123/train.jsonl' });
+    assert.equal(source!.files[0]!.url, undefined);
+    assert.deepEqual(datasetDeliveryIssues(source!), []);
+  } finally {
+    await cleanup(root);
+  }
 });

@@ -1,7 +1,46 @@
+import type { EnvVar } from 'kubernetes-types/core/v1.js';
 import type { KubeObject } from './kube.ts';
 import type { StageResourcePlan } from './planner/plan.ts';
+import type { PublishMode, WrapperStep } from './stage-script.ts';
+import type { StageKind } from './kinds/types.ts';
 
-export type StageKind = 'fetch-model' | 'convert' | 'sft' | 'merge' | 'quantize' | 'evaluate' | 'serve';
+export type { StageKind };
+
+/** One process of a stage, as its pod runs it (pod paths, pod environment). */
+export interface StageStep {
+  /** The container that runs it. */
+  readonly container: string;
+  /** The tool's command line: what the stage wrapper runs after its `--`. */
+  readonly argv: readonly string[];
+  /** The container's environment: plain values and Secret references (never a secret's value). */
+  readonly env: readonly EnvVar[];
+  /** Which part of the stage wrapper runs around it; none for a helper such as the input download. */
+  readonly wrapper?: WrapperStep;
+}
+
+/** A file the stage's pod sees, at its pod path: configs, the wrapper, ConfigMap-delivered data. */
+export interface StageFile {
+  readonly path: string;
+  readonly text?: string;
+  /** Binary content, base64 (gzipped dataset files). */
+  readonly base64?: string;
+}
+
+/**
+ * How a stage runs, so a runner that is not Kubernetes (the local one) runs exactly what the pod
+ * would without reading the pod spec back.
+ */
+export interface StageRun {
+  /** Batch stages: how the wrapper publishes the artifact folder. */
+  readonly mode?: PublishMode;
+  /** In order: input download, the tool, the gate (a gated evaluation). */
+  readonly steps: readonly StageStep[];
+  readonly files: readonly StageFile[];
+  /** Pod paths of scratch space (emptyDir): pointless outside the pod. */
+  readonly scratch: readonly string[];
+  /** serve: the port the server listens on. */
+  readonly port?: number;
+}
 
 /** What `compile()` produces for one stage: the unit the runner, Pulumi and GitOps all work on. */
 export interface CompiledStage {
@@ -38,12 +77,18 @@ export interface CompiledStage {
   readonly estimate: StageResourcePlan;
   /** The main workload object: the Job for batch stages, the Deployment for serve. */
   readonly workload: { readonly kind: 'Job' | 'Deployment'; readonly name: string };
+  /** What the stage runs, for runners that do not read pod specs. */
+  readonly run: StageRun;
 }
 
 export interface CompiledPipeline {
   readonly pipeline: string;
   readonly namespace: string;
-  /** Stages in topological order. */
+  /** ReadWriteMany claim every stage mounts at `/artifacts`. */
+  readonly artifactsClaim: string;
+  /** The image of tunepipe's own CLI (waits, checks, gates). */
+  readonly runtimeImage: string;
+  /** Stages in topological order; the graph is valid (check() passed). */
   readonly stages: readonly CompiledStage[];
   /** Every object of every stage (plus shared ones), in apply order. */
   readonly objects: readonly KubeObject[];

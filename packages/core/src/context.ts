@@ -102,4 +102,4 @@ export function resolveContext(context: CompileContext = {}): ResolvedContext {
 }
 
 export const ARTIFACTS_MOUNT = '/artifacts';
-export const COMPLETION_MARKER = '.tunepipe-complete';
+export { COMPLETION_MARKER } from './artifacts/protocol.ts';

@@ -13,6 +13,8 @@ import type {
 import type { ModelArchitecture } from './model/architecture.ts';
 import type { ModelSource } from './model/source.ts';
 import type { Gate } from './gate.ts';
+import type { Predictions } from './kinds/predict.ts';
+import { VLLM_DEFAULT_PORT } from './kinds/serve.ts';
 
 /** A reference to a key of a Kubernetes Secret. Secrets are never written as literals. */
 export interface SecretRef {
@@ -282,8 +284,6 @@ export interface ExportArgs {
   readonly export_device?: 'cpu' | 'auto';
   /** `.bin` instead of `.safetensors`. @default false */
   readonly export_legacy_format?: boolean;
-  /** Must be the template the adapter was trained with. @default the adapter's template */
-  readonly template?: string;
 }
 
 export interface MergeOptions extends StageCommon {
@@ -340,6 +340,14 @@ export interface EvaluateOptions extends StageCommon {
   readonly extraArgs?: Readonly<Record<string, unknown>>;
 }
 
+export interface PredictOptions extends StageCommon {
+  readonly model: EvaluableModel;
+  /** The rows to answer (usually convert's `test` output). */
+  readonly data: Dataset;
+  readonly args?: GenerationArgs;
+  readonly extraArgs?: Readonly<Record<string, unknown>>;
+}
+
 /** `vllm serve` flags, by their long names without `--` (either `max_model_len` or `max-model-len`). */
 export type VllmArgs = Readonly<Record<string, string | number | boolean | readonly string[]>>;
 
@@ -383,6 +391,7 @@ export type StageSpec =
   | { readonly kind: 'merge'; readonly name: string; readonly options: MergeOptions }
   | { readonly kind: 'quantize'; readonly name: string; readonly options: QuantizeOptions }
   | { readonly kind: 'evaluate'; readonly name: string; readonly options: EvaluateOptions }
+  | { readonly kind: 'predict'; readonly name: string; readonly options: PredictOptions }
   | { readonly kind: 'serve'; readonly name: string; readonly options: ServeOptions };
 
 export interface PipelineMeta {
@@ -403,11 +412,14 @@ export interface PipelineBuilder {
   merge(options: MergeOptions): MergedModel;
   quantize(options: QuantizeOptions): QuantizedModel;
   evaluate(options: EvaluateOptions): EvalReport;
+  /** Answers every row of `data` with the model (generated_predictions.jsonl); no scores, no gate. */
+  predict(options: PredictOptions): Predictions;
   serve(options: ServeOptions): Endpoint;
 }
 
 /**
- * Defines a pipeline. `build` wires stages by handles; nothing is validated here — `check()`
+ * Defines a pipeline. `build` wires stages by handles; nothing is validated here (a handle that is
+ * missing or forged is carried as it is, for check() to report) — `check()`
  * reports every problem at once, and `compile()` refuses to emit objects while any remain.
  */
 export function definePipeline(meta: PipelineMeta, build: (p: PipelineBuilder) => void): Pipeline {
@@ -437,7 +449,7 @@ export function definePipeline(meta: PipelineMeta, build: (p: PipelineBuilder) =
         kind: 'dataset',
         stage: name,
         split: s,
-        entries: options.sources.map((source) => `${source}${suffix}`),
+        entries: (Array.isArray(options.sources) ? options.sources : []).map((source) => `${source}${suffix}`),
       });
       return {
         train: split('train', ''),
@@ -453,7 +465,7 @@ export function definePipeline(meta: PipelineMeta, build: (p: PipelineBuilder) =
         stage: name,
         base: options.model,
         finetuningType: options.args?.finetuning_type ?? 'lora',
-        template: options.model.template,
+        template: options.model?.template,
       };
     },
     merge(options) {
@@ -461,9 +473,9 @@ export function definePipeline(meta: PipelineMeta, build: (p: PipelineBuilder) =
       return {
         kind: 'merged-model',
         stage: name,
-        base: options.base ?? options.adapter.base,
+        base: options.base ?? options.adapter?.base,
         adapter: options.adapter,
-        template: options.args?.template ?? options.adapter.template,
+        template: options.adapter?.template,
       };
     },
     quantize(options) {
@@ -471,16 +483,20 @@ export function definePipeline(meta: PipelineMeta, build: (p: PipelineBuilder) =
       return {
         kind: 'quantized-model',
         stage: name,
-        base: options.model.base,
+        base: options.model?.base,
         source: options.model,
         method: 'gptq',
-        bits: options.args.export_quantization_bit,
-        template: options.model.template,
+        bits: options.args?.export_quantization_bit,
+        template: options.model?.template,
       };
     },
     evaluate(options) {
       const { name } = add({ kind: 'evaluate', name: options.name ?? 'evaluate', options });
       return { kind: 'eval-report', stage: name, model: options.model, data: options.data };
+    },
+    predict(options) {
+      const { name } = add({ kind: 'predict', name: options.name ?? 'predict', options });
+      return { kind: 'predictions', stage: name, model: options.model, data: options.data };
     },
     serve(options) {
       const { name } = add({ kind: 'serve', name: options.name ?? 'serve', options });
@@ -490,7 +506,7 @@ export function definePipeline(meta: PipelineMeta, build: (p: PipelineBuilder) =
         model: options.model,
         serviceName: `${meta.name}-${name}`,
         servedModelName: options.servedModelName ?? meta.name,
-        port: options.port ?? 8000,
+        port: options.port ?? VLLM_DEFAULT_PORT,
       };
     },
   };

@@ -148,7 +148,7 @@ export function checkGate(gate: unknown, options: { readonly path: string; reado
     return [
       {
         path,
-        code: 'gate/not-an-object',
+        code: 'gate.not-an-object',
         message: 'a gate is an object keyed by metric',
         value: gate,
         fix: "write e.g. { bleu4: { min: 20 }, rougeL: { minOverBaseline: 5 } }",
@@ -164,7 +164,7 @@ export function checkGate(gate: unknown, options: { readonly path: string; reado
       const hint = didYouMean(key, known);
       issues.push({
         path: at,
-        code: 'gate/unknown-metric',
+        code: 'gate.unknown-metric',
         message: `unknown metric '${key}'`,
         value: key,
         fix: hint ?? `use one of ${known.join(', ')}`,
@@ -174,7 +174,7 @@ export function checkGate(gate: unknown, options: { readonly path: string; reado
     if (condition === null || typeof condition !== 'object' || Array.isArray(condition)) {
       issues.push({
         path: at,
-        code: 'gate/not-a-condition',
+        code: 'gate.not-a-condition',
         message: 'a metric maps to bounds such as { min: 20 }',
         value: condition,
         fix: `write { min: … }, { max: … }, { minOverBaseline: … } or { maxOverBaseline: … }`,
@@ -185,7 +185,7 @@ export function checkGate(gate: unknown, options: { readonly path: string; reado
     if (entries.length === 0) {
       issues.push({
         path: at,
-        code: 'gate/empty-condition',
+        code: 'gate.empty-condition',
         message: 'no bound given, so this metric gates nothing',
         value: condition,
         fix: 'add a bound such as { min: 20 } or remove the key',
@@ -196,7 +196,7 @@ export function checkGate(gate: unknown, options: { readonly path: string; reado
       if (!(COMPARISONS as readonly string[]).includes(comparison)) {
         issues.push({
           path: cAt,
-          code: 'gate/unknown-bound',
+          code: 'gate.unknown-bound',
           message: `unknown bound '${comparison}'`,
           value: comparison,
           fix: didYouMean(comparison, COMPARISONS) ?? `use one of ${COMPARISONS.join(', ')}`,
@@ -204,13 +204,13 @@ export function checkGate(gate: unknown, options: { readonly path: string; reado
         continue;
       }
       if (typeof value !== 'number' || !Number.isFinite(value)) {
-        issues.push({ path: cAt, code: 'gate/not-a-number', message: 'a bound must be a finite number', value, fix: 'write a number, e.g. 20' });
+        issues.push({ path: cAt, code: 'gate.not-a-number', message: 'a bound must be a finite number', value, fix: 'write a number, e.g. 20' });
         continue;
       }
       if (isRelative(comparison as GateComparison) && !options.hasBaseline) {
         issues.push({
           path: cAt,
-          code: 'gate/needs-baseline',
+          code: 'gate.needs-baseline',
           message: `'${comparison}' compares with a baseline evaluation, but none is wired`,
           value,
           fix: 'set `baseline` to the evaluate stage of the base model, or use min/max',
@@ -219,7 +219,7 @@ export function checkGate(gate: unknown, options: { readonly path: string; reado
       if (PERCENT_METRICS.has(metric) && comparison === 'min' && value > 100) {
         issues.push({
           path: cAt,
-          code: 'gate/unreachable',
+          code: 'gate.unreachable',
           message: `${metric} is on a 0–100 scale, so min ${value} can never pass`,
           value,
           fix: 'LLaMA-Factory reports BLEU/ROUGE ×100: write e.g. 20 for 0.20',
@@ -234,7 +234,7 @@ export function checkGate(gate: unknown, options: { readonly path: string; reado
     if (min !== undefined && max !== undefined && min > max) {
       issues.push({
         path: `${path}.${metric}`,
-        code: 'gate/contradiction',
+        code: 'gate.contradiction',
         message: `min ${min} is above max ${max}, so the gate can never pass`,
         value: { min, max },
         fix: 'swap or correct the bounds',

@@ -85,3 +85,25 @@ export function valueAtPath(root: unknown, path: readonly PropertyKey[]): unknow
   }
   return at;
 }
+
+/**
+ * Issue codes are `area.rule`: lower-case kebab-case words joined by dots (`args.unknown`,
+ * `dataset.file-path`, `convert.config.type`), so tests and suppressions can match them by prefix.
+ */
+export const ISSUE_CODE = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?:\.[a-z][a-z0-9]*(?:-[a-z0-9]+)*)+$/;
+
+const PLAIN_KEY = /^[A-Za-z0-9_$@/:{}*+-]+$/;
+
+/** Writes a path the way every Issue does: `stages.sft.args.lora_rank`, `sources[0].name`. */
+export function issuePath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else {
+      const key = String(part);
+      // A key that would read as path syntax (a dot, a bracket, a space) is quoted so the path stays unambiguous.
+      out += PLAIN_KEY.test(key) ? (out ? `.${key}` : key) : `[${JSON.stringify(key)}]`;
+    }
+  }
+  return out;
+}

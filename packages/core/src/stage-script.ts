@@ -1,29 +1,11 @@
-import { COMPLETION_MARKER } from './context.ts';
+import { COMPLETION_MARKER, shellWriteMarker, shellWriteSums, STAGE_ENV, WORK_SUFFIX } from './artifacts/protocol.ts';
 import { checkpointRepairScript } from './resume.ts';
 
 function indent(text: string, prefix: string): string {
   return text.trimEnd().split('\n').map((line) => (line ? prefix + line : line)).join('\n');
 }
 
-/**
- * How a batch stage publishes its artifact folder:
- * - `rename`: the tool writes to `<out>.partial`, which is renamed to `<out>` when it succeeds, so
- *   a half-written export is never mistaken for a finished one;
- * - `in-place`: the tool writes straight to `<out>` because it must find its own earlier output
- *   there (SFT resumes from `checkpoint-N` after a preemption).
- * Either way the completion marker is written last, after the digests.
- */
-export type PublishMode = 'rename' | 'in-place';
-
-/**
- * Which part of the wrapper a container runs (env `TUNEPIPE_STEP`): `all` runs the tool and
- * publishes; a gated stage splits it into `run` (the tool, in an init container) and `publish`
- * (the gate check, then publication) so a failed gate never leaves a completion marker.
- */
-export type WrapperStep = 'all' | 'run' | 'publish';
-
-/** Exit code of a failed evaluation gate: the Job fails at once instead of retrying the GPU work. */
-export const GATE_FAILED_EXIT_CODE = 3;
+export { GATE_FAILED_EXIT_CODE, type PublishMode, type WrapperStep } from './artifacts/protocol.ts';
 
 /** POSIX sh run in every batch pod: skip when complete, run the tool, publish, mark complete. */
 export function stageScript(): string {
@@ -31,12 +13,12 @@ export function stageScript(): string {
 # tunepipe stage wrapper: stage.sh <rename|in-place> <artifact-dir> -- <command...>
 set -eu
 mode="$1"; out="$2"; shift 3
-step="\${TUNEPIPE_STEP:-all}"
+step="\${${STAGE_ENV.step}:-all}"
 marker="$out/${COMPLETION_MARKER}"
-if [ "$mode" = rename ]; then work="$out.partial"; else work="$out"; fi
+if [ "$mode" = rename ]; then work="$out${WORK_SUFFIX}"; else work="$out"; fi
 if [ -f "$marker" ]; then
-  if [ "\${TUNEPIPE_FORCE:-0}" != "1" ]; then
-    echo "tunepipe: stage \${TUNEPIPE_STAGE} already complete in $out (cached), nothing to do"
+  if [ "\${${STAGE_ENV.force}:-0}" != "1" ]; then
+    echo "tunepipe: stage \${${STAGE_ENV.stage}} already complete in $out (cached), nothing to do"
     exit 0
   fi
   rm -f "$marker"
@@ -51,7 +33,7 @@ if [ "$step" != publish ]; then
 ${indent(checkpointRepairScript('work'), '    ')}
   fi
 fi
-echo "tunepipe: stage \${TUNEPIPE_STAGE} (\${TUNEPIPE_HASH}) $step: $*"
+echo "tunepipe: stage \${${STAGE_ENV.stage}} (\${${STAGE_ENV.hash}}) $step: $*"
 "$@"
 if [ "$step" = run ]; then exit 0; fi
 if [ "$mode" = rename ]; then
@@ -59,12 +41,8 @@ if [ "$mode" = rename ]; then
   mv "$work" "$out"
 fi
 cd "$out"
-find . -type f ! -name SHA256SUMS ! -name SHA256SUMS.tmp ! -name '${COMPLETION_MARKER}*' | LC_ALL=C sort | sed 's|^\\./||' |
-  while IFS= read -r f; do sha256sum -- "$f"; done > SHA256SUMS.tmp
-mv SHA256SUMS.tmp SHA256SUMS
-files=$(wc -l < SHA256SUMS | tr -d ' ')
-printf '{"stage":"%s","hash":"%s","files":%s}\\n' "\${TUNEPIPE_STAGE}" "\${TUNEPIPE_HASH}" "$files" > "${COMPLETION_MARKER}.tmp"
-mv "${COMPLETION_MARKER}.tmp" "${COMPLETION_MARKER}"
-echo "tunepipe: stage \${TUNEPIPE_STAGE} complete: $files files in $out"
+${shellWriteSums()}
+${shellWriteMarker()}
+echo "tunepipe: stage \${${STAGE_ENV.stage}} complete: $files files in $out"
 `;
 }

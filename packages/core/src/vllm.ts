@@ -1,4 +1,3 @@
-import type { ServeOptions } from './dsl.ts';
 import { VLLM_SERVE_FLAGS } from './reference/vllm-serve-flags.gen.ts';
 
 const ALIASES = new Map(Object.entries(VLLM_SERVE_FLAGS).flatMap(([flag, spec]) => (spec.aliases ?? []).map((alias) => [alias, flag] as const)));
@@ -19,29 +18,10 @@ export function vllmFlagName(key: string): string {
  */
 export const DERIVED_VLLM_FLAGS = new Set(['--model', '--port', '--served-model-name', '--api-key', '--host', '--tensor-parallel-size']);
 
-/** The typed serve options and free-form `args`, as one flag → value map. */
-export function vllmFlagValues(
-  pipelineName: string,
-  options: ServeOptions,
-  gpus: number,
-): Map<string, string | number | boolean | readonly string[]> {
-  const flags = new Map<string, string | number | boolean | readonly string[]>();
-  flags.set('--served-model-name', options.servedModelName ?? pipelineName);
-  flags.set('--port', options.port ?? 8000);
-  if (options.maxModelLen !== undefined) flags.set('--max-model-len', options.maxModelLen);
-  if (options.gpuMemoryUtilization !== undefined) flags.set('--gpu-memory-utilization', options.gpuMemoryUtilization);
-  if (options.maxNumSeqs !== undefined) flags.set('--max-num-seqs', options.maxNumSeqs);
-  if (gpus > 1) flags.set('--tensor-parallel-size', gpus);
-  for (const key of Object.keys(options.args ?? {}).sort()) {
-    flags.set(vllmFlagName(key), options.args![key]!);
-  }
-  return flags;
-}
-
-/** Command-line arguments after the positional model path. */
-export function servedArgs(pipelineName: string, options: ServeOptions, gpus: number): string[] {
+/** Command-line arguments for flag → value pairs, in their order (after the positional model path). */
+export function flagArgv(flags: Iterable<readonly [string, unknown]>): string[] {
   const argv: string[] = [];
-  for (const [flag, value] of vllmFlagValues(pipelineName, options, gpus)) {
+  for (const [flag, value] of flags) {
     const type = VLLM_SERVE_FLAGS[flag]?.type;
     if (typeof value === 'boolean') {
       if (value) argv.push(flag);

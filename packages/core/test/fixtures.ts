@@ -1,11 +1,15 @@
+import { gzipSync } from 'node:zlib';
 import { definePipeline, LLAMA3_8B, type CompileContext, type DatasetSourceInput, type Pipeline, type SftArgs, type ExportArgs } from '../src/index.ts';
+
+/** One alpaca row, as a dataset file travels in a ConfigMap (gzip, base64). */
+const ONE_ROW = gzipSync(JSON.stringify([{ instruction: 'Who are you?', input: '', output: 'I am {{name}}.' }])).toString('base64');
 
 export function fakeSource(name: string, digest = 'd'.repeat(64)): DatasetSourceInput {
   return {
     name,
     digest,
     descriptor: { format: 'alpaca', files: [`${name}.json`] },
-    files: [{ path: `${name}.json`, sha256: 'e'.repeat(64), size: 1234, gzipBase64: 'H4sIAAAAAAAAA4uOBQApu0wNAgAAAA==' }],
+    files: [{ path: `${name}.json`, sha256: 'e'.repeat(64), size: 1234, gzipBase64: ONE_ROW }],
   };
 }
 

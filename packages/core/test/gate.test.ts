@@ -110,16 +110,16 @@ test('checkGate reports every problem with path, value and fix', () => {
   );
   const byCode = issues.map((i) => [i.code, i.path]);
   assert.deepEqual(byCode, [
-    ['gate/unknown-metric', 'stages.evaluate.gate.bleu'],
-    ['gate/needs-baseline', 'stages.evaluate.gate.rougeL.minOverBaseline'],
-    ['gate/unknown-bound', 'stages.evaluate.gate.rougeL.mni'],
-    ['gate/empty-condition', 'stages.evaluate.gate.rouge1'],
-    ['gate/not-a-number', 'stages.evaluate.gate.rouge2.min'],
-    ['gate/unreachable', 'stages.evaluate.gate.bleu4.min'],
-    ['gate/contradiction', 'stages.evaluate.gate.predict_runtime'],
+    ['gate.unknown-metric', 'stages.evaluate.gate.bleu'],
+    ['gate.needs-baseline', 'stages.evaluate.gate.rougeL.minOverBaseline'],
+    ['gate.unknown-bound', 'stages.evaluate.gate.rougeL.mni'],
+    ['gate.empty-condition', 'stages.evaluate.gate.rouge1'],
+    ['gate.not-a-number', 'stages.evaluate.gate.rouge2.min'],
+    ['gate.unreachable', 'stages.evaluate.gate.bleu4.min'],
+    ['gate.contradiction', 'stages.evaluate.gate.predict_runtime'],
   ]);
   assert.equal(issues[0]!.fix, "did you mean 'bleu4'?");
   assert.equal(issues[2]!.fix, "did you mean 'max' or 'min'?");
   assert.deepEqual(checkGate({ bleu4: { min: 20 }, rougeL: { minOverBaseline: 5 } }, { path: 'g', hasBaseline: true }), []);
-  assert.equal(checkGate([1], { path: 'g', hasBaseline: true })[0]!.code, 'gate/not-an-object');
+  assert.equal(checkGate([1], { path: 'g', hasBaseline: true })[0]!.code, 'gate.not-an-object');
 });

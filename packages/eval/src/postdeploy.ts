@@ -79,8 +79,6 @@ const ChatSchema = z.object({
   choices: z.array(z.looseObject({ message: z.looseObject({ content: z.string().nullable() }) })).min(1),
 });
 
-class EndpointError extends Error {}
-
 const clip = (text: string, max = 160) => {
   const flat = text.replace(/\s+/g, ' ').trim();
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
@@ -117,7 +115,7 @@ export async function postDeployCheck(options: PostDeployOptions): Promise<PostD
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (cause?.code ?? cause?.message ?? (error as Error).message);
-      throw new EndpointError(`cannot reach ${root}${path}: ${reason}`);
+      throw new Error(`cannot reach ${root}${path}: ${reason}`);
     }
     const text = await response.text();
     let json: unknown;
@@ -137,9 +135,9 @@ export async function postDeployCheck(options: PostDeployOptions): Promise<PostD
       temperature: options.temperature ?? 0,
       ...(options.topP !== undefined ? { top_p: options.topP } : {}),
     });
-    if (status !== 200) throw new EndpointError(`POST /v1/chat/completions → ${status}: ${clip(text)}`);
+    if (status !== 200) throw new Error(`POST /v1/chat/completions → ${status}: ${clip(text)}`);
     const parsed = ChatSchema.safeParse(json);
-    if (!parsed.success) throw new EndpointError(`POST /v1/chat/completions: unexpected answer ${clip(text)}`);
+    if (!parsed.success) throw new Error(`POST /v1/chat/completions: unexpected answer ${clip(text)}`);
     return parsed.data.choices[0]!.message.content ?? '';
   }
 

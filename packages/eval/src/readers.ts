@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { valueAtPath, type Issue } from '@tunepipe/core';
+import { zodParse, type Issue } from '@tunepipe/core';
 import { z } from 'zod';
 
 // Readers for what LLaMA-Factory writes into a stage's output_dir. Every problem becomes an Issue
@@ -56,7 +56,7 @@ export function parsePythonJson(text: string): unknown {
 }
 
 /** Any JSON number, NaN and ±Infinity included (a diverged loss is data, not a format error). */
-const float = z.custom<number>((v) => typeof v === 'number', { message: 'expected a number' });
+const float = z.custom<number>((v) => typeof v === 'number', { message: 'must be a number', params: { rule: 'type' } });
 const count = z.number().int().nonnegative();
 
 /** One row of `generated_predictions.jsonl` (template-rendered prompt, decoded prediction and label). */
@@ -92,20 +92,6 @@ export const TrainerLogEntrySchema = z.looseObject({
 export type TrainerLogEntry = z.infer<typeof TrainerLogEntrySchema>;
 
 
-function zodIssues(error: z.ZodError, data: unknown, where: string, fix: string, code: string): Issue[] {
-  return error.issues.map((issue) => {
-    const field = issue.path.map(String).join('.');
-    const value = valueAtPath(data, issue.path);
-    return {
-      path: field ? `${where} ${field}` : where,
-      code,
-      message: issue.message,
-      ...(value !== undefined ? { value } : {}),
-      fix,
-    };
-  });
-}
-
 const excerpt = (line: string) => (line.length > 120 ? `${line.slice(0, 117)}...` : line);
 
 function parseJsonLines<T>(text: string, file: string, schema: z.ZodType<T>, fix: string, code: string): ReadResult<T[]> {
@@ -123,16 +109,16 @@ function parseJsonLines<T>(text: string, file: string, schema: z.ZodType<T>, fix
       const last = index === lines.length - 1 || (index === lines.length - 2 && lines[lines.length - 1] === '');
       issues.push({
         path: where,
-        code: `${code}/json`,
+        code: `${code}.json`,
         message: `not JSON (${(error as Error).message})${last ? '; a truncated last line usually means the writer was killed' : ''}`,
         value: excerpt(line),
         fix,
       });
       return;
     }
-    const parsed = schema.safeParse(data);
-    if (parsed.success) rows.push(parsed.data);
-    else issues.push(...zodIssues(parsed.error, data, where, fix, code));
+    const parsed = zodParse(schema, data, { area: code, pathPrefix: where, fix });
+    if (parsed.ok) rows.push(parsed.value);
+    else issues.push(...parsed.issues);
   });
   return { value: rows, issues };
 }
@@ -142,10 +128,10 @@ function parseJsonFile<T>(text: string, file: string, schema: z.ZodType<T>, fix:
   try {
     data = parsePythonJson(text);
   } catch (error) {
-    return { issues: [{ path: file, code: `${code}/json`, message: `not JSON (${(error as Error).message})`, value: excerpt(text.trim()), fix }] };
+    return { issues: [{ path: file, code: `${code}.json`, message: `not JSON (${(error as Error).message})`, value: excerpt(text.trim()), fix }] };
   }
-  const parsed = schema.safeParse(data);
-  return parsed.success ? { value: parsed.data, issues: [] } : { issues: zodIssues(parsed.error, data, file, fix, code) };
+  const parsed = zodParse(schema, data, { area: code, pathPrefix: file, fix });
+  return parsed.ok ? { value: parsed.value, issues: [] } : { issues: parsed.issues };
 }
 
 const PREDICT_FIX = 'regenerate it with llamafactory-cli train (do_predict: true, predict_with_generate: true)';
@@ -163,7 +149,7 @@ export function parsePredictResults(text: string, file = 'predict_results.json')
       issues: [
         {
           path: file,
-          code: 'predict-results/no-predict-keys',
+          code: 'predict-results.no-predict-keys',
           message: 'no predict_* metric in the file',
           value: Object.keys(result.value),
           fix: `expected keys such as predict_bleu-4 and predict_rouge-l; ${PREDICT_FIX}`,
@@ -192,7 +178,7 @@ async function readText(file: string): Promise<{ text?: string; issue?: Issue }>
     return {
       issue: {
         path: file,
-        code: code === 'ENOENT' ? 'file/missing' : 'file/unreadable',
+        code: code === 'ENOENT' ? 'file.missing' : 'file.unreadable',
         message: code === 'ENOENT' ? 'file not found' : `cannot read the file (${code ?? (error as Error).message})`,
         fix: code === 'ENOENT' ? 'check the path, or that the stage has finished (its .tunepipe-complete marker exists)' : 'check its permissions',
       },

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import type { Issue } from '@tunepipe/core';
+import { issuePath, zodParse, type Issue } from '@tunepipe/core';
 import { z } from 'zod';
 import { parsePythonJson, type ReadResult } from './readers.ts';
 
@@ -43,11 +43,11 @@ function alpacaRow(row: Record<string, unknown>, entry: DatasetEntry, where: str
   const query = stringAt(row, c['query']);
   const response = stringAt(row, c['response']);
   if (response === undefined) {
-    return { issue: { path: where, code: 'testset/no-response', message: `no '${c['response']}' text to compare with`, value: row, fix: FIX } };
+    return { issue: { path: where, code: 'testset.no-response', message: `no '${c['response']}' text to compare with`, value: row, fix: FIX } };
   }
   const content = [prompt, query].filter((s): s is string => !!s).join('\n');
   if (content === '') {
-    return { issue: { path: where, code: 'testset/no-prompt', message: `no '${c['prompt']}' or '${c['query']}' text to ask`, value: row, fix: FIX } };
+    return { issue: { path: where, code: 'testset.no-prompt', message: `no '${c['prompt']}' or '${c['query']}' text to ask`, value: row, fix: FIX } };
   }
   const messages: ChatMessage[] = [];
   const system = stringAt(row, c['system'] ?? 'system');
@@ -55,7 +55,7 @@ function alpacaRow(row: Record<string, unknown>, entry: DatasetEntry, where: str
   if (Array.isArray(history)) {
     for (const turn of history) {
       if (!Array.isArray(turn) || turn.length !== 2 || typeof turn[0] !== 'string' || typeof turn[1] !== 'string') {
-        return { issue: { path: where, code: 'testset/bad-history', message: 'history must be a list of [prompt, response] pairs', value: turn, fix: FIX } };
+        return { issue: { path: where, code: 'testset.bad-history', message: 'history must be a list of [prompt, response] pairs', value: turn, fix: FIX } };
       }
       messages.push({ role: 'user', content: turn[0] }, { role: 'assistant', content: turn[1] });
     }
@@ -81,7 +81,7 @@ function conversationRow(
   };
   const list = row[c['messages'] ?? 'conversations'];
   if (!Array.isArray(list) || list.length === 0) {
-    return { issue: { path: where, code: 'testset/no-messages', message: `'${c['messages']}' must be a non-empty list`, value: list, fix: FIX } };
+    return { issue: { path: where, code: 'testset.no-messages', message: `'${c['messages']}' must be a non-empty list`, value: list, fix: FIX } };
   }
   const messages: ChatMessage[] = [];
   const system = stringAt(row, c['system']);
@@ -95,7 +95,7 @@ function conversationRow(
       return {
         issue: {
           path: `${where} ${c['messages']}.${index}`,
-          code: 'testset/bad-message',
+          code: 'testset.bad-message',
           message: `expected {${t.role_tag}: '${t.user_tag}'|'${t.assistant_tag}'|'${t.system_tag}', ${t.content_tag}: text}`,
           value: message,
           fix: FIX,
@@ -106,7 +106,7 @@ function conversationRow(
   }
   const last = messages.at(-1)!;
   if (last.role !== 'assistant' || messages.length < 2 || messages.at(-2)!.role !== 'user') {
-    return { issue: { path: where, code: 'testset/no-answer', message: 'the conversation must end with a user turn and its assistant answer', value: list.at(-1), fix: FIX } };
+    return { issue: { path: where, code: 'testset.no-answer', message: 'the conversation must end with a user turn and its assistant answer', value: list.at(-1), fix: FIX } };
   }
   return { row: { messages: messages.slice(0, -1), label: last.content, source: where } };
 }
@@ -117,7 +117,7 @@ export function toChatRows(records: readonly { data: unknown; where: string }[],
   const issues: Issue[] = [];
   for (const { data, where } of records) {
     if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-      issues.push({ path: where, code: 'testset/not-an-object', message: 'a row must be a JSON object', value: data, fix: FIX });
+      issues.push({ path: where, code: 'testset.not-an-object', message: 'a row must be a JSON object', value: data, fix: FIX });
       continue;
     }
     const record = data as Record<string, unknown>;
@@ -135,7 +135,7 @@ async function readRecords(file: string): Promise<ReadResult<{ data: unknown; wh
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    return { issues: [{ path: file, code: 'file/missing', message: `cannot read the test split (${(error as NodeJS.ErrnoException).code ?? 'error'})`, fix: 'check the path' }] };
+    return { issues: [{ path: file, code: 'file.missing', message: `cannot read the test split (${(error as NodeJS.ErrnoException).code ?? 'error'})`, fix: 'check the path' }] };
   }
   if (extname(file) === '.jsonl') {
     const records: { data: unknown; where: string }[] = [];
@@ -145,7 +145,7 @@ async function readRecords(file: string): Promise<ReadResult<{ data: unknown; wh
       try {
         records.push({ data: parsePythonJson(line), where: `${file}:${i + 1}` });
       } catch (error) {
-        issues.push({ path: `${file}:${i + 1}`, code: 'testset/json', message: `not JSON (${(error as Error).message})`, value: line.slice(0, 120), fix: FIX });
+        issues.push({ path: `${file}:${i + 1}`, code: 'testset.json', message: `not JSON (${(error as Error).message})`, value: line.slice(0, 120), fix: FIX });
       }
     });
     return { value: records, issues };
@@ -154,10 +154,10 @@ async function readRecords(file: string): Promise<ReadResult<{ data: unknown; wh
   try {
     data = parsePythonJson(text);
   } catch (error) {
-    return { issues: [{ path: file, code: 'testset/json', message: `not JSON (${(error as Error).message})`, fix: FIX }] };
+    return { issues: [{ path: file, code: 'testset.json', message: `not JSON (${(error as Error).message})`, fix: FIX }] };
   }
   if (!Array.isArray(data)) {
-    return { issues: [{ path: file, code: 'testset/not-a-list', message: 'a .json dataset is a list of rows', value: typeof data, fix: FIX }] };
+    return { issues: [{ path: file, code: 'testset.not-a-list', message: 'a .json dataset is a list of rows', value: typeof data, fix: FIX }] };
   }
   return { value: data.map((d, i) => ({ data: d, where: `${file}#${i}` })), issues: [] };
 }
@@ -179,23 +179,25 @@ export async function readTestSet(datasetDir: string, entries: readonly string[]
   try {
     info = parsePythonJson(await readFile(infoFile, 'utf8')) as Record<string, unknown>;
   } catch (error) {
-    return { issues: [{ path: infoFile, code: 'testset/dataset-info', message: `cannot read dataset_info.json (${(error as Error).message})`, fix: 'point --dataset-dir at the convert stage output' }] };
+    return { issues: [{ path: infoFile, code: 'testset.dataset-info', message: `cannot read dataset_info.json (${(error as Error).message})`, fix: 'point --dataset-dir at the convert stage output' }] };
   }
   const rows: ChatTestRow[] = [];
   const issues: Issue[] = [];
   for (const name of entries) {
-    const parsed = DatasetEntrySchema.safeParse(info?.[name]);
-    if (!parsed.success) {
-      issues.push({
-        path: `${infoFile} ${name}`,
-        code: 'testset/unknown-entry',
-        message: info?.[name] === undefined ? `no entry '${name}'` : 'entry has no usable file_name',
-        value: info?.[name],
-        fix: `entries here: ${Object.keys(info ?? {}).join(', ')}`,
-      });
+    if (info?.[name] === undefined) {
+      issues.push({ path: `${infoFile} ${name}`, code: 'testset.unknown-entry', message: `no entry '${name}'`, fix: `entries here: ${Object.keys(info ?? {}).join(', ')}` });
       continue;
     }
-    const result = await readTestSetFile(join(datasetDir, parsed.data.file_name), parsed.data);
+    const parsed = zodParse(DatasetEntrySchema, info[name], {
+      area: 'testset.entry',
+      formatPath: (path) => `${infoFile} ${issuePath([name, ...path])}`,
+      fix: 'regenerate dataset_info.json with the convert stage',
+    });
+    if (!parsed.ok) {
+      issues.push(...parsed.issues);
+      continue;
+    }
+    const result = await readTestSetFile(join(datasetDir, parsed.value.file_name), parsed.value);
     rows.push(...(result.value ?? []));
     issues.push(...result.issues);
   }

@@ -62,7 +62,7 @@ function parseGate(gate: Gate | string | undefined, issues: Issue[]): Gate | und
   try {
     return JSON.parse(gate) as Gate;
   } catch (error) {
-    issues.push({ path: '--gate', code: 'verify/gate-json', message: `not JSON (${(error as Error).message})`, value: gate, fix: `write e.g. '{"bleu4":{"min":20}}'` });
+    issues.push({ path: '--gate', code: 'verify.gate-json', message: `not JSON (${(error as Error).message})`, value: gate, fix: `write e.g. '{"bleu4":{"min":20}}'` });
     return undefined;
   }
 }
@@ -77,19 +77,19 @@ export async function verifyCommand(options: VerifyCommandOptions, io: CommandIo
   const gate = parseGate(options.gate, issues);
   if (gate) issues.push(...checkGate(gate, { path: '--gate', hasBaseline: options.baselineResults !== undefined }));
   if (!/^https?:\/\//.test(options.endpoint)) {
-    issues.push({ path: '--endpoint', code: 'verify/endpoint', message: 'not an http(s) URL', value: options.endpoint, fix: 'e.g. http://<pipeline>-serve.<namespace>.svc:8000' });
+    issues.push({ path: '--endpoint', code: 'verify.endpoint', message: 'not an http(s) URL', value: options.endpoint, fix: 'e.g. http://<pipeline>-serve.<namespace>.svc:8000' });
   }
   if (options.limit !== undefined && !(Number.isInteger(options.limit) && options.limit > 0)) {
-    issues.push({ path: '--limit', code: 'verify/limit', message: 'must be a positive integer', value: options.limit });
+    issues.push({ path: '--limit', code: 'verify.limit', message: 'must be a positive integer', value: options.limit });
   }
   if (gate && !options.testset && !options.datasetDir) {
-    issues.push({ path: '--gate', code: 'verify/gate-without-testset', message: 'a gate judges scores, and without a test split there are none', fix: 'add --testset <file> or --dataset-dir <dir> --dataset <entries>' });
+    issues.push({ path: '--gate', code: 'verify.gate-without-testset', message: 'a gate judges scores, and without a test split there are none', fix: 'add --testset <file> or --dataset-dir <dir> --dataset <entries>' });
   }
   if (options.testset && options.datasetDir) {
-    issues.push({ path: '--testset', code: 'verify/testset-twice', message: 'give either --testset or --dataset-dir with --dataset, not both' });
+    issues.push({ path: '--testset', code: 'verify.testset-twice', message: 'give either --testset or --dataset-dir with --dataset, not both' });
   }
   if (options.datasetDir && !(options.datasets && options.datasets.length > 0)) {
-    issues.push({ path: '--dataset', code: 'verify/no-dataset', message: '--dataset-dir needs --dataset <entry,...>', fix: 'e.g. --dataset identity.test,fintech.test' });
+    issues.push({ path: '--dataset', code: 'verify.no-dataset', message: '--dataset-dir needs --dataset <entry,...>', fix: 'e.g. --dataset identity.test,fintech.test' });
   }
 
   let testSet: ChatTestRow[] = [];
@@ -98,7 +98,7 @@ export async function verifyCommand(options: VerifyCommandOptions, io: CommandIo
     issues.push(...read.issues);
     testSet = read.value ?? [];
     if (read.value && read.value.length === 0 && read.issues.length === 0) {
-      issues.push({ path: options.testset ?? options.datasetDir!, code: 'verify/empty-testset', message: 'the test split has no rows', fix: 'check the convert stage split sizes' });
+      issues.push({ path: options.testset ?? options.datasetDir!, code: 'verify.empty-testset', message: 'the test split has no rows', fix: 'check the convert stage split sizes' });
     }
   }
   let baseline: MetricResults | undefined;

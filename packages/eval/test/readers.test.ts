@@ -101,13 +101,13 @@ test('a resumed run logs steps again; the last entry of a step wins', () => {
 test('predict_results.json without predict keys, wrong types, missing files', async () => {
   const noKeys = parsePredictResults('{"eval_loss": 1.0}', 'x/predict_results.json');
   assert.equal(noKeys.value, undefined);
-  assert.equal(noKeys.issues[0]!.code, 'predict-results/no-predict-keys');
+  assert.equal(noKeys.issues[0]!.code, 'predict-results.no-predict-keys');
   const wrong = parsePredictResults('{"predict_bleu-4": "high"}', 'x/predict_results.json');
   assert.deepEqual(wrong.issues.map((i) => [i.path, i.value]), [['x/predict_results.json predict_bleu-4', 'high']]);
   const notJson = parsePredictResults('{', 'x/predict_results.json');
   assert.match(notJson.issues[0]!.message, /^not JSON/);
   const missing = await readPredictResults('/nonexistent/predict_results.json');
-  assert.equal(missing.issues[0]!.code, 'file/missing');
+  assert.equal(missing.issues[0]!.code, 'file.missing');
   assert.match(missing.issues[0]!.fix!, /tunepipe-complete/);
   const log = parseTrainerLog('{"current_steps": -1, "total_steps": 10, "percentage": 0, "elapsed_time": "", "remaining_time": ""}', 't.jsonl');
   assert.equal(log.issues[0]!.path, 't.jsonl:1 current_steps');
@@ -124,7 +124,7 @@ test('test split: dataset_info.json entries in alpaca and sharegpt formatting', 
     { role: 'user', content: '什么是市盈率？' },
   ]);
   const unknown = await readTestSet(join(fixtures, 'testset'), ['identity']);
-  assert.equal(unknown.issues[0]!.code, 'testset/unknown-entry');
+  assert.equal(unknown.issues[0]!.code, 'testset.unknown-entry');
   assert.match(unknown.issues[0]!.fix!, /identity\.test, fintech\.test/);
 });
 
@@ -146,8 +146,8 @@ test('test split file: alpaca with input and history, openai messages, bad rows 
     { role: 'user', content: '翻译\nhello' },
   ]);
   assert.deepEqual(a.issues.map((i) => [i.path, i.code]), [
-    [`${alpaca}:3`, 'testset/json'],
-    [`${alpaca}:2`, 'testset/no-response'],
+    [`${alpaca}:3`, 'testset.json'],
+    [`${alpaca}:2`, 'testset.no-response'],
   ]);
   const openai = join(dir, 'o.json');
   await writeFile(
@@ -159,5 +159,5 @@ test('test split file: alpaca with input and history, openai messages, bad rows 
   );
   const o = await readTestSetFile(openai);
   assert.deepEqual(o.value, [{ messages: [{ role: 'user', content: 'q' }], label: 'a', source: `${openai}#0` }]);
-  assert.equal(o.issues[0]!.code, 'testset/no-answer');
+  assert.equal(o.issues[0]!.code, 'testset.no-answer');
 });

@@ -114,7 +114,7 @@ test('without runner records: markers and LLaMA-Factory files give status and du
   assert.deepEqual(status['evaluate-gptq'], ['pending', undefined, undefined]);
   assert.deepEqual(status['quantize'], ['pending', undefined, undefined]);
   assert.equal(data.training!.train.length, 60, 'the readable part of a damaged log is still drawn');
-  assert.deepEqual(data.problems.map((p) => p.code), ['trainer-log/json', 'report/marker-hash']);
+  assert.deepEqual(data.problems.map((p) => p.code), ['trainer-log.json', 'report.marker-hash']);
   assert.match(data.problems[0]!.path, /trainer_log\.jsonl:65$/);
   const { html, markdown } = renderReport(data);
   assert.match(html, /Problems while gathering/);

@@ -1,4 +1,4 @@
-import type { CompiledPipeline, CompiledStage } from '@tunepipe/core/compiled';
+import type { CompiledPipeline } from '@tunepipe/core/compiled';
 import { RunnerError } from './types.ts';
 
 /** Which stages a run covers, from `--only` and `--force`. */
@@ -16,28 +16,17 @@ export interface SelectionOptions {
   readonly force?: readonly string[];
 }
 
-/** Stage name → names of the stages that read its artifacts. */
-export function dependents(pipeline: CompiledPipeline): Map<string, string[]> {
-  const out = new Map<string, string[]>(pipeline.stages.map((s) => [s.name, []]));
-  for (const stage of pipeline.stages) for (const dep of stage.dependsOn) out.get(dep)?.push(stage.name);
-  return out;
-}
-
-/** The stage and every stage downstream of it. */
+/** The stages and every stage downstream of them: one pass, since compiled stages are in topological order. */
 export function descendantsOf(pipeline: CompiledPipeline, names: Iterable<string>): Set<string> {
-  const down = dependents(pipeline);
-  const out = new Set<string>();
-  const stack = [...names];
-  while (stack.length > 0) {
-    const name = stack.pop()!;
-    if (out.has(name)) continue;
-    out.add(name);
-    stack.push(...(down.get(name) ?? []));
-  }
+  const out = new Set(names);
+  for (const stage of pipeline.stages) if (stage.dependsOn.some((d) => out.has(d))) out.add(stage.name);
   return out;
 }
 
-/** Checks the flags against the pipeline and resolves them; every bad name is reported at once. */
+/**
+ * Checks the flags against the pipeline and resolves them; every bad name is reported at once.
+ * The graph itself is compile()'s: valid, in topological order.
+ */
 export function selectStages(pipeline: CompiledPipeline, options: SelectionOptions = {}): RunSelection {
   const known = new Set(pipeline.stages.map((s) => s.name));
   const problems: string[] = [];
@@ -50,19 +39,9 @@ export function selectStages(pipeline: CompiledPipeline, options: SelectionOptio
   };
   check('--only', options.only);
   check('--force', options.force);
-  for (const stage of pipeline.stages) {
-    for (const dep of stage.dependsOn) {
-      if (!known.has(dep)) problems.push(`stage ${stage.name} depends on ${JSON.stringify(dep)}, which is not in the pipeline`);
-    }
-  }
   if (problems.length > 0) throw new RunnerError(`cannot run ${pipeline.pipeline}:`, problems);
 
   const selected = options.only && options.only.length > 0 ? new Set(options.only) : new Set(known);
   const forced = new Set([...descendantsOf(pipeline, options.force ?? [])].filter((n) => selected.has(n)));
   return { selected, forced };
-}
-
-/** Stages in the pipeline's (topological) order, by name. */
-export function stageMap(pipeline: CompiledPipeline): Map<string, CompiledStage> {
-  return new Map(pipeline.stages.map((s) => [s.name, s]));
 }

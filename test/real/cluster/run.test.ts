@@ -7,7 +7,7 @@
 // after they finished) finds no marker and the stages run again (see faults.test.ts).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { synthPipeline } from '../../../packages/cli/src/synth.ts';
+import { synthPipeline } from '../../../packages/workspace/src/synth.ts';
 import { startCluster, type AuditEvent, type LocalCluster, type TunepipeNamespace } from '../support/cluster.ts';
 import { cli, repoRoot } from './cli.ts';
 

@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import { loadKubeConfig } from '../../../packages/runner/src/cluster/kube.ts';
 import { CLUSTER_SCENARIOS, type ScenarioSpace, type ScenarioTarget, type StageBehaviour } from '../../../packages/runner/test/scenarios/cluster-scenarios.ts';
-import { synthPipeline } from '../../../packages/cli/src/synth.ts';
+import { synthPipeline } from '../../../packages/workspace/src/synth.ts';
 import { objectKey } from '@tunepipe/core/compiled';
 import { startCluster, type LocalCluster, type PodOutcome } from '../support/cluster.ts';
 import { repoRoot } from './cli.ts';

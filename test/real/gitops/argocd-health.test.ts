@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { ARGOCD_JOB_HEALTH_LUA } from '@tunepipe/gitops';
-import { synthPipeline } from '@tunepipe/cli';
+import { synthPipeline } from '@tunepipe/workspace';
 import type { CompiledPipeline } from '@tunepipe/core';
 import { startCluster, type LocalCluster, type TunepipeNamespace } from '../support/cluster.ts';
 import { argoHealth } from './argocd-lua.ts';

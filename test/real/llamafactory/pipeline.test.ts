@@ -16,7 +16,7 @@ import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { architectureFromConfig, gptqOutputBytes, pickResumeCheckpoint, uploadFolder, type CompiledPipeline } from '@tunepipe/core';
 import { pythonEnv, type PythonTools } from '../../../scripts/real/python.mjs';
-import { synthPipeline } from '../../../packages/cli/src/synth.ts';
+import { synthPipeline } from '../../../packages/workspace/src/synth.ts';
 import { tools } from '../support/tools.ts';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));

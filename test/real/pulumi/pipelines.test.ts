@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { automation } from '@pulumi/pulumi';
-import { synthPipeline } from '@tunepipe/cli';
+import { synthPipeline } from '@tunepipe/workspace';
 import type { CompiledPipeline } from '@tunepipe/core';
 import { pipelinesProgram } from '../../../infra/pipelines/src/program.ts';
 import { compileFromRepo } from '../../../infra/pipelines/src/repo.ts';

@@ -4,8 +4,8 @@
 // vLLM Deployment's `vllm serve`.
 import { posix } from 'node:path';
 import type { CompileContext, CompiledPipeline, KubeObject } from '@tunepipe/core';
-import { discoverPipelines } from '../../../packages/cli/src/repo.ts';
-import { synthPipeline } from '../../../packages/cli/src/synth.ts';
+import { discoverPipelines } from '../../../packages/workspace/src/repo.ts';
+import { synthPipeline } from '../../../packages/workspace/src/synth.ts';
 import { repoRoot } from './python.ts';
 
 export interface LlamaFactoryConfig {

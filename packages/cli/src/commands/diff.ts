@@ -1,8 +1,6 @@
 import { diffPipelineSets, renderPlanMarkdown, renderPlanTable, synthAtRef } from '@tunepipe/gitops';
 import type { CompiledPipeline } from '@tunepipe/core';
-import { discoverPipelines } from '../repo.ts';
-import { synthPipeline } from '../synth.ts';
-import type { ContextOverrides } from '../context.ts';
+import { discoverPipelines, synthPipeline, type ContextOverrides } from '@tunepipe/workspace';
 
 async function synthAll(root: string, overrides: ContextOverrides): Promise<CompiledPipeline[]> {
   const out: CompiledPipeline[] = [];

@@ -3,7 +3,7 @@ import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Command } from 'commander';
 import { UserError } from '../errors.ts';
-import { folderDigest, modelFiles, sha256OfFile } from '../model-folder.ts';
+import { folderDigest, modelFiles, sha256OfFile } from '@tunepipe/workspace';
 
 interface FetchModelConfig {
   readonly source: 'local' | 'artifacts';

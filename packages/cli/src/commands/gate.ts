@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
-import { evaluateGate, GATE_FAILED_EXIT_CODE, PREDICT_METRICS, type GateReport, type GateRule } from '@tunepipe/core';
+import { evaluateGate, GATE_FAILED_EXIT_CODE, PREDICT_METRICS, zodParse, type GateReport, type GateRule } from '@tunepipe/core';
 import { UserError } from '../errors.ts';
 
 const GateFile = z.object({
@@ -30,13 +30,11 @@ export interface GateCommandOptions {
 
 /** Judges an evaluation's predict_results.json; exit code GATE_FAILED_EXIT_CODE when a rule fails. */
 export function gateCommand(options: GateCommandOptions, write: (text: string) => void): number {
-  const parsed = GateFile.safeParse(readJson(options.rules, 'gate rules'));
-  if (!parsed.success) {
-    throw new UserError(`gate rules ${options.rules} are malformed`, parsed.error.issues.map((i) => ({ code: 'gate.file', path: i.path.join('.') || '(root)', message: i.message })));
-  }
+  const parsed = zodParse(GateFile, readJson(options.rules, 'gate rules'), { area: 'gate.file', pathPrefix: options.rules, fix: 'the compiler writes this file into the evaluate stage; regenerate it with `tunepipe synth`' });
+  if (!parsed.ok) throw new UserError(`gate rules ${options.rules} are malformed`, parsed.issues);
   const results = readJson(options.results, 'results') as Record<string, unknown>;
-  const baseline = parsed.data.baselineResults ? (readJson(parsed.data.baselineResults, 'baseline results') as Record<string, unknown>) : undefined;
-  const report: GateReport = evaluateGate(parsed.data.rules as GateRule[], results, baseline);
+  const baseline = parsed.value.baselineResults ? (readJson(parsed.value.baselineResults, 'baseline results') as Record<string, unknown>) : undefined;
+  const report: GateReport = evaluateGate(parsed.value.rules as GateRule[], results, baseline);
   for (const verdict of report.verdicts) write(`${verdict.passed ? 'pass' : 'FAIL'}  ${verdict.message}\n`);
   write(`${report.summary}\n`);
   if (options.out) writeFileSync(options.out, `${JSON.stringify(report, null, 2)}\n`);

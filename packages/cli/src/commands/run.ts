@@ -21,9 +21,7 @@ import {
 } from '@tunepipe/runner';
 import { uploadFolder, type CompileContext, type CompiledPipeline } from '@tunepipe/core';
 import { UserError } from '../errors.ts';
-import { findRepoRoot, selectPipelines } from '../repo.ts';
-import { synthPipeline } from '../synth.ts';
-import type { ContextOverrides } from '../context.ts';
+import { findRepoRoot, selectPipelines, synthPipeline, type ContextOverrides } from '@tunepipe/workspace';
 
 interface Io {
   readonly out: (text: string) => void;
@@ -139,7 +137,7 @@ export function registerRunCommands(program: Command, io: Io): void {
       if (flags.target === 'local') {
         await linkLocalModels(root, resolve(root, flags.artifacts), context, (line) => io.err(`${line}\n`));
         const convert: RunConvertStage = async (stage, paths) => {
-          await convertCommand({ config: stage.config, outDir: paths.workDir, repoRoot: root, stage: { stage: stage.name, hash: stage.hash }, force: true, log: paths.log });
+          await convertCommand({ config: stage.config, workDir: paths.workDir, repoRoot: root, log: paths.log });
         };
         const result = await asUserErrors(() =>
           runLocally(compiled, { ...selection, artifactsDir: resolve(root, flags.artifacts), runConvertStage: convert, selfCommand: selfCommand(), reporter: createConsoleReporter({ command: `tunepipe run ${name} --target local` }), signal: interrupt.signal }),

@@ -12,6 +12,7 @@ import {
   type GateRule,
   type Issue,
   type MetricResults,
+  zodParse,
 } from '@tunepipe/core';
 import { z } from 'zod';
 import { lossCurves, parsePythonJson, readGeneratedPredictions, readPredictResults, readResultsFile, readTrainerLog } from '../readers.ts';
@@ -162,11 +163,11 @@ async function readEnforcedGate(dir: string | undefined, problems: Issue[]): Pro
   const file = join(dir, 'gate.json');
   if (!(await exists(file))) return undefined;
   try {
-    const parsed = GateReportSchema.safeParse(parsePythonJson(await readFile(file, 'utf8')));
-    if (parsed.success) return parsed.data as unknown as GateReport;
-    problems.push({ path: file, code: 'report/gate-file', message: 'not a gate verdict (passed, summary, verdicts)', fix: 're-run the evaluate stage' });
+    const parsed = zodParse(GateReportSchema, parsePythonJson(await readFile(file, 'utf8')), { area: 'report.gate-file', pathPrefix: file, fix: 're-run the evaluate stage' });
+    if (parsed.ok) return parsed.value as unknown as GateReport;
+    problems.push(...parsed.issues);
   } catch (error) {
-    problems.push({ path: file, code: 'report/gate-file', message: `not JSON (${(error as Error).message})`, fix: 're-run the evaluate stage' });
+    problems.push({ path: file, code: 'report.gate-file.json', message: `not JSON (${(error as Error).message})`, fix: 're-run the evaluate stage' });
   }
   return undefined;
 }
@@ -201,20 +202,20 @@ export async function gatherRunReport(options: GatherOptions): Promise<RunReport
 
     const dir = stage.artifactPath ? local(stage.artifactPath) : undefined;
     if (stage.artifactPath && dir === undefined) {
-      problems.push({ path: `stages.${stage.name}.artifactPath`, code: 'report/outside-artifacts', message: `not under ${ARTIFACTS_MOUNT}`, value: stage.artifactPath });
+      problems.push({ path: `stages.${stage.name}.artifactPath`, code: 'report.outside-artifacts', message: `not under ${ARTIFACTS_MOUNT}`, value: stage.artifactPath });
     }
     if (dir) {
       const markerPath = join(dir, COMPLETION_MARKER);
       if (await exists(markerPath)) {
         try {
-          const marker = MarkerSchema.safeParse(parsePythonJson(await readFile(markerPath, 'utf8')));
-          if (!marker.success) {
-            problems.push({ path: markerPath, code: 'report/marker', message: 'completion marker is not {"stage","hash","files"}', fix: 're-run the stage' });
-          } else if (marker.data.hash !== stage.hash) {
-            problems.push({ path: markerPath, code: 'report/marker-hash', message: `marker is for hash ${marker.data.hash}, the stage is ${stage.hash}`, value: marker.data.hash, fix: 're-run the stage' });
+          const marker = zodParse(MarkerSchema, parsePythonJson(await readFile(markerPath, 'utf8')), { area: 'report.marker', pathPrefix: markerPath, fix: 're-run the stage' });
+          if (!marker.ok) {
+            problems.push(...marker.issues);
+          } else if (marker.value.hash !== stage.hash) {
+            problems.push({ path: markerPath, code: 'report.marker-hash', message: `marker is for hash ${marker.value.hash}, the stage is ${stage.hash}`, value: marker.value.hash, fix: 're-run the stage' });
           } else complete = true;
         } catch (error) {
-          problems.push({ path: markerPath, code: 'report/marker', message: `unreadable completion marker (${(error as Error).message})`, fix: 're-run the stage' });
+          problems.push({ path: markerPath, code: 'report.marker.json', message: `unreadable completion marker (${(error as Error).message})`, fix: 're-run the stage' });
         }
       }
       if (await exists(dir)) {
@@ -276,11 +277,11 @@ export async function gatherRunReport(options: GatherOptions): Promise<RunReport
       const checkFile = join(checkDir, POST_DEPLOY_FILE);
       if (await exists(checkFile)) {
         try {
-          const parsed = PostDeploySchema.safeParse(parsePythonJson(await readFile(checkFile, 'utf8')));
-          if (parsed.success) postDeploy = { passed: parsed.data.passed, lines: parsed.data.lines };
-          else problems.push({ path: checkFile, code: 'report/post-deploy', message: 'not a post-deploy check result', fix: 're-run tunepipe verify with --out' });
+          const parsed = zodParse(PostDeploySchema, parsePythonJson(await readFile(checkFile, 'utf8')), { area: 'report.post-deploy', pathPrefix: checkFile, fix: 're-run tunepipe verify with --out' });
+          if (parsed.ok) postDeploy = { passed: parsed.value.passed, lines: parsed.value.lines };
+          else problems.push(...parsed.issues);
         } catch (error) {
-          problems.push({ path: checkFile, code: 'report/post-deploy', message: `not JSON (${(error as Error).message})`, fix: 're-run tunepipe verify with --out' });
+          problems.push({ path: checkFile, code: 'report.post-deploy.json', message: `not JSON (${(error as Error).message})`, fix: 're-run tunepipe verify with --out' });
         }
         const served = await readPredictResults(join(checkDir, 'predict_results.json'));
         const rows = await readGeneratedPredictions(join(checkDir, 'generated_predictions.jsonl'));
@@ -292,7 +293,7 @@ export async function gatherRunReport(options: GatherOptions): Promise<RunReport
             ...(rows.value ? { samples: rows.value.length } : {}),
             metrics: served.value,
           });
-        } else problems.push(...served.issues.filter((i) => i.code !== 'file/missing'));
+        } else problems.push(...served.issues.filter((i) => i.code !== 'file.missing'));
       }
       endpoint = {
         serviceName: name,
@@ -343,7 +344,7 @@ export async function gatherRunReport(options: GatherOptions): Promise<RunReport
     if ('spec' in source) {
       baseline = source.spec.baseline ? results.get(source.spec.baseline) : undefined;
       if (source.spec.baseline && !baseline) {
-        problems.push({ path: `stages.${e.stage}.gate`, code: 'report/no-baseline', message: `no results from baseline stage '${source.spec.baseline}'`, fix: 'run the baseline evaluate stage' });
+        problems.push({ path: `stages.${e.stage}.gate`, code: 'report.no-baseline', message: `no results from baseline stage '${source.spec.baseline}'`, fix: 'run the baseline evaluate stage' });
       }
     } else if (source.baselineResults) {
       const file = local(source.baselineResults);

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { KubeConfig, KubernetesObject, V1Job } from '@kubernetes/client-node';
 import { sharedObjects, type CompiledPipeline, type CompiledStage } from '@tunepipe/core/compiled';
-import { LABELS, MANAGED_BY } from '@tunepipe/core/labels';
-import { DEFAULT_IMAGES } from '@tunepipe/core';
+import { LABELS } from '@tunepipe/core/labels';
+import { markerCheckJob } from '@tunepipe/core';
 import type { Job } from 'kubernetes-types/batch/v1.js';
 import type { Deployment } from 'kubernetes-types/apps/v1.js';
 import type { Service } from 'kubernetes-types/core/v1.js';
@@ -19,9 +18,8 @@ export const FORCE_ENV = 'TUNEPIPE_FORCE';
 
 export interface MarkerCheckOptions {
   /**
-   * Image with a POSIX shell. @default the image of the pipeline's own `wait-for-inputs` init
-   * containers (tunepipe's pinned runtime image, or the override the pipeline was compiled with),
-   * else core's pinned runtime image
+   * Image with a POSIX shell. @default the pipeline's runtime image (tunepipe's pinned one, or the
+   * override the pipeline was compiled with)
    */
   readonly image?: string;
   /** Give up (and let the stages run) after this long. @default 180000 */
@@ -94,10 +92,6 @@ export function objectsToApply(stage: CompiledStage, namespace: string, options:
     }
     return object;
   });
-}
-
-function jobOf(stage: CompiledStage): Job | undefined {
-  return stage.objects.find((o) => o.kind === 'Job') as Job | undefined;
 }
 
 function serviceEndpoint(stage: CompiledStage, namespace: string): string | undefined {
@@ -363,44 +357,10 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
   });
 }
 
-/** The init container every stage with inputs runs to wait for their markers: it has the shell the check needs. */
-const WAIT_FOR_INPUTS = 'wait-for-inputs';
-
 /**
- * Image and security contexts of the marker-check pod, taken from the pipeline's compiled Jobs so
- * it passes the same admission (Pod Security `restricted`) and pulls from the same registry as
- * the stages. Without them a `restricted` namespace rejects the pod, and the runner used to wait
- * out its whole timeout before starting the GPU pods the check was meant to spare.
- */
-export function markerCheckPodSettings(pipeline: CompiledPipeline, stage: CompiledStage): { image: string; podSecurityContext: unknown; containerSecurityContext: unknown } {
-  const podSpec = jobOf(stage)?.spec?.template.spec;
-  const waits = pipeline.stages
-    .flatMap((s) => jobOf(s)?.spec?.template.spec?.initContainers ?? [])
-    .filter((c) => c.name === WAIT_FOR_INPUTS);
-  const wait = waits[0];
-  return {
-    image: wait?.image ?? DEFAULT_IMAGES.runtime,
-    podSecurityContext: podSpec?.securityContext ?? { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
-    containerSecurityContext: wait?.securityContext ??
-      podSpec?.containers[0]?.securityContext ?? {
-        allowPrivilegeEscalation: false,
-        capabilities: { drop: ['ALL'] },
-        runAsNonRoot: true,
-        seccompProfile: { type: 'RuntimeDefault' },
-      },
-  };
-}
-
-/** Name of the marker-check Job for a set of markers (stable, so a re-run finds its own). */
-export function markerCheckJobName(pipeline: string, markers: readonly string[]): string {
-  const digest = createHash('sha256').update(markers.join('\n')).digest('hex').slice(0, 8);
-  return `${pipeline.slice(0, 63 - 22).replace(/-+$/, '')}-marker-check-${digest}`;
-}
-
-/**
- * Asks the artifacts volume which completion markers exist, with one small CPU pod that mounts
- * the claim read-only and prints `present <path>` per marker. Any trouble (no claim found, pod
- * cannot start in time) yields an empty set: the stages then run and skip in-pod.
+ * Asks the artifacts volume which completion markers exist, with the compiler's marker-check Job
+ * (one small CPU pod, the stages' security contexts, the pipeline's claim and runtime image). Any
+ * trouble (the pod cannot start in time) yields an empty set: the stages then run and skip in-pod.
  */
 export async function checkMarkers(
   client: KubeClient,
@@ -413,57 +373,23 @@ export async function checkMarkers(
   reporter: RunReporter,
 ): Promise<Set<string>> {
   const markers = stages.flatMap((s) => (s.completionMarker ? [s.completionMarker] : []));
-  const job = jobOf(stages[0]!);
-  const podSpec = job?.spec?.template.spec;
-  const claimVolume = podSpec?.volumes?.find((v) => v.persistentVolumeClaim);
-  const mount = podSpec?.containers[0]?.volumeMounts?.find((m) => m.name === claimVolume?.name);
-  if (!claimVolume?.persistentVolumeClaim || !mount || markers.length === 0) return new Set();
-
-  const name = markerCheckJobName(pipeline.pipeline, markers);
-  const settings = markerCheckPodSettings(pipeline, stages[0]!);
-  const labels = {
-    [LABELS.managedBy]: MANAGED_BY,
-    [LABELS.partOf]: 'tunepipe',
-    [LABELS.component]: 'marker-check',
-    [LABELS.pipeline]: pipeline.pipeline,
-  };
-  const checkJob = {
-    apiVersion: 'batch/v1',
-    kind: 'Job',
-    metadata: { name, namespace, labels },
-    spec: {
-      backoffLimit: 0,
-      ttlSecondsAfterFinished: 600,
-      activeDeadlineSeconds: Math.ceil((options.timeoutMs ?? 180_000) / 1000),
-      template: {
-        metadata: { labels },
-        spec: {
-          restartPolicy: 'Never',
-          securityContext: settings.podSecurityContext,
-          containers: [
-            {
-              name: 'check',
-              image: options.image ?? settings.image,
-              securityContext: settings.containerSecurityContext,
-              command: ['sh', '-c', 'for m in "$@"; do if [ -f "$m" ]; then echo "present $m"; fi; done', 'marker-check', ...markers],
-              resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '32Mi' } },
-              volumeMounts: [{ name: 'artifacts', mountPath: mount.mountPath, readOnly: true }],
-            },
-          ],
-          volumes: [{ name: 'artifacts', persistentVolumeClaim: { claimName: claimVolume.persistentVolumeClaim.claimName, readOnly: true } }],
-        },
-      },
-    },
-  };
+  if (markers.length === 0) return new Set();
+  const timeoutMs = options.timeoutMs ?? 180_000;
+  const checkJob = markerCheckJob(
+    { pipeline: pipeline.pipeline, namespace, artifactsClaim: pipeline.artifactsClaim, runtimeImage: pipeline.runtimeImage },
+    markers,
+    { timeoutSeconds: Math.ceil(timeoutMs / 1000), ...(options.image ? { image: options.image } : {}) },
+  );
+  const name = checkJob.metadata!.name!;
   reporter.note(undefined, `${stages.length} stage Job(s) not found; checking the artifacts volume for their completion markers`);
-  const deadline = Date.now() + (options.timeoutMs ?? 180_000);
+  const deadline = Date.now() + timeoutMs;
   try {
     const existing = await client.readJob(namespace, name);
     if (existing) {
       await client.deleteJob(namespace, name);
       while ((await client.readJob(namespace, name)) && !signal.aborted) await sleep(pollMs, signal);
     }
-    await client.apply(checkJob as KubernetesObject);
+    await client.apply(checkJob as unknown as KubernetesObject);
     while (!signal.aborted && Date.now() < deadline) {
       const current = await client.readJob(namespace, name);
       if (current && hasCondition(current, 'Complete')) {

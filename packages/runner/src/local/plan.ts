@@ -1,12 +1,9 @@
-import { join, posix } from 'node:path';
+import { join } from 'node:path';
 import type { CompiledStage } from '@tunepipe/core/compiled';
-import { COMPLETION_MARKER } from '@tunepipe/core';
-import type { ConfigMap, Container, PodSpec } from 'kubernetes-types/core/v1.js';
-import type { Job } from 'kubernetes-types/batch/v1.js';
-import type { Deployment } from 'kubernetes-types/apps/v1.js';
+import { ARTIFACTS_MOUNT, COMPLETION_MARKER, workDirOf, type PublishMode, type WrapperStep } from '@tunepipe/core';
 import { parseDocument, visit } from 'yaml';
 
-export type PublishMode = 'rename' | 'in-place';
+export type { PublishMode };
 
 /** A folder the pod sees, and where it is on this machine. */
 export interface Mount {
@@ -14,48 +11,48 @@ export interface Mount {
   readonly localPath: string;
 }
 
-/** One process of a stage: a container's tool command, as the stage wrapper would run it. */
+/** One process of a stage, with pod paths mapped to local ones. */
 export interface LocalStep {
   readonly container: string;
-  /** The command after the wrapper's `--`, with pod paths mapped to local ones. */
+  /** The tool's command line (what the stage wrapper runs after its `--`). */
   readonly command: readonly string[];
   readonly env: Readonly<Record<string, string>>;
+  /** The part of the stage wrapper the pod runs around it; none for the input download and serve. */
+  readonly wrapper?: WrapperStep;
 }
 
-/** A stage translated from its Kubernetes objects into local processes. */
+/** A file of the stage's pod (config, wrapper, delivered dataset file), written locally. */
+export interface LocalFile {
+  readonly podPath: string;
+  readonly path: string;
+  readonly content: string | Buffer;
+}
+
+/** A compiled stage's run description, mapped onto this machine. */
 export interface LocalStagePlan {
   readonly stage: CompiledStage;
-  /** Init containers' tools first (a gated evaluation trains in one), then the main container's. */
+  /** In the order the pod runs them: input download, the tool, the gate. */
   readonly steps: readonly LocalStep[];
+  /** How the artifact folder is published; `in-place` for serve, which publishes nothing. */
   readonly mode: PublishMode;
   /** Local artifact folder (the pod's `artifactPath`). */
   readonly outDir: string;
   /** Where the tool writes: `outDir` in place, or `<outDir>.partial` renamed on success. */
   readonly workDir: string;
   readonly markerPath: string;
-  /** Per-run folder: config files (under `root/`, mirroring the pod's paths) and the log. */
+  /** Per-run folder: the pod's files and scratch (under `root/`, mirroring pod paths) and the log. */
   readonly runDir: string;
   readonly logFile: string;
-  /** ConfigMap files to write: key → local path and content. */
-  readonly files: readonly { readonly key: string; readonly path: string; readonly content: string | Buffer }[];
+  readonly files: readonly LocalFile[];
+  /** Local folders standing in for the pod's scratch (emptyDir) volumes. */
+  readonly scratch: readonly string[];
   /** Env vars the pod gets from Secrets and the local environment does not have. */
   readonly secretEnv: readonly { readonly name: string; readonly secret: string; readonly key: string }[];
-  /** serve: the port vLLM listens on. */
+  /** serve: the port the server listens on. */
   readonly port?: number;
   readonly mounts: readonly Mount[];
   /** Maps a pod path (`/artifacts/...`, `/config/...`) to the local one. */
   readonly mapPath: (podPath: string) => string;
-}
-
-const MODES = new Set<string>(['rename', 'in-place']);
-const SHELLS = new Set(['sh', 'bash', '/bin/sh', '/bin/bash']);
-
-function podSpecOf(stage: CompiledStage): PodSpec | undefined {
-  for (const o of stage.objects) {
-    if (o.kind === 'Job') return (o as Job).spec?.template.spec;
-    if (o.kind === 'Deployment') return (o as Deployment).spec?.template.spec;
-  }
-  return undefined;
 }
 
 function escapeRegExp(text: string): string {
@@ -96,9 +93,9 @@ function rewriteJsonValue(value: unknown, mounts: readonly Mount[]): unknown {
   return value;
 }
 
-function rewriteFile(key: string, text: string, mounts: readonly Mount[]): string {
-  if (/\.ya?ml$/i.test(key)) return rewriteYaml(text, mounts);
-  if (/\.json$/i.test(key)) {
+function rewriteFile(path: string, text: string, mounts: readonly Mount[]): string {
+  if (/\.ya?ml$/i.test(path)) return rewriteYaml(text, mounts);
+  if (/\.json$/i.test(path)) {
     try {
       return `${JSON.stringify(rewriteJsonValue(JSON.parse(text), mounts), null, 2)}\n`;
     } catch {
@@ -117,89 +114,50 @@ export interface PlanOptions {
   readonly selfCommand?: readonly string[];
 }
 
+/** `/config/train.yaml` → `/config`: the folder a file's pod path is mapped by. */
+function topFolder(podPath: string): string {
+  const [first] = podPath.split('/').filter(Boolean);
+  return first === undefined ? podPath : `/${first}`;
+}
+
+const under = (path: string, folder: string) => path === folder || path.startsWith(`${folder}/`);
+
 /**
- * Translates a stage's pod spec into local processes: the artifacts claim's mount becomes
- * `artifactsDir`; every other mount (ConfigMaps, scratch) lives under the stage's run folder at
- * the same relative path, so `/config/train.yaml` becomes `<runDir>/root/config/train.yaml`;
- * YAML and JSON config values are rewritten to those local paths. Each container runs what the
- * stage wrapper would run (`stage.sh <mode> <out> -- <command…>`). Environment values that point
- * into pod-only scratch (emptyDir, e.g. HOME=/tmp) are left out: locally the user's own apply.
+ * Maps a stage's run description (`stage.run`) onto this machine: `/artifacts` becomes
+ * `artifactsDir`; every other pod path (the pod's files, its scratch) lives under the stage's run
+ * folder at the same path, so `/config/train.yaml` becomes `<runDir>/root/config/train.yaml`; YAML
+ * and JSON file contents are rewritten to those local paths. Environment values that point into
+ * pod scratch (HOME=/tmp) are left out: locally the user's own apply. Secret-backed variables come
+ * from the local environment, or are listed in `secretEnv`.
  */
 export function planLocalStage(stage: CompiledStage, options: PlanOptions): LocalStagePlan {
+  const { run } = stage;
   const artifactsDir = options.artifactsDir;
   const runDir = join(artifactsDir, '.tunepipe-runs', stage.resourceName);
   const root = join(runDir, 'root');
-  const spec = podSpecOf(stage);
-  const isJob = stage.workload.kind === 'Job';
-  const containers: Container[] = [...(isJob ? (spec?.initContainers ?? []) : []), ...(spec?.containers.slice(0, 1) ?? [])];
-  const configMaps = new Map(
-    stage.objects.filter((o): o is ConfigMap => o.kind === 'ConfigMap').map((cm) => [cm.metadata?.name ?? '', cm]),
+  const local = (podPath: string) => join(root, podPath);
+
+  const folders = new Set([...run.files.map((f) => topFolder(f.path)), ...run.scratch]);
+  folders.delete(ARTIFACTS_MOUNT);
+  const mounts: Mount[] = [{ podPath: ARTIFACTS_MOUNT, localPath: artifactsDir }, ...[...folders].map((podPath) => ({ podPath, localPath: local(podPath) }))];
+  const mapPath = (podPath: string) => rewritePaths(podPath, mounts);
+
+  const files = run.files.map(
+    (f): LocalFile => ({
+      podPath: f.path,
+      path: local(f.path),
+      content: f.base64 !== undefined ? Buffer.from(f.base64, 'base64') : rewriteFile(f.path, f.text ?? '', mounts),
+    }),
   );
 
-  const mounts = new Map<string, Mount>();
-  const scratch = new Set<string>();
-  const local = (podPath: string) => join(root, podPath);
-  const addMount = (podPath: string, localPath: string) => {
-    if (!mounts.has(podPath)) mounts.set(podPath, { podPath, localPath });
-  };
-  const pending: { key: string; path: string; text?: string; binary?: string }[] = [];
-  let artifactsMount: string | undefined;
-  for (const container of containers) {
-    for (const vm of container.volumeMounts ?? []) {
-      const volume = spec?.volumes?.find((v) => v.name === vm.name);
-      if (volume?.persistentVolumeClaim) {
-        artifactsMount = vm.mountPath;
-        addMount(vm.mountPath, artifactsDir);
-      } else if (volume?.emptyDir) {
-        scratch.add(vm.mountPath);
-      } else if (volume?.configMap) {
-        if (mounts.has(vm.mountPath)) continue;
-        const cm = configMaps.get(volume.configMap.name ?? '');
-        const items = volume.configMap.items;
-        const entries: { key: string; rel: string }[] = [];
-        for (const key of [...Object.keys(cm?.data ?? {}), ...Object.keys(cm?.binaryData ?? {})]) {
-          const item = items?.find((i) => i.key === key);
-          if (items && !item) continue;
-          entries.push({ key, rel: item?.path ?? key });
-        }
-        addMount(vm.mountPath, local(vm.mountPath));
-        // Parent folders too (`--inputs /inputs` over `/inputs/<source>` mounts).
-        for (let dir = posix.dirname(vm.mountPath); dir !== '/' && dir !== '.'; dir = posix.dirname(dir)) addMount(dir, local(dir));
-        const selected = vm.subPath ? entries.filter((e) => e.rel === vm.subPath) : entries;
-        for (const e of selected) {
-          pending.push({ key: e.key, path: vm.subPath ? local(vm.mountPath) : join(local(vm.mountPath), e.rel), ...fileContent(cm, e.key) });
-        }
-      }
-    }
-  }
-  if (!artifactsMount) {
-    artifactsMount = '/artifacts';
-    addMount(artifactsMount, artifactsDir);
-  }
-  const mountList = [...mounts.values()];
-  const files = pending.map((p) => ({
-    key: p.key,
-    path: p.path,
-    content: p.binary !== undefined ? Buffer.from(p.binary, 'base64') : rewriteFile(p.key, p.text ?? '', mountList),
-  }));
-  const mapPath = (podPath: string) => rewritePaths(podPath, mountList);
-  const inScratch = (value: string) => [...scratch].some((s) => value === s || value.startsWith(`${s}/`));
-
   const secretEnv: { name: string; secret: string; key: string }[] = [];
-  let mode: PublishMode = stage.kind === 'sft' ? 'in-place' : 'rename';
-  const steps: LocalStep[] = containers.map((container) => {
-    const argv = [...(container.command ?? []), ...(container.args ?? [])];
-    const sep = argv.indexOf('--');
-    let tool = sep >= 0 ? argv.slice(sep + 1) : argv;
-    const declaredMode = sep >= 2 ? argv[sep - 2] : undefined;
-    if (declaredMode && MODES.has(declaredMode)) mode = declaredMode as PublishMode;
-    if (tool.length >= 3 && SHELLS.has(tool[0]!) && tool[1] === '-c') tool = [tool[0]!, '-c', rewritePaths(tool[2]!, mountList), ...tool.slice(3)];
-    let command = tool.map((arg) => rewritePaths(arg, mountList));
+  const steps = run.steps.map((step): LocalStep => {
+    let command = step.argv.map((arg) => rewritePaths(arg, mounts));
     if (command[0] === 'tunepipe' && options.selfCommand) command = [...options.selfCommand, ...command.slice(1)];
     const env: Record<string, string> = {};
-    for (const e of container.env ?? []) {
+    for (const e of step.env) {
       if (e.value !== undefined) {
-        if (!inScratch(e.value)) env[e.name] = rewritePaths(e.value, mountList);
+        if (!run.scratch.some((s) => under(e.value!, s))) env[e.name] = rewritePaths(e.value, mounts);
       } else if (e.valueFrom?.secretKeyRef) {
         const fromEnv = options.env[e.name];
         if (fromEnv !== undefined) env[e.name] = fromEnv;
@@ -208,39 +166,26 @@ export function planLocalStage(stage: CompiledStage, options: PlanOptions): Loca
         }
       }
     }
-    env['TUNEPIPE_STAGE'] ??= stage.name;
-    env['TUNEPIPE_HASH'] ??= stage.hash;
-    return { container: container.name, command, env };
+    return { container: step.container, command, env, ...(step.wrapper ? { wrapper: step.wrapper } : {}) };
   });
 
   const outDir = stage.artifactPath ? mapPath(stage.artifactPath) : join(artifactsDir, stage.name);
   const markerPath = stage.completionMarker ? mapPath(stage.completionMarker) : join(outDir, COMPLETION_MARKER);
-  const main = steps.at(-1)?.command ?? [];
-  const portAt = main.indexOf('--port');
-  const portArg = portAt >= 0 ? Number(main[portAt + 1]) : Number(main.find((a) => a.startsWith('--port='))?.slice(7));
-  const containerPort = spec?.containers[0]?.ports?.[0]?.containerPort;
-  const port = Number.isFinite(portArg) && portArg > 0 ? portArg : (containerPort ?? (stage.kind === 'serve' ? 8000 : undefined));
-
+  const mode = run.mode ?? 'in-place';
   return {
     stage,
     steps,
     mode,
     outDir,
-    workDir: mode === 'rename' ? `${outDir}.partial` : outDir,
+    workDir: mode === 'rename' ? workDirOf(outDir) : outDir,
     markerPath,
     runDir,
     logFile: join(runDir, 'stage.log'),
     files,
+    scratch: run.scratch.map(local),
     secretEnv,
-    ...(port !== undefined ? { port } : {}),
-    mounts: mountList,
+    ...(run.port !== undefined ? { port: run.port } : {}),
+    mounts,
     mapPath,
   };
-}
-
-function fileContent(cm: ConfigMap | undefined, key: string): { text?: string; binary?: string } {
-  const text = cm?.data?.[key];
-  if (text !== undefined) return { text };
-  const binary = cm?.binaryData?.[key];
-  return binary !== undefined ? { binary } : {};
 }

@@ -1,70 +1,33 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, join, relative } from 'node:path';
+import { readdir, rm } from 'node:fs/promises';
+import { completeFolder, publishFolder, readCompletionMarker, type CompletionMarker, type PublishMode } from '@tunepipe/core';
 
-/** The completion marker's content, as the in-pod wrapper writes it. */
-export interface CompletionMarker {
-  readonly stage: string;
-  readonly hash: string;
-  readonly files: number;
+/** What publication needs of a LocalStagePlan. */
+export interface PublishTarget {
+  readonly mode: PublishMode;
+  /** Local artifact folder. */
+  readonly outDir: string;
+  /** Where the tool wrote: `<outDir>.partial` in rename mode. */
+  readonly workDir: string;
+  readonly stage: { readonly name: string; readonly hash: string };
 }
 
-async function listFiles(dir: string, root = dir): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await listFiles(path, root)));
-    else if (entry.isFile()) out.push(relative(root, path).split('\\').join('/'));
-  }
-  return out;
+/** The stage's marker when its folder is complete for this hash; `undefined` otherwise. */
+export function completedMarker(plan: Pick<PublishTarget, 'outDir' | 'stage'>): Promise<CompletionMarker | undefined> {
+  return readCompletionMarker(plan.outDir, plan.stage.hash);
 }
-
-function sha256File(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(path)
-      .on('data', (chunk) => hash.update(chunk))
-      .on('error', reject)
-      .on('end', () => resolve(hash.digest('hex')));
-  });
-}
-
-/** Byte order of `LC_ALL=C sort`, which the wrapper uses. */
-const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 /**
- * Marks a finished stage folder complete the way the in-pod wrapper does: `SHA256SUMS`
- * (`<hex>  <path>` per file, C-sorted), then `.tunepipe-complete` (`{"stage","hash","files"}`),
- * each written to a temp name and renamed so a crash never leaves a half-written one.
+ * Publishes a finished stage as its pod's wrapper would (core's artifact implementation): in
+ * rename mode the work folder replaces the artifact folder; then SHA256SUMS and the marker.
  */
-export async function writeCompletion(outDir: string, markerPath: string, stage: string, hash: string): Promise<CompletionMarker> {
-  const markerName = basename(markerPath);
-  const files = (await listFiles(outDir))
-    .filter((f) => f !== 'SHA256SUMS' && f !== 'SHA256SUMS.tmp' && !basename(f).startsWith(markerName))
-    .sort(byteOrder);
-  const lines: string[] = [];
-  for (const f of files) lines.push(`${await sha256File(join(outDir, f))}  ${f}`);
-  await writeFile(join(outDir, 'SHA256SUMS.tmp'), lines.map((l) => `${l}\n`).join(''));
-  await rename(join(outDir, 'SHA256SUMS.tmp'), join(outDir, 'SHA256SUMS'));
-  const marker: CompletionMarker = { stage, hash, files: files.length };
-  await writeFile(`${markerPath}.tmp`, `${JSON.stringify(marker)}\n`);
-  await rename(`${markerPath}.tmp`, markerPath);
-  return marker;
-}
-
-/** The marker if it exists and names this hash; `undefined` otherwise. */
-export async function readCompletion(markerPath: string, hash: string): Promise<CompletionMarker | undefined> {
-  try {
-    const marker = JSON.parse(await readFile(markerPath, 'utf8')) as Partial<CompletionMarker>;
-    return marker.hash === hash && typeof marker.stage === 'string' ? (marker as CompletionMarker) : undefined;
-  } catch {
-    return undefined;
+export async function publishLocalStage(plan: PublishTarget): Promise<CompletionMarker> {
+  const identity = { stage: plan.stage.name, hash: plan.stage.hash };
+  if (plan.mode === 'rename') {
+    const wroteWork = (await readdir(plan.workDir).catch(() => [])).length > 0;
+    const wroteOut = (await readdir(plan.outDir).catch(() => [])).length > 0;
+    // A config that points the tool at the final folder instead of `.partial` must not lose its output.
+    if (wroteWork || !wroteOut) return publishFolder(plan.workDir, plan.outDir, identity);
+    await rm(plan.workDir, { recursive: true, force: true });
   }
-}
-
-/** Replaces `outDir` with the finished `workDir` (rename mode). */
-export async function promote(workDir: string, outDir: string): Promise<void> {
-  await rm(outDir, { recursive: true, force: true });
-  await rename(workDir, outDir);
+  return completeFolder(plan.outDir, identity);
 }

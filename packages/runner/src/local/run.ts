@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { CompiledPipeline, CompiledStage } from '@tunepipe/core/compiled';
 import { repairOutputDir } from '../checkpoint.ts';
@@ -11,7 +11,7 @@ import { runGraph, type StageContext, type StageOutcome } from '../scheduler.ts'
 import { RunnerError, type RunReporter, type RunResult } from '../types.ts';
 import { planLocalStage, type LocalStagePlan, type LocalStep } from './plan.ts';
 import { localPreflight } from './preflight.ts';
-import { promote, readCompletion, writeCompletion } from './publish.ts';
+import { completedMarker, publishLocalStage } from './publish.ts';
 
 /** Local folders of a stage, handed to the in-process converter. */
 export interface LocalStagePaths {
@@ -19,13 +19,11 @@ export interface LocalStagePaths {
   readonly workDir: string;
   readonly outDir: string;
   readonly artifactsDir: string;
-  /** The stage's ConfigMap files, by key, already written locally. */
-  readonly configFiles: Readonly<Record<string, string>>;
   /** Local artifact folders of the stages this one reads, by stage name. */
   readonly inputs: Readonly<Record<string, string>>;
-  /** Maps a pod path (`/artifacts/...`) to its local place. */
+  /** Maps a pod path (`/artifacts/...`, `/config/<stage>.json`) to its local place; the pod's files are already written. */
   readonly mapPath: (podPath: string) => string;
-  /** The container's tool command with local paths (`tunepipe convert --config … --out …`). */
+  /** The tool's command with local paths (`tunepipe convert --config … --out …`). */
   readonly argv: readonly string[];
   /** Lines written here show in the stage's log and feed its progress line. */
   readonly log: (line: string) => void;
@@ -145,7 +143,7 @@ export async function runLocally(pipeline: CompiledPipeline, options: LocalRunOp
     for (const stage of stages) {
       if (stage.workload.kind !== 'Job') continue;
       const plan = plans.get(stage.name)!;
-      const marker = await readCompletion(plan.markerPath, stage.hash);
+      const marker = await completedMarker(plan);
       if (marker) cached.set(stage.name, `complete in ${plan.outDir} (${marker.files} files)`);
     }
     return cached;
@@ -190,13 +188,19 @@ export async function runLocally(pipeline: CompiledPipeline, options: LocalRunOp
     return { child, exited };
   };
 
-  const prepare = async (plan: LocalStagePlan, ctx: StageContext) => {
+  /** The pod's files and scratch folders, under the stage's run folder. */
+  const writePodFiles = async (plan: LocalStagePlan) => {
     await mkdir(plan.runDir, { recursive: true });
+    for (const dir of plan.scratch) await mkdir(dir, { recursive: true });
     for (const f of plan.files) {
       await mkdir(dirname(f.path), { recursive: true });
       await writeFile(f.path, f.content);
     }
-    const hadMarker = (await readCompletion(plan.markerPath, plan.stage.hash)) !== undefined;
+  };
+
+  const prepare = async (plan: LocalStagePlan, ctx: StageContext) => {
+    await writePodFiles(plan);
+    const hadMarker = (await completedMarker(plan)) !== undefined;
     await rm(plan.markerPath, { force: true });
     if (ctx.forced && (plan.mode === 'rename' || hadMarker)) {
       ctx.note(`--force: clearing ${plan.outDir}`);
@@ -209,17 +213,6 @@ export async function runLocally(pipeline: CompiledPipeline, options: LocalRunOp
       for (const moved of decision.moveAside) ctx.note(`${moved.name} ${moved.reason}; moved to ${plan.workDir}.broken/`);
       if (decision.resumeFrom) ctx.note(`resuming from ${decision.resumeFrom}`);
     }
-  };
-
-  const publish = async (plan: LocalStagePlan) => {
-    if (plan.mode === 'rename') {
-      const wroteWork = (await readdir(plan.workDir).catch(() => [])).length > 0;
-      const wroteOut = (await readdir(plan.outDir).catch(() => [])).length > 0;
-      // A config that points the tool at the final folder instead of `.partial` must not lose its output.
-      if (wroteWork || !wroteOut) await promote(plan.workDir, plan.outDir);
-      else await rm(plan.workDir, { recursive: true, force: true });
-    }
-    await writeCompletion(plan.outDir, plan.markerPath, plan.stage.name, plan.stage.hash);
   };
 
   const executeBatch = async (stage: CompiledStage, ctx: StageContext): Promise<StageOutcome> => {
@@ -236,10 +229,9 @@ export async function runLocally(pipeline: CompiledPipeline, options: LocalRunOp
           workDir: plan.workDir,
           outDir: plan.outDir,
           artifactsDir,
-          configFiles: Object.fromEntries(plan.files.map((f) => [f.key, f.path])),
           inputs: Object.fromEntries(stage.dependsOn.map((d) => [d, plans.get(d)!.outDir])),
           mapPath: plan.mapPath,
-          argv: plan.steps.at(-1)?.command ?? [],
+          argv: plan.steps.find((s) => s.wrapper)?.command ?? [],
           log: (line) => {
             log.write(`${line}\n`);
             tail.push(line);
@@ -254,7 +246,7 @@ export async function runLocally(pipeline: CompiledPipeline, options: LocalRunOp
       } finally {
         await new Promise<void>((done) => log.end(done));
       }
-      await publish(plan);
+      await publishLocalStage(plan);
       return 'done';
     }
 
@@ -277,17 +269,13 @@ export async function runLocally(pipeline: CompiledPipeline, options: LocalRunOp
         return 'failed';
       }
     }
-    await publish(plan);
+    await publishLocalStage(plan);
     return 'done';
   };
 
   const executeServe = async (stage: CompiledStage, ctx: StageContext): Promise<StageOutcome> => {
     const plan = plans.get(stage.name)!;
-    await mkdir(plan.runDir, { recursive: true });
-    for (const f of plan.files) {
-      await mkdir(dirname(f.path), { recursive: true });
-      await writeFile(f.path, f.content);
-    }
+    await writePodFiles(plan);
     const parser = new LogProgressParser();
     const tail: string[] = [];
     const step = plan.steps.at(-1)!;

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { convertInputSources, modelSourceOf, type CompileContext, type DatasetSourceInput, type LocalModelInput, type Pipeline } from '@tunepipe/core';
 import { DigestCache, loadLocalModel } from './model-folder.ts';
 import { datasetDeliveryIssues, loadDatasetSources, remoteUrl, sourceStats } from '@tunepipe/convert';
-import { UserError } from './errors.ts';
+import { WorkspaceError } from './errors.ts';
 
 export interface ContextOverrides {
   readonly namespace?: string;
@@ -27,7 +27,7 @@ export async function loadCompileContext(root: string, pipeline: Pipeline, overr
   const loaded = await loadDatasetSources(root, datasetNames(pipeline));
   // A file that fits neither a ConfigMap nor a declared download would arrive truncated or not at all.
   const undeliverable = loaded.flatMap((source) => datasetDeliveryIssues(source));
-  if (undeliverable.length > 0) throw new UserError(`dataset files of pipeline ${pipeline.name} cannot reach the cluster`, undeliverable);
+  if (undeliverable.length > 0) throw new WorkspaceError(`dataset files of pipeline ${pipeline.name} cannot reach the cluster`, undeliverable);
   const datasets: Record<string, DatasetSourceInput> = {};
   for (const source of loaded) {
     const stats = await sourceStats(root, source);

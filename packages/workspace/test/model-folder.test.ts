@@ -1,16 +1,14 @@
 // The file-system side of local base models: content digest, config.json and safetensors headers
-// read at plan time, and the fetch-model Job's verify-and-copy.
+// read at plan time (the fetch-model Job's verify-and-copy is tested with the CLI command).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { check, compile, definePipeline } from '@tunepipe/core';
 import { loadCompileContext } from '../src/context.ts';
 import { DigestCache, folderDigest, loadLocalModel, safetensorsParameters } from '../src/model-folder.ts';
-import { fetchModel } from '../src/commands/fetch-model.ts';
-import { UserError } from '../src/errors.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 
@@ -96,7 +94,7 @@ test('the digest cache re-reads only files whose size or mtime changed', async (
   assert.equal((await folderDigest(join(dir, 'm'))).digest, digest);
 });
 
-test('plan time: the CLI loads the folder, compile sizes the model from it, the architecture is never typed', async (t) => {
+test('plan time: the workspace loads the folder, compile sizes the model from it, the architecture is never typed', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'tunepipe-model-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   await modelFolder(join(dir, 'm'));
@@ -118,30 +116,4 @@ test('plan time: the CLI loads the folder, compile sizes the model from it, the 
     p.sft({ model: base, train: data.train, args: { cutoff_len: 128 } });
   });
   assert.equal(check(tooLong, context).find((i) => i.code === 'sft.cutoff-context')?.fix, 'use at most 64');
-});
-
-test('tunepipe fetch-model: verifies the upload against the digest, then copies only the model files', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'tunepipe-model-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const upload = join(dir, 'uploads', 'x');
-  await modelFolder(upload);
-  const { digest } = await folderDigest(upload);
-  await writeFile(join(dir, 'fetch.json'), JSON.stringify({ source: 'local', digest }));
-  const lines: string[] = [];
-  await fetchModel({ config: join(dir, 'fetch.json'), from: upload, out: join(dir, 'out.partial') }, (l) => lines.push(l));
-  assert.deepEqual((await readdir(join(dir, 'out.partial'))).sort(), ['config.json', 'model.safetensors', 'tokenizer.json']);
-  assert.match(lines[0]!, new RegExp(`verified \\(3 files, .* sha256 ${digest}\\)`));
-
-  await writeFile(join(upload, 'config.json'), JSON.stringify({ ...CONFIG, hidden_size: 16 }));
-  await assert.rejects(fetchModel({ config: join(dir, 'fetch.json'), from: upload, out: join(dir, 'out2') }, () => {}), (e: unknown) => {
-    assert.ok(e instanceof UserError);
-    assert.match(e.message, /is not the one the pipeline names/);
-    assert.match(e.issues[0]!.message, new RegExp(`the pipeline was compiled for ${digest}`));
-    return true;
-  });
-  await assert.rejects(fetchModel({ config: join(dir, 'fetch.json'), from: join(dir, 'nothing'), out: join(dir, 'out3') }, () => {}), (e: unknown) => {
-    assert.ok(e instanceof UserError);
-    assert.match(e.issues[0]!.fix!, /kubectl cp <folder>/);
-    return true;
-  });
 });

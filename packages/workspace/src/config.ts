@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { UserError } from './errors.ts';
+import { issuePath, zodParse } from '@tunepipe/core';
+import { WorkspaceError } from './errors.ts';
 
 /**
  * `tunepipe.json` at the repository root: what every synth must agree on, committed so that a
@@ -33,15 +34,15 @@ export function loadRepoConfig(root: string): RepoConfig {
     try {
       raw = JSON.parse(readFileSync(path, 'utf8'));
     } catch (error) {
-      throw new UserError(`${REPO_CONFIG_FILE} is not JSON: ${(error as Error).message}`);
+      throw new WorkspaceError(`${REPO_CONFIG_FILE} is not JSON: ${(error as Error).message}`);
     }
   }
-  const parsed = RepoConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new UserError(
-      `${REPO_CONFIG_FILE} is invalid`,
-      parsed.error.issues.map((i) => ({ code: 'config.repo', path: `${REPO_CONFIG_FILE}:${i.path.join('.') || '(root)'}`, message: i.message, fix: 'see the README section "Repository config"' })),
-    );
-  }
-  return parsed.data;
+  const parsed = zodParse(RepoConfigSchema, raw, {
+    area: 'config.repo',
+    schema: RepoConfigSchema,
+    formatPath: (path) => `${REPO_CONFIG_FILE}:${issuePath(path) || '(root)'}`,
+    fix: 'see the README section "Repository config"',
+  });
+  if (!parsed.ok) throw new WorkspaceError(`${REPO_CONFIG_FILE} is invalid`, parsed.issues);
+  return parsed.value;
 }

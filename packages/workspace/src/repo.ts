@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Pipeline } from '@tunepipe/core';
 import { didYouMean } from '@tunepipe/core';
-import { UserError } from './errors.ts';
+import { WorkspaceError } from './errors.ts';
 
 /** The monorepo root: the nearest folder up from `start` with a `pipelines/` folder and a workspaces package.json. */
 export function findRepoRoot(start = process.cwd()): string {
@@ -15,7 +15,7 @@ export function findRepoRoot(start = process.cwd()): string {
       if (json.workspaces) return dir;
     }
     const parent = dirname(dir);
-    if (parent === dir) throw new UserError(`no tunepipe repository above ${start} (looked for package.json with workspaces next to pipelines/)`);
+    if (parent === dir) throw new WorkspaceError(`no tunepipe repository above ${start} (looked for package.json with workspaces next to pipelines/)`);
     dir = parent;
   }
 }
@@ -33,14 +33,14 @@ export function discoverPipelines(root: string): string[] {
 export function selectPipelines(root: string, names: readonly string[]): string[] {
   const all = discoverPipelines(root);
   if (names.length === 0) {
-    if (all.length === 0) throw new UserError(`no pipelines under ${join(root, 'pipelines')} (each needs pipelines/<name>/pipeline.ts)`);
+    if (all.length === 0) throw new WorkspaceError(`no pipelines under ${join(root, 'pipelines')} (each needs pipelines/<name>/pipeline.ts)`);
     return all;
   }
   const unknown = names.filter((n) => !all.includes(n));
   if (unknown.length > 0) {
-    throw new UserError(
+    throw new WorkspaceError(
       `unknown pipeline${unknown.length > 1 ? 's' : ''}`,
-      unknown.map((n) => ({ code: 'cli.pipeline', path: `pipelines/${n}`, value: n, message: 'no pipelines/<name>/pipeline.ts', fix: didYouMean(n, all) ?? `one of: ${all.join(', ')}` })),
+      unknown.map((n) => ({ code: 'workspace.pipeline', path: `pipelines/${n}`, value: n, message: 'no pipelines/<name>/pipeline.ts', fix: didYouMean(n, all) ?? `one of: ${all.join(', ')}` })),
     );
   }
   return [...names];
@@ -54,11 +54,11 @@ export async function loadPipeline(root: string, name: string): Promise<Pipeline
   const file = join(root, 'pipelines', name, 'pipeline.ts');
   const module = (await import(pathToFileURL(file).href)) as { default?: unknown };
   if (!isPipeline(module.default)) {
-    throw new UserError(`${file} must \`export default definePipeline({ name: '${name}' }, (p) => …)\``);
+    throw new WorkspaceError(`${file} must \`export default definePipeline({ name: '${name}' }, (p) => …)\``);
   }
   if (module.default.name !== name) {
-    throw new UserError(`${file} defines pipeline '${module.default.name}', but its folder is '${name}'`, [
-      { code: 'cli.pipeline-name', path: `pipelines/${name}/pipeline.ts`, value: module.default.name, message: 'the pipeline name and its folder differ', fix: `rename the folder or use name: '${name}'` },
+    throw new WorkspaceError(`${file} defines pipeline '${module.default.name}', but its folder is '${name}'`, [
+      { code: 'workspace.pipeline-name', path: `pipelines/${name}/pipeline.ts`, value: module.default.name, message: 'the pipeline name and its folder differ', fix: `rename the folder or use name: '${name}'` },
     ]);
   }
   return module.default;

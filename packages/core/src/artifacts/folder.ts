@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { COMPLETION_MARKER, formatMarker, listedInSums, parseMarker, SHA256SUMS, sumsLine, TMP_SUFFIX, type CompletionMarker } from './protocol.ts';
+
+/** What the marker says a folder is: the stage that wrote it and that stage's hash. */
+export interface StageIdentity {
+  readonly stage: string;
+  readonly hash: string;
+}
+
+/** Digests already known by relative path (a tool that hashed its output while writing it). */
+export type KnownDigests = ReadonlyMap<string, string>;
+
+/** Regular files under `dir`, relative and `/`-separated; symlinks are skipped as `find -type f` does. */
+async function listFiles(dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(prefix ? join(dir, prefix) : dir, { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) out.push(...(await listFiles(dir, rel)));
+    else if (entry.isFile()) out.push(rel);
+  }
+  return out;
+}
+
+/** sha256 of a file, streamed (model shards are gigabytes). */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Byte order of UTF-8 paths, as `LC_ALL=C sort` gives. */
+const byteOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+async function writeViaTmp(dir: string, name: string, content: string): Promise<void> {
+  await writeFile(join(dir, `${name}${TMP_SUFFIX}`), content);
+  await rename(join(dir, `${name}${TMP_SUFFIX}`), join(dir, name));
+}
+
+/** Writes `SHA256SUMS` over every file of `dir` the protocol lists; returns how many it lists. */
+export async function writeSha256Sums(dir: string, known: KnownDigests = new Map()): Promise<number> {
+  const files = (await listFiles(dir)).filter(listedInSums).sort(byteOrder);
+  let text = '';
+  for (const f of files) text += sumsLine(known.get(f) ?? (await sha256File(join(dir, f))), f);
+  await writeViaTmp(dir, SHA256SUMS, text);
+  return files.length;
+}
+
+export async function writeCompletionMarker(dir: string, marker: CompletionMarker): Promise<void> {
+  await writeViaTmp(dir, COMPLETION_MARKER, formatMarker(marker));
+}
+
+/**
+ * The marker of `dir` if it has a valid one (and, when `hash` is given, one for that hash): the
+ * folder is then a finished result.
+ */
+export async function readCompletionMarker(dir: string, hash?: string): Promise<CompletionMarker | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, COMPLETION_MARKER), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const marker = parseMarker(text);
+  return marker && (hash === undefined || marker.hash === hash) ? marker : undefined;
+}
+
+/** Marks a folder whose files are final complete: SHA256SUMS, then the marker (in-place mode). */
+export async function completeFolder(dir: string, identity: StageIdentity, known?: KnownDigests): Promise<CompletionMarker> {
+  const files = await writeSha256Sums(dir, known);
+  const marker: CompletionMarker = { stage: identity.stage, hash: identity.hash, files };
+  await writeCompletionMarker(dir, marker);
+  return marker;
+}
+
+/**
+ * Rename-mode publication, as the wrapper does it: whatever is at `outDir` is replaced by
+ * `workDir`, then SHA256SUMS and the marker are written. A crash at any point leaves no `outDir`
+ * or one without a marker, which the next run replaces.
+ */
+export async function publishFolder(workDir: string, outDir: string, identity: StageIdentity, known?: KnownDigests): Promise<CompletionMarker> {
+  await rm(outDir, { recursive: true, force: true });
+  await rename(workDir, outDir);
+  return completeFolder(outDir, identity, known);
+}

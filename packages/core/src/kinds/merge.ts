@@ -1,0 +1,102 @@
+import { canonicalJson } from '../hash.ts';
+import { requireArchitecture } from '../model/source.ts';
+import type { ExportPlanArgs } from '../planner/merge.ts';
+import { checkInput, checkLlamaFactoryArgs, mergeToolArgs, placement, resolvedResources, stagesOf, stringArg, numberArg, effectiveArg, type DerivedKey , offlineEnv } from './common.ts';
+import type { ResolveEnv, ResolvedStage, StageKindModule } from './types.ts';
+
+/** tunepipe's export defaults, written into every export config so the YAML says what runs. */
+export const EXPORT_DEFAULTS = { export_size: 5, export_legacy_format: false } as const;
+
+/** Keys of an export the compiler derives; `template` is the adapter's, so it cannot differ. */
+export function exportDerivedKeys(template: string): Record<string, DerivedKey> {
+  return {
+    model_name_or_path: {},
+    adapter_name_or_path: {},
+    export_dir: {},
+    template: { code: 'export.template', message: `the template is the one the model was trained with ('${template}'); another one changes the prompt format the model learned`, fix: 'remove template (tunepipe writes the trained one)' },
+  };
+}
+
+export const merge: StageKindModule<'merge'> = {
+  kind: 'merge',
+  produces: 'merged-model',
+  configFormat: 'yaml',
+  toolEnv: offlineEnv,
+  resolve(spec, env) {
+    const o = spec.options;
+    const path = `stages.${spec.name}`;
+    const add = env.add;
+    const wired = checkInput(o.adapter, `${path}.adapter`, ['adapter'], env);
+    if (wired && o.adapter.kind !== 'adapter') {
+      add({ code: 'merge.input', path: `${path}.adapter`, value: o.adapter.kind, message: 'merge takes the adapter an sft stage produced', fix: 'pass the value returned by p.sft(…)' });
+    }
+    const adapterOk = wired && o.adapter.kind === 'adapter';
+    const baseModel = adapterOk ? (o.base ?? o.adapter.base) : undefined;
+    if (o.base !== undefined) checkInput(o.base, `${path}.base`, ['base-model'], env);
+    if (adapterOk && o.base && canonicalJson(o.base.source) !== canonicalJson(o.adapter.base.source)) {
+      add({ code: 'merge.base-mismatch', path: `${path}.base`, value: `${o.base.id}@${o.base.revision}`, message: `the adapter was trained on ${o.adapter.base.id}@${o.adapter.base.revision}; LoRA weights only fit the base they were trained on`, fix: 'remove `base` (merge reads it from the adapter)' });
+    }
+    const { args, argPaths } = mergeToolArgs({
+      path,
+      defaults: { finetuning_type: 'lora', ...EXPORT_DEFAULTS, export_device: 'cpu' },
+      args: o.args as Record<string, unknown> | undefined,
+      extraArgs: o.extraArgs,
+      derived: { ...exportDerivedKeys(adapterOk ? o.adapter.template : '?'), finetuning_type: {}, export_quantization_bit: { fix: 'quantize in a quantize stage after the merge' } },
+      add,
+    });
+    const stage: ResolvedStage<'merge'> = {
+      kind: 'merge',
+      name: spec.name,
+      path,
+      spec,
+      image: o.image ?? env.ctx.images.llamafactory,
+      dependsOn: stagesOf([baseModel, adapterOk ? o.adapter : undefined]),
+      identities: {},
+      resources: resolvedResources(o),
+      backoffLimit: o.backoffLimit ?? 2,
+      args,
+      argPaths,
+    };
+    checkLlamaFactoryArgs(stage, 'export', add);
+    return stage;
+  },
+  plannerInput(stage, env) {
+    const o = stage.spec.options;
+    const adapter = adapterArgs(o.adapter.stage, env);
+    return {
+      name: stage.name,
+      path: stage.path,
+      resources: placement(stage.resources),
+      kind: 'merge',
+      architecture: requireArchitecture(o.adapter.base, env.ctx),
+      adapter,
+      args: stage.args as ExportPlanArgs,
+    };
+  },
+  config(stage, paths) {
+    const o = stage.spec.options;
+    const { finetuning_type, export_size, export_device, export_legacy_format, ...rest } = stage.args;
+    return {
+      model_name_or_path: paths.of((o.base ?? o.adapter.base).stage),
+      adapter_name_or_path: paths.of(o.adapter.stage),
+      template: o.adapter.template,
+      finetuning_type,
+      export_dir: `${paths.self}.partial`,
+      export_size,
+      export_device,
+      export_legacy_format,
+      ...rest,
+    };
+  },
+  command(_stage, _paths, configFile) {
+    return { mode: 'rename', argv: ['llamafactory-cli', 'export', configFile] };
+  },
+};
+
+/** The rank and target modules of the adapter an sft stage trains, as LLaMA-Factory will see them. */
+export function adapterArgs(sftStage: string, env: ResolveEnv): { rank: number; target: string } {
+  const sft = env.resolved.get(sftStage);
+  const rank = sft ? effectiveArg(sft, 'lora_rank') : undefined;
+  const target = sft ? effectiveArg(sft, 'lora_target') : undefined;
+  return { rank: typeof rank === 'number' ? rank : Number.NaN, target: typeof target === 'string' ? target : 'all' };
+}

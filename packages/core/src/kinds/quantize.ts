@@ -1,0 +1,104 @@
+import { requireArchitecture } from '../model/source.ts';
+import type { QuantizePlanArgs } from '../planner/plan.ts';
+import { argPath, checkDatasetEntries, checkInput, checkLlamaFactoryArgs, mergeToolArgs, numberArg, placement, resolvedResources, stagesOf , offlineEnv } from './common.ts';
+import { EXPORT_DEFAULTS, exportDerivedKeys } from './merge.ts';
+import type { ResolvedStage, StageKindModule } from './types.ts';
+
+/** GPTQ calibration defaults (LLaMA-Factory's), written into the config so the YAML says what runs. */
+export const CALIBRATION_DEFAULTS = { export_quantization_nsamples: 128, export_quantization_maxlen: 1024 } as const;
+const GPTQ_BITS = [2, 3, 4, 8];
+
+export const quantize: StageKindModule<'quantize'> = {
+  kind: 'quantize',
+  produces: 'quantized-model',
+  configFormat: 'yaml',
+  toolEnv: offlineEnv,
+  resolve(spec, env) {
+    const o = spec.options;
+    const path = `stages.${spec.name}`;
+    const add = env.add;
+    const wired = checkInput(o.model, `${path}.model`, ['merged-model'], env);
+    if (wired && o.model.kind !== 'merged-model') {
+      add({ code: 'quantize.input', path: `${path}.model`, value: o.model.kind, message: 'GPTQ quantizes a merged model only (LLaMA-Factory: "Please merge adapters before quantizing the model.")', fix: 'add a merge stage and quantize its output: p.quantize({ model: p.merge({ adapter }), … })' });
+    }
+    const { args, argPaths } = mergeToolArgs({
+      path,
+      defaults: { ...CALIBRATION_DEFAULTS, ...EXPORT_DEFAULTS },
+      args: o.args as unknown as Record<string, unknown> | undefined,
+      extraArgs: o.extraArgs,
+      derived: {
+        ...exportDerivedKeys(wired ? o.model.template : '?'),
+        export_quantization_dataset: { fix: "wire convert's calibration output as calibration" },
+        adapter_name_or_path: { code: 'quantize.adapter', message: 'LLaMA-Factory refuses to quantize with an adapter attached ("Please merge adapters before quantizing the model.")', fix: 'remove it; quantize the merged model' },
+      },
+      add,
+    });
+    const calibrationOk = o.calibration !== undefined && checkInput(o.calibration, `${path}.calibration`, ['dataset'], env);
+    const stage: ResolvedStage<'quantize'> = {
+      kind: 'quantize',
+      name: spec.name,
+      path,
+      spec,
+      image: o.image ?? env.ctx.images.gptq,
+      dependsOn: stagesOf([wired ? o.model : undefined, calibrationOk ? o.calibration : undefined]),
+      identities: {},
+      resources: resolvedResources(o),
+      backoffLimit: o.backoffLimit ?? 2,
+      args,
+      argPaths,
+    };
+    checkLlamaFactoryArgs(stage, 'export', add);
+    const bits = args['export_quantization_bit'];
+    if (!GPTQ_BITS.includes(bits as number)) {
+      add({ code: 'quantize.bits', path: argPath(stage, 'export_quantization_bit'), value: bits, message: 'GPTQ supports 2, 3, 4 or 8 bits', fix: 'use 4 (the usual choice) or 8' });
+    }
+    if (o.calibration === undefined) {
+      add({ code: 'quantize.calibration', path: `${path}.calibration`, message: 'GPTQ needs calibration data (export_quantization_dataset)', fix: "wire convert's `calibration` output and configure `calibration` on the convert stage" });
+    } else if (calibrationOk) {
+      checkDatasetEntries(o.calibration, `${path}.calibration`, env);
+      const convert = env.resolved.get(o.calibration.stage);
+      if (o.calibration.split !== 'calibration') {
+        add({ code: 'quantize.calibration', path: `${path}.calibration`, value: o.calibration.split, message: 'calibration must be text rows from the calibration split', fix: "wire convert's `calibration` output" });
+      } else if (convert?.kind === 'convert') {
+        const cal = convert.args['calibration'] as { nsamples: number; maxlen: number } | undefined;
+        const maxlen = numberArg(stage, 'export_quantization_maxlen') ?? CALIBRATION_DEFAULTS.export_quantization_maxlen;
+        const nsamples = numberArg(stage, 'export_quantization_nsamples') ?? CALIBRATION_DEFAULTS.export_quantization_nsamples;
+        if (!cal) {
+          add({ code: 'quantize.calibration', path: `${convert.path}.calibration`, message: `quantize '${spec.name}' needs calibration data but convert '${convert.name}' builds none`, fix: `add calibration: { nsamples: ${nsamples}, maxlen: ${maxlen} } to convert` });
+        } else if (cal.maxlen < maxlen || cal.nsamples < nsamples) {
+          add({ code: 'quantize.calibration-size', path: `${convert.path}.calibration`, value: cal, message: `quantize draws ${nsamples} windows of ${maxlen} tokens; convert checks only for ${cal.nsamples} rows longer than ${cal.maxlen}`, fix: `set calibration to { nsamples: ${nsamples}, maxlen: ${maxlen} } (or more)` });
+        }
+      }
+    }
+    return stage;
+  },
+  plannerInput(stage, env) {
+    return {
+      name: stage.name,
+      path: stage.path,
+      resources: placement(stage.resources),
+      kind: 'quantize',
+      architecture: requireArchitecture(stage.spec.options.model.base, env.ctx),
+      args: stage.args as unknown as QuantizePlanArgs,
+    };
+  },
+  config(stage, paths) {
+    const o = stage.spec.options;
+    const { export_quantization_bit, export_quantization_nsamples, export_quantization_maxlen, export_size, export_legacy_format, ...rest } = stage.args;
+    return {
+      model_name_or_path: paths.of(o.model.stage),
+      template: o.model.template,
+      export_dir: `${paths.self}.partial`,
+      export_quantization_bit,
+      export_quantization_dataset: `${paths.of(o.calibration.stage)}/calibration.jsonl`,
+      export_quantization_nsamples,
+      export_quantization_maxlen,
+      export_size,
+      export_legacy_format,
+      ...rest,
+    };
+  },
+  command(_stage, _paths, configFile) {
+    return { mode: 'rename', argv: ['llamafactory-cli', 'export', configFile] };
+  },
+};

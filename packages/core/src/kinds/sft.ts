@@ -1,0 +1,137 @@
+import { modelArchitecture, requireArchitecture } from '../model/source.ts';
+import type { SftPlanArgs } from '../planner/sft.ts';
+import { checkpointCadenceIssues } from '../planner/plan.ts';
+import { argPath, checkDatasetEntries, checkInput, checkLlamaFactoryArgs, mergeToolArgs, numberArg, placement, resolvedResources, splitRows, stagesOf, type DerivedKey , offlineEnv } from './common.ts';
+import type { ResolvedStage, StageKindModule } from './types.ts';
+
+/** What a trainer key means when LLaMA-Factory's defaults apply: the planner and the checks read these. */
+export const SFT_DEFAULTS = { cutoff_len: 2048, save_steps: 500 } as const;
+
+const DERIVED: Record<string, DerivedKey> = {
+  stage: {},
+  do_train: {},
+  model_name_or_path: {},
+  adapter_name_or_path: {},
+  template: { message: "template is the base model's (baseModel({ template })); training with another one teaches a prompt format nothing else uses", fix: 'set template on the base model' },
+  dataset_dir: {},
+  dataset: {},
+  eval_dataset: { fix: "remove it; wire convert's validation output as eval" },
+  output_dir: {},
+  overwrite_output_dir: { code: 'sft.overwrite', message: 'a restarted pod would throw away its checkpoints instead of resuming', fix: 'remove it; tunepipe keeps overwrite_output_dir: false' },
+  resume_from_checkpoint: { fix: 'remove it; a restarted pod resumes from its own newest whole checkpoint' },
+};
+
+export const sft: StageKindModule<'sft'> = {
+  kind: 'sft',
+  produces: 'adapter',
+  configFormat: 'yaml',
+  toolEnv: offlineEnv,
+  resolve(spec, env) {
+    const o = spec.options;
+    const path = `stages.${spec.name}`;
+    const add = env.add;
+    const model = checkInput(o.model, `${path}.model`, ['base-model'], env);
+    const train = checkInput(o.train, `${path}.train`, ['dataset'], env);
+    const evalOk = o.eval === undefined || checkInput(o.eval, `${path}.eval`, ['dataset'], env);
+    if (train && o.train.kind === 'dataset') {
+      checkDatasetEntries(o.train, `${path}.train`, env);
+      if (o.train.split !== 'train') add({ code: 'sft.split', path: `${path}.train`, value: o.train.split, message: `trains on the ${o.train.split} split`, fix: "wire convert's `train` output" });
+    }
+    if (o.eval && evalOk) checkDatasetEntries(o.eval, `${path}.eval`, env);
+    const { args, argPaths } = mergeToolArgs({
+      path,
+      defaults: { finetuning_type: 'lora', report_to: 'none', ...(o.eval ? { eval_strategy: 'steps' } : {}) },
+      args: o.args as Record<string, unknown> | undefined,
+      extraArgs: o.extraArgs,
+      derived: DERIVED,
+      add,
+    });
+    const stage: ResolvedStage<'sft'> = {
+      kind: 'sft',
+      name: spec.name,
+      path,
+      spec,
+      image: o.image ?? env.ctx.images.llamafactory,
+      dependsOn: stagesOf([o.model, o.train, o.eval]),
+      identities: {},
+      resources: resolvedResources(o),
+      backoffLimit: o.backoffLimit ?? 2,
+      args,
+      argPaths,
+    };
+    checkLlamaFactoryArgs(stage, 'train', add);
+    if (args['bf16'] === true && args['fp16'] === true) {
+      add({ code: 'sft.precision', path: `${path}.args`, value: { bf16: true, fp16: true }, message: 'bf16 and fp16 are mutually exclusive', fix: 'keep bf16 on Ampere or newer GPUs, fp16 on T4/V100' });
+    }
+    if (!o.eval && typeof args['eval_strategy'] === 'string' && args['eval_strategy'] !== 'no') {
+      add({ code: 'sft.eval-strategy', path: argPath(stage, 'eval_strategy'), value: args['eval_strategy'], message: 'evaluates during training, but no eval dataset is wired (the Trainer stops at start-up)', fix: "wire convert's validation output as eval, or remove eval_strategy" });
+    }
+    if (o.eval && evalOk) {
+      const producer = env.resolved.get(o.eval.stage);
+      const validation = (producer?.args['split'] as { validation?: number } | undefined)?.validation;
+      if (producer?.kind === 'convert' && validation === 0) {
+        add({ code: 'sft.eval-empty', path: `${path}.eval`, value: 0, message: `convert '${producer.name}' holds out no validation rows, so evaluation during training would see an empty set`, fix: 'set split.validation on convert (e.g. 0.02) or remove eval' });
+      }
+    }
+    const cutoff = numberArg(stage, 'cutoff_len') ?? SFT_DEFAULTS.cutoff_len;
+    const context = model ? modelArchitecture(o.model, env.ctx)?.maxPositionEmbeddings : undefined;
+    if (context !== undefined && cutoff > context) {
+      add({ code: 'sft.cutoff-context', path: argPath(stage, 'cutoff_len'), value: cutoff, message: `is longer than the model's context (${context} tokens)`, fix: `use at most ${context}` });
+    }
+    const convert = train ? env.resolved.get(o.train.stage) : undefined;
+    const filteredAt = convert?.args['cutoffLen'];
+    if (convert?.kind === 'convert' && typeof filteredAt === 'number' && filteredAt !== cutoff) {
+      add({ code: 'sft.cutoff-mismatch', path: argPath(stage, 'cutoff_len'), value: cutoff, message: `convert '${convert.name}' filters rows at cutoffLen ${filteredAt}, training truncates at ${cutoff}`, fix: 'use the same value in both (a shared constant in pipeline.ts)' });
+    }
+    const gpus = stage.resources.gpus;
+    if (gpus !== undefined && (!Number.isInteger(gpus) || gpus < 1)) {
+      add({ code: 'resources.gpus', path: `${path}.resources.gpus`, value: gpus, message: 'training needs a whole number of GPUs, at least 1', fix: 'use 1, 2, 4 or 8' });
+    }
+    return stage;
+  },
+  plannerInput(stage, env) {
+    const o = stage.spec.options;
+    const data = splitRows(o.train, env);
+    return {
+      name: stage.name,
+      path: stage.path,
+      resources: placement(stage.resources),
+      kind: 'sft',
+      architecture: requireArchitecture(o.model, env.ctx),
+      args: stage.args as SftPlanArgs,
+      data: data
+        ? { rows: data.rows, ...(data.meanTokens !== undefined ? { meanTokensPerRow: data.meanTokens } : {}), ...(data.maxTokens ? { maxTokensPerRow: data.maxTokens } : {}) }
+        : { rows: numberArg(stage, 'max_samples') ?? 1000 },
+    };
+  },
+  planIssues(stage, resources) {
+    if (resources.details.kind !== 'sft') return [];
+    const saveSteps = numberArg(stage, 'save_steps');
+    const { optimizerSteps, trainRows } = resources.details.schedule;
+    return checkpointCadenceIssues(saveSteps !== undefined && saveSteps > 0 ? saveSteps : SFT_DEFAULTS.save_steps, optimizerSteps, trainRows, stage.path);
+  },
+  config(stage, paths) {
+    const o = stage.spec.options;
+    const { finetuning_type, eval_strategy, report_to, ...rest } = stage.args;
+    return {
+      stage: 'sft',
+      do_train: true,
+      model_name_or_path: paths.of(o.model.stage),
+      template: o.model.template,
+      finetuning_type,
+      dataset_dir: paths.of(o.train.stage),
+      dataset: o.train.entries.join(','),
+      ...(o.eval ? { eval_dataset: o.eval.entries.join(','), eval_strategy } : {}),
+      output_dir: paths.self,
+      // A restarted pod must find and resume from its own checkpoints.
+      overwrite_output_dir: false,
+      report_to,
+      ...(!o.eval && eval_strategy !== undefined ? { eval_strategy } : {}),
+      ...rest,
+    };
+  },
+  command(_stage, _paths, configFile) {
+    // In place: a preempted pod's successor resumes from the checkpoints in the same folder.
+    return { mode: 'in-place', argv: ['llamafactory-cli', 'train', configFile] };
+  },
+};

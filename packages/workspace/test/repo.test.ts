@@ -1,0 +1,53 @@
+// Finding the repository, its pipelines and its tunepipe.json: every mistake is a WorkspaceError
+// with the issues to print, never a stack trace.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WorkspaceError, findRepoRoot, loadPipeline, loadRepoConfig, selectPipelines } from '../src/index.ts';
+
+async function repo(t: { after: (fn: () => Promise<void>) => void }, pipelines: Record<string, string>): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), 'tunepipe-workspace-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  await writeFile(join(root, 'package.json'), JSON.stringify({ name: 'r', workspaces: ['pipelines/*'] }));
+  await mkdir(join(root, 'pipelines', 'empty-folder'), { recursive: true });
+  for (const [name, source] of Object.entries(pipelines)) {
+    await mkdir(join(root, 'pipelines', name), { recursive: true });
+    await writeFile(join(root, 'pipelines', name, 'pipeline.ts'), source);
+  }
+  return root;
+}
+
+function workspaceError(check: (e: WorkspaceError) => void): (e: unknown) => boolean {
+  return (e) => {
+    assert.ok(e instanceof WorkspaceError, String(e));
+    check(e);
+    return true;
+  };
+}
+
+test('pipelines are the folders with a pipeline.ts; unknown names are one error with a suggestion each', async (t) => {
+  const root = await repo(t, { alpha: 'export default 1;', beta: 'export default 1;' });
+  assert.equal(findRepoRoot(join(root, 'pipelines', 'alpha')), root);
+  assert.deepEqual(selectPipelines(root, []), ['alpha', 'beta']);
+  assert.throws(() => selectPipelines(root, ['alpah', 'gamma']), workspaceError((e) => {
+    assert.equal(e.message, 'unknown pipelines');
+    assert.deepEqual(e.issues.map((i) => [i.path, i.fix]), [['pipelines/alpah', "did you mean 'alpha'?"], ['pipelines/gamma', 'one of: alpha, beta']]);
+  }));
+});
+
+test('a pipeline.ts must default-export the pipeline named after its folder', async (t) => {
+  const root = await repo(t, { bad: 'export default 3;', other: "export default { name: 'elsewhere', stages: [] };" });
+  await assert.rejects(loadPipeline(root, 'bad'), workspaceError((e) => assert.match(e.message, /must `export default definePipeline\(\{ name: 'bad' \}/)));
+  await assert.rejects(loadPipeline(root, 'other'), workspaceError((e) => assert.deepEqual(e.issues.map((i) => [i.code, i.value]), [['workspace.pipeline-name', 'elsewhere']])));
+});
+
+test('tunepipe.json: defaults when absent, every invalid key reported at once', async (t) => {
+  const root = await repo(t, {});
+  assert.deepEqual(loadRepoConfig(root), { namespace: 'tunepipe', cloud: 'aws', gitops: { flavor: 'plain', revision: 'main' } });
+  await writeFile(join(root, 'tunepipe.json'), JSON.stringify({ namespace: 'Bad_NS', cloud: 'azure' }));
+  assert.throws(() => loadRepoConfig(root), workspaceError((e) => assert.deepEqual(e.issues.map((i) => i.path), ['tunepipe.json:namespace', 'tunepipe.json:cloud'])));
+  await writeFile(join(root, 'tunepipe.json'), '{nope');
+  assert.throws(() => loadRepoConfig(root), workspaceError((e) => assert.match(e.message, /^tunepipe.json is not JSON/)));
+});
