@@ -14,7 +14,7 @@ import type { ModelArchitecture } from './model/architecture.ts';
 import type { ModelSource } from './model/source.ts';
 import type { Gate } from './gate.ts';
 import type { Predictions } from './kinds/predict.ts';
-import { VLLM_DEFAULT_PORT } from './kinds/serve.ts';
+import { VLLM_DEFAULT_PORT } from './defaults.ts';
 
 /** A reference to a key of a Kubernetes Secret. Secrets are never written as literals. */
 export interface SecretRef {

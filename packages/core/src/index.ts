@@ -7,11 +7,12 @@ export { zodIssues, zodParse, type ZodIssueContext, type ZodIssueOptions, type Z
 export * from './labels.ts';
 export * from './names.ts';
 export * from './hash.ts';
+export { CALIBRATION_DEFAULTS, EXPORT_DEFAULTS, GENERATION_DEFAULTS, VLLM_DEFAULT_PORT, llamaFactoryDefault } from './defaults.ts';
 export { check } from './check.ts';
 export { compile, artifactPath } from './compile.ts';
 export { type StagePlan } from './plan.ts';
 export { analysePipeline, planStages, type PipelineAnalysis } from './analyse.ts';
-export { STAGE_KINDS, stageKind, isStageKind, servedFlags, servedPort, VLLM_DEFAULT_PORT, type ResolvedStage, type StageKindModule, type StagePaths, type ResolveEnv, type RenderEnv, type ToolCommand } from './kinds/index.ts';
+export { STAGE_KINDS, stageKind, isStageKind, servedFlags, servedPort, type ResolvedStage, type StageKindModule, type StagePaths, type ResolveEnv, type RenderEnv, type ToolCommand } from './kinds/index.ts';
 export { markerCheckJob, markerCheckJobName, type MarkerCheckSettings } from './pods.ts';
 export * from './planner/index.ts';
 export type { KubeObject } from './kube.ts';

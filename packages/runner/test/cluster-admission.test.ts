@@ -10,8 +10,9 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { markerCheckJob as compilerMarkerCheckJob } from '@tunepipe/core';
 import type { CompiledPipeline } from '@tunepipe/core/compiled';
-import { checkMarkers, markerCheckPodSettings, runOnCluster } from '../src/cluster/run.ts';
+import { checkMarkers, runOnCluster } from '../src/cluster/run.ts';
 import { KubeClient } from '../src/cluster/kube.ts';
 import { makePipeline } from './fixtures/pipeline.ts';
 import { startFakeKube } from './doubles/fake-kube-api.ts';
@@ -52,10 +53,10 @@ function assertRestricted(podSpec: Json): void {
   }
 }
 
-async function markerCheckJob(pipeline: CompiledPipeline): Promise<Json> {
+async function markerCheckJob(pipeline: CompiledPipeline, namespace = 'tunepipe'): Promise<Json> {
   const { client, applied } = recordingClient();
   const stages = pipeline.stages.filter((s) => s.completionMarker);
-  await checkMarkers(client, pipeline, 'tunepipe', stages, { timeoutMs: 1000 }, 1, new AbortController().signal, recorder());
+  await checkMarkers(client, pipeline, namespace, stages, { timeoutMs: 1000 }, 1, new AbortController().signal, recorder());
   assert.equal(applied.length, 1, 'one check Job');
   return applied[0]!;
 }
@@ -72,19 +73,17 @@ test('marker-check pod passes Pod Security restricted and uses the pipeline’s 
   assert.doesNotMatch(image, /:latest$/);
 });
 
-test('marker-check pod takes the security contexts the pipeline was compiled with', async () => {
-  const pipeline = structuredClone(makePipeline({ without: ['serve'] })) as unknown as Json;
-  const podContext = { runAsNonRoot: true, runAsUser: 4242, runAsGroup: 4242, fsGroup: 4242, seccompProfile: { type: 'RuntimeDefault' } };
-  for (const stage of pipeline['stages']) {
-    for (const object of stage['objects']) {
-      if (object.kind === 'Job') object.spec.template.spec.securityContext = podContext;
-    }
-  }
-  const settings = markerCheckPodSettings(pipeline as CompiledPipeline, (pipeline as CompiledPipeline).stages[0]!);
-  assert.deepEqual(settings.podSecurityContext, podContext);
-  const job = await markerCheckJob(pipeline as CompiledPipeline);
-  assert.deepEqual(job['spec']['template']['spec']['securityContext'], podContext);
-  assertRestricted(job['spec']['template']['spec']);
+test('the marker-check Job is the compiler’s, on the pipeline’s claim and runtime image, in the run’s namespace', async () => {
+  const pipeline: CompiledPipeline = { ...makePipeline({ without: ['serve'] }), artifactsClaim: 'team-artifacts', runtimeImage: 'registry.example/tunepipe/runtime:1.2.3' };
+  const job = await markerCheckJob(pipeline, 'ml');
+  const markers = pipeline.stages.flatMap((s) => (s.completionMarker ? [s.completionMarker] : []));
+  const settings = { pipeline: pipeline.pipeline, namespace: 'ml', artifactsClaim: 'team-artifacts', runtimeImage: 'registry.example/tunepipe/runtime:1.2.3' };
+  assert.deepEqual(job, compilerMarkerCheckJob(settings, markers, { timeoutSeconds: 1 }));
+  const podSpec = job['spec']['template']['spec'];
+  assert.equal(job['metadata']['namespace'], 'ml');
+  assert.equal(podSpec['volumes'][0]['persistentVolumeClaim']['claimName'], 'team-artifacts');
+  assert.equal(podSpec['containers'][0]['image'], 'registry.example/tunepipe/runtime:1.2.3');
+  assertRestricted(podSpec);
 });
 
 test('a pod log the API server cannot fetch from the node (500) reads as empty instead of failing the run', async () => {

@@ -9,6 +9,8 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLocally, type LocalRunOptions, type RunConvertStage } from '../src/local/run.ts';
 import { planLocalStage } from '../src/local/plan.ts';
+import { gzipSync } from 'node:zlib';
+import { compile, definePipeline, LLAMA3_8B, type CompileContext } from '@tunepipe/core';
 import type { CompiledPipeline } from '@tunepipe/core/compiled';
 import { makePipeline, type FixtureOptions } from './fixtures/pipeline.ts';
 import { recorder, waitFor } from './helpers.ts';
@@ -25,7 +27,7 @@ for (const f of readdirSync(STUBS)) chmodSync(join(STUBS, f), 0o755);
 /** Stand-in for the injected converter: writes what LLaMA-Factory and GPTQ read from convert. */
 const converterDouble: RunConvertStage = async (stage, paths) => {
   assert.equal(stage.kind, 'convert');
-  assert.ok(existsSync(paths.configFiles['convert.json']!), 'config written before the converter runs');
+  assert.ok(existsSync(paths.mapPath('/config/convert.json')), 'config written before the converter runs');
   assert.deepEqual(paths.argv.slice(0, 2), ['tunepipe', 'convert']);
   paths.log('Converting format of dataset: 100%|██████████| 491/491 [00:00<00:00, 2508.25 examples/s]');
   await writeFile(join(paths.workDir, 'dataset_info.json'), JSON.stringify({ identity: { file_name: 'identity.json' } }));
@@ -294,10 +296,12 @@ test('local: Ctrl-C stops the running tool; the next run resumes', async () => {
   }
 });
 
-test('planLocalStage: containers become local commands with local paths', () => {
+test('planLocalStage: the run description becomes local commands with local paths, without reading a Pod', () => {
   const artifactsDir = '/data/art';
   const pipeline = makePipeline({ gate: true });
-  const evaluate = planLocalStage(stageOf(pipeline, 'evaluate'), {
+  // No objects: the plan comes from `stage.run` alone.
+  const runOnly = (name: string) => ({ ...stageOf(pipeline, name), objects: [] });
+  const evaluate = planLocalStage(runOnly('evaluate'), {
     artifactsDir,
     env: {},
     selfCommand: ['node', '/opt/tunepipe/cli.js'],
@@ -315,14 +319,58 @@ test('planLocalStage: containers become local commands with local paths', () => 
   assert.equal(evaluate.steps[0]!.env['HOME'], undefined, 'HOME=/tmp is pod scratch');
   assert.equal(evaluate.steps[0]!.env['HF_HUB_OFFLINE'], '1');
 
-  const convert = planLocalStage(stageOf(pipeline, 'convert'), { artifactsDir, env: {} });
+  const convert = planLocalStage(runOnly('convert'), { artifactsDir, env: {} });
   const convertRun = join(artifactsDir, '.tunepipe-runs', stageOf(pipeline, 'convert').resourceName);
   assert.deepEqual(convert.steps[0]!.command.slice(0, 6), ['tunepipe', 'convert', '--config', join(convertRun, 'root/config/convert.json'), '--inputs', join(convertRun, 'root/inputs')]);
   const gz = convert.files.find((f) => f.path === join(convertRun, 'root/inputs/identity/identity.json.gz'));
-  assert.ok(gz && Buffer.isBuffer(gz.content), 'dataset files come out of binaryData as bytes');
+  assert.ok(gz && Buffer.isBuffer(gz.content), 'dataset files are written as bytes');
 
-  const serve = planLocalStage(stageOf(pipeline, 'serve'), { artifactsDir, env: {} });
+  const serve = planLocalStage(runOnly('serve'), { artifactsDir, env: {} });
   assert.deepEqual(serve.steps.map((s) => s.command[0]), ['vllm'], 'the wait-for-model init container is the runner’s job locally');
   assert.equal(serve.steps[0]!.command[2], join(artifactsDir, `llama3-fintech/quantize/${stageOf(pipeline, 'quantize').hash}`));
   assert.equal(serve.port, 8000);
+});
+
+test('planLocalStage on compile() output: remote inputs land in the run folder, pod scratch stays out, secrets are listed', () => {
+  const row = gzipSync(JSON.stringify([{ instruction: 'Who?', input: '', output: 'me' }])).toString('base64');
+  const context: CompileContext = {
+    datasets: {
+      small: { name: 'small', digest: '1'.repeat(64), descriptor: { format: 'alpaca', files: ['small.json'] }, files: [{ path: 'small.json', sha256: 'e'.repeat(64), size: 10, gzipBase64: row }] },
+      big: { name: 'big', digest: '2'.repeat(64), descriptor: { format: 'alpaca', files: ['big.json'] }, files: [{ path: 'big.json', sha256: 'f'.repeat(64), size: 10_000_000, url: 'https://example.com/big.json' }] },
+    },
+  };
+  const compiled = compile(
+    definePipeline({ name: 'probe' }, (p) => {
+      const base = p.baseModel({ hub: 'huggingface', id: 'meta-llama/Meta-Llama-3-8B-Instruct', revision: '8afb486c1db24fe5011ec46dfbe5b5dccdb575c2', template: 'llama3', architecture: LLAMA3_8B });
+      const data = p.convert({ sources: ['small', 'big'], cutoffLen: 1024 });
+      const adapter = p.sft({ model: base, train: data.train, args: { cutoff_len: 1024, lora_rank: 8, lora_target: 'all', bf16: true } });
+      p.serve({ model: p.merge({ adapter }), apiKey: { secretName: 'probe-key', key: 'key' } });
+    }),
+    context,
+  );
+  const artifactsDir = '/data/art';
+  const convertStage = stageOf(compiled, 'convert');
+  const root = join(artifactsDir, '.tunepipe-runs', convertStage.resourceName, 'root');
+  const convert = planLocalStage(convertStage, { artifactsDir, env: {} });
+  // The download runs as-is (no wrapper), before the converter, into the local stand-in of its emptyDir.
+  assert.deepEqual(convert.steps.map((s) => [s.container, s.wrapper]), [['fetch-inputs', undefined], ['main', 'all']]);
+  assert.match(convert.steps[0]!.command[2]!, new RegExp(`--dest ${join(root, 'inputs/.remote/big/big.json')}$`));
+  assert.deepEqual(convert.steps[0]!.env, {}, 'HOME=/tmp and the cache folders are pod scratch');
+  assert.ok(convert.scratch.includes(join(root, 'inputs/.remote')));
+  assert.deepEqual(convert.steps[1]!.command.slice(4, 6), ['--inputs', join(root, 'inputs')]);
+  assert.deepEqual(convert.files.map((f) => f.path), [join(root, 'config/convert.json'), join(root, 'config/stage.sh'), join(root, 'inputs/small/small.json.gz')]);
+  assert.equal(convert.mode, 'rename');
+
+  const sft = planLocalStage(stageOf(compiled, 'sft'), { artifactsDir, env: {} });
+  assert.equal(sft.mode, 'in-place');
+  assert.equal(sft.workDir, sft.outDir);
+  const yaml = sft.files.find((f) => f.podPath === '/config/sft.yaml')!.content as string;
+  assert.match(yaml, new RegExp(`output_dir: ${sft.outDir}\\n`));
+
+  const serve = planLocalStage(stageOf(compiled, 'serve'), { artifactsDir, env: {} });
+  assert.equal(serve.port, stageOf(compiled, 'serve').run.port);
+  assert.deepEqual(serve.secretEnv, [{ name: 'VLLM_API_KEY', secret: 'probe-key', key: 'key' }]);
+  const withKey = planLocalStage(stageOf(compiled, 'serve'), { artifactsDir, env: { VLLM_API_KEY: 'local' } });
+  assert.equal(withKey.steps[0]!.env['VLLM_API_KEY'], 'local');
+  assert.deepEqual(withKey.secretEnv, []);
 });

@@ -46,8 +46,15 @@ test('a pipeline.ts must default-export the pipeline named after its folder', as
 test('tunepipe.json: defaults when absent, every invalid key reported at once', async (t) => {
   const root = await repo(t, {});
   assert.deepEqual(loadRepoConfig(root), { namespace: 'tunepipe', cloud: 'aws', gitops: { flavor: 'plain', revision: 'main' } });
-  await writeFile(join(root, 'tunepipe.json'), JSON.stringify({ namespace: 'Bad_NS', cloud: 'azure' }));
-  assert.throws(() => loadRepoConfig(root), workspaceError((e) => assert.deepEqual(e.issues.map((i) => i.path), ['tunepipe.json:namespace', 'tunepipe.json:cloud'])));
+  await writeFile(join(root, 'tunepipe.json'), JSON.stringify({ namespace: 'Bad_NS', cloud: 'azure', gitops: { flavr: 'flux' } }));
+  assert.throws(() => loadRepoConfig(root), workspaceError((e) => assert.deepEqual(
+    e.issues.map((i) => [i.code, i.path, i.fix]),
+    [
+      ['config.repo.format', 'tunepipe.json:namespace', 'see the README section "Repository config"'],
+      ['config.repo.choice', 'tunepipe.json:cloud', 'see the README section "Repository config"'],
+      ['config.repo.unknown-key', 'tunepipe.json:gitops.flavr', "did you mean 'flavor'?"],
+    ],
+  )));
   await writeFile(join(root, 'tunepipe.json'), '{nope');
   assert.throws(() => loadRepoConfig(root), workspaceError((e) => assert.match(e.message, /^tunepipe.json is not JSON/)));
 });

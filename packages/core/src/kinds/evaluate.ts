@@ -1,3 +1,4 @@
+import { GENERATION_DEFAULTS } from '../defaults.ts';
 import { checkGate, gateRules } from '../gate.ts';
 import { canonicalJson } from '../hash.ts';
 import type { EvaluableModel } from '../handles.ts';
@@ -8,15 +9,6 @@ import { checkDatasetEntries, checkInput, checkLlamaFactoryArgs, mergeToolArgs, 
 import { adapterArgs } from './merge.ts';
 import type { ResolveEnv, ResolvedStage, StageKindModule } from './types.ts';
 
-/** Generation settings tunepipe writes when the pipeline says nothing (LLaMA-Factory's own defaults). */
-export const GENERATION_DEFAULTS = {
-  cutoff_len: 2048,
-  per_device_eval_batch_size: 8,
-  max_new_tokens: 1024,
-  do_sample: true,
-  temperature: 0.95,
-  top_p: 0.7,
-} as const;
 
 /** Keys of a generation run the compiler derives from the model and data handles. */
 export const PREDICT_DERIVED = Object.fromEntries(

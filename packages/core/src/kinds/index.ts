@@ -29,5 +29,5 @@ export function isStageKind(kind: unknown): kind is StageKind {
 }
 
 export type { ResolvedStage, StageKind, StageKindModule, StagePaths, ResolveEnv, RenderEnv, ToolCommand, ResolvedResources } from './types.ts';
-export { servedFlags, servedPort, VLLM_DEFAULT_PORT } from './serve.ts';
+export { servedFlags, servedPort } from './serve.ts';
 export type { Predictions } from './predict.ts';

@@ -1,11 +1,10 @@
 import { canonicalJson } from '../hash.ts';
+import { EXPORT_DEFAULTS, llamaFactoryDefault } from '../defaults.ts';
 import { requireArchitecture } from '../model/source.ts';
 import type { ExportPlanArgs } from '../planner/merge.ts';
 import { checkInput, checkLlamaFactoryArgs, mergeToolArgs, placement, resolvedResources, stagesOf, stringArg, numberArg, effectiveArg, type DerivedKey , offlineEnv } from './common.ts';
 import type { ResolveEnv, ResolvedStage, StageKindModule } from './types.ts';
 
-/** tunepipe's export defaults, written into every export config so the YAML says what runs. */
-export const EXPORT_DEFAULTS = { export_size: 5, export_legacy_format: false } as const;
 
 /** Keys of an export the compiler derives; `template` is the adapter's, so it cannot differ. */
 export function exportDerivedKeys(template: string): Record<string, DerivedKey> {
@@ -38,7 +37,7 @@ export const merge: StageKindModule<'merge'> = {
     }
     const { args, argPaths } = mergeToolArgs({
       path,
-      defaults: { finetuning_type: 'lora', ...EXPORT_DEFAULTS, export_device: 'cpu' },
+      defaults: { finetuning_type: 'lora', ...EXPORT_DEFAULTS, export_device: llamaFactoryDefault('export_device') },
       args: o.args as Record<string, unknown> | undefined,
       extraArgs: o.extraArgs,
       derived: { ...exportDerivedKeys(adapterOk ? o.adapter.template : '?'), finetuning_type: {}, export_quantization_bit: { fix: 'quantize in a quantize stage after the merge' } },

@@ -2,7 +2,8 @@ import type { Dataset, EvaluableModel } from '../handles.ts';
 import { requireArchitecture } from '../model/source.ts';
 import type { EvaluatePlanArgs } from '../planner/evaluate.ts';
 import { checkDatasetEntries, checkInput, checkLlamaFactoryArgs, mergeToolArgs, numberArg, offlineEnv, placement, resolvedResources, splitRows, stagesOf } from './common.ts';
-import { evaluatedModel, GENERATION_DEFAULTS, modelStages, PREDICT_DERIVED } from './evaluate.ts';
+import { evaluatedModel, modelStages, PREDICT_DERIVED } from './evaluate.ts';
+import { GENERATION_DEFAULTS } from '../defaults.ts';
 import type { StageKindModule } from './types.ts';
 
 /**

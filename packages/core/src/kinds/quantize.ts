@@ -1,11 +1,10 @@
 import { requireArchitecture } from '../model/source.ts';
 import type { QuantizePlanArgs } from '../planner/plan.ts';
 import { argPath, checkDatasetEntries, checkInput, checkLlamaFactoryArgs, mergeToolArgs, numberArg, placement, resolvedResources, stagesOf , offlineEnv } from './common.ts';
-import { EXPORT_DEFAULTS, exportDerivedKeys } from './merge.ts';
+import { exportDerivedKeys } from './merge.ts';
+import { CALIBRATION_DEFAULTS, EXPORT_DEFAULTS, llamaFactoryDefault } from '../defaults.ts';
 import type { ResolvedStage, StageKindModule } from './types.ts';
 
-/** GPTQ calibration defaults (LLaMA-Factory's), written into the config so the YAML says what runs. */
-export const CALIBRATION_DEFAULTS = { export_quantization_nsamples: 128, export_quantization_maxlen: 1024 } as const;
 const GPTQ_BITS = [2, 3, 4, 8];
 
 export const quantize: StageKindModule<'quantize'> = {
@@ -61,8 +60,8 @@ export const quantize: StageKindModule<'quantize'> = {
         add({ code: 'quantize.calibration', path: `${path}.calibration`, value: o.calibration.split, message: 'calibration must be text rows from the calibration split', fix: "wire convert's `calibration` output" });
       } else if (convert?.kind === 'convert') {
         const cal = convert.args['calibration'] as { nsamples: number; maxlen: number } | undefined;
-        const maxlen = numberArg(stage, 'export_quantization_maxlen') ?? CALIBRATION_DEFAULTS.export_quantization_maxlen;
-        const nsamples = numberArg(stage, 'export_quantization_nsamples') ?? CALIBRATION_DEFAULTS.export_quantization_nsamples;
+        const maxlen = numberArg(stage, 'export_quantization_maxlen') ?? llamaFactoryDefault<number>('export_quantization_maxlen');
+        const nsamples = numberArg(stage, 'export_quantization_nsamples') ?? llamaFactoryDefault<number>('export_quantization_nsamples');
         if (!cal) {
           add({ code: 'quantize.calibration', path: `${convert.path}.calibration`, message: `quantize '${spec.name}' needs calibration data but convert '${convert.name}' builds none`, fix: `add calibration: { nsamples: ${nsamples}, maxlen: ${maxlen} } to convert` });
         } else if (cal.maxlen < maxlen || cal.nsamples < nsamples) {

@@ -1,3 +1,4 @@
+import { VLLM_DEFAULT_PORT } from '../defaults.ts';
 import { modelArchitecture, requireArchitecture } from '../model/source.ts';
 import { readServeArgs } from '../planner/serve.ts';
 import { didYouMean, type Issue } from '../issues.ts';
@@ -7,8 +8,6 @@ import { DERIVED_VLLM_FLAGS, flagArgv, vllmFlagName } from '../vllm.ts';
 import { checkDatasetEntries, checkInput, checkSecretRef, placement, resolvedResources, stagesOf } from './common.ts';
 import type { ResolvedStage, StageKindModule } from './types.ts';
 
-/** vLLM's own default port; the Service, the probes, verify and the local runner all read the resolved one. */
-export const VLLM_DEFAULT_PORT = 8000;
 const TENSOR_PARALLEL = '--tensor-parallel-size';
 const SECRET_LIKE_FLAG = /(token|api[-_]?key|password|secret)/i;
 

@@ -1,11 +1,10 @@
+import { llamaFactoryDefault } from '../defaults.ts';
 import { modelArchitecture, requireArchitecture } from '../model/source.ts';
 import type { SftPlanArgs } from '../planner/sft.ts';
 import { checkpointCadenceIssues } from '../planner/plan.ts';
 import { argPath, checkDatasetEntries, checkInput, checkLlamaFactoryArgs, mergeToolArgs, numberArg, placement, resolvedResources, splitRows, stagesOf, type DerivedKey , offlineEnv } from './common.ts';
 import type { ResolvedStage, StageKindModule } from './types.ts';
 
-/** What a trainer key means when LLaMA-Factory's defaults apply: the planner and the checks read these. */
-export const SFT_DEFAULTS = { cutoff_len: 2048, save_steps: 500 } as const;
 
 const DERIVED: Record<string, DerivedKey> = {
   stage: {},
@@ -73,7 +72,7 @@ export const sft: StageKindModule<'sft'> = {
         add({ code: 'sft.eval-empty', path: `${path}.eval`, value: 0, message: `convert '${producer.name}' holds out no validation rows, so evaluation during training would see an empty set`, fix: 'set split.validation on convert (e.g. 0.02) or remove eval' });
       }
     }
-    const cutoff = numberArg(stage, 'cutoff_len') ?? SFT_DEFAULTS.cutoff_len;
+    const cutoff = numberArg(stage, 'cutoff_len') ?? llamaFactoryDefault<number>('cutoff_len');
     const context = model ? modelArchitecture(o.model, env.ctx)?.maxPositionEmbeddings : undefined;
     if (context !== undefined && cutoff > context) {
       add({ code: 'sft.cutoff-context', path: argPath(stage, 'cutoff_len'), value: cutoff, message: `is longer than the model's context (${context} tokens)`, fix: `use at most ${context}` });
@@ -108,7 +107,7 @@ export const sft: StageKindModule<'sft'> = {
     if (resources.details.kind !== 'sft') return [];
     const saveSteps = numberArg(stage, 'save_steps');
     const { optimizerSteps, trainRows } = resources.details.schedule;
-    return checkpointCadenceIssues(saveSteps !== undefined && saveSteps > 0 ? saveSteps : SFT_DEFAULTS.save_steps, optimizerSteps, trainRows, stage.path);
+    return checkpointCadenceIssues(saveSteps !== undefined && saveSteps > 0 ? saveSteps : llamaFactoryDefault<number>('save_steps'), optimizerSteps, trainRows, stage.path);
   },
   config(stage, paths) {
     const o = stage.spec.options;

@@ -1,3 +1,4 @@
+import { llamaFactoryDefault } from '../defaults.ts';
 import type { ModelArchitecture } from '../model/architecture.ts';
 import {
   ALLOCATOR_FRAGMENTATION,
@@ -64,9 +65,9 @@ function weightBytes(arch: ModelArchitecture, model: EvaluatedModel): number {
  * generate max_new_tokens (a batch runs until its longest row stops).
  */
 export function evaluateEstimate(arch: ModelArchitecture, model: EvaluatedModel, args: EvaluatePlanArgs, data: EvaluateData, gpu: GpuSpec): EvaluateEstimate {
-  const batch = args.per_device_eval_batch_size ?? 8;
-  const maxNew = args.max_new_tokens ?? 1024;
-  const cutoff = args.cutoff_len ?? 2048;
+  const batch = args.per_device_eval_batch_size ?? llamaFactoryDefault<number>('per_device_eval_batch_size');
+  const maxNew = args.max_new_tokens ?? llamaFactoryDefault<number>('max_new_tokens');
+  const cutoff = args.cutoff_len ?? llamaFactoryDefault<number>('cutoff_len');
   const rows = args.max_samples !== undefined ? Math.min(data.rows, args.max_samples) : data.rows;
   const prompt = Math.min(cutoff, data.meanPromptTokens ?? cutoff);
   const w = weightBytes(arch, model);

@@ -1,3 +1,4 @@
+import { llamaFactoryDefault } from '../defaults.ts';
 import type { ModelArchitecture } from '../model/architecture.ts';
 import {
   CPU_MERGE_ELEMENTS_PER_SECOND,
@@ -150,7 +151,7 @@ export function mergeEstimate(
   path: string,
 ): MergeEstimate {
   const issues: PlannerIssue[] = [];
-  let exportSize = args.export_size ?? 5;
+  let exportSize = args.export_size ?? llamaFactoryDefault<number>('export_size');
   if (!(Number.isInteger(exportSize) && exportSize >= 0)) {
     issues.push({ code: 'planner.export-size', path: `${path}.args.export_size`, value: exportSize, message: 'must be a positive whole number of GB (LLaMA-Factory types it int)', fix: `use ${Math.max(1, Math.round(exportSize) || 5)}` });
     exportSize = Math.max(1, Math.round(exportSize) || 5);

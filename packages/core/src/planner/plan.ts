@@ -31,6 +31,7 @@ import { OPTIMIZER_STATE_BYTES, resolveSft, sftMemory, trainerSchedule, type Sft
 import { TRAINING_UTILISATION, trainingFlopsPerToken, trainingTokensPerSecond } from './throughput.ts';
 import { breakdown, type MemoryBreakdown, type PlannerIssue } from './types.ts';
 import { n } from './internal.ts';
+import { llamaFactoryDefault } from '../defaults.ts';
 import { GB, GiB, SECONDS_PER_HOUR, formatGB, formatGiB } from './units.ts';
 
 /** Options shared by every stage of a plan. */
@@ -424,8 +425,8 @@ function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, 
 
 function planMerge(input: Extract<StagePlanInput, { kind: 'merge' }>, path: string, o: Resolved): StageResourcePlan {
   const arch = input.architecture;
-  const targets = loraTargets(arch, input.adapter?.target ?? 'all', `${path}.adapter`).modules;
-  const estimate = mergeEstimate(arch, { rank: input.adapter?.rank ?? 8, targets }, input.args ?? {}, path);
+  const targets = loraTargets(arch, input.adapter?.target ?? llamaFactoryDefault<string>('lora_target'), `${path}.adapter`).modules;
+  const estimate = mergeEstimate(arch, { rank: input.adapter?.rank ?? llamaFactoryDefault<number>('lora_rank'), targets }, input.args ?? {}, path);
   const outputs = [`${estimate.shards.count} shard${estimate.shards.count === 1 ? '' : 's'} (${estimate.shards.fileNames[0]}${estimate.shards.count > 1 ? ` … ${estimate.shards.fileNames.at(-1)}` : ''}), ${formatGB(estimate.modelBytes)}`];
   const details: StageDetails = { kind: 'merge', modelBytes: estimate.modelBytes, shards: estimate.shards, exportDevice: estimate.onGpu ? 'auto' : 'cpu' };
   const warnings = estimate.shards.exact || estimate.shards.upperBound === estimate.shards.lowerBound ? [] : [estimate.shards.note];
@@ -446,8 +447,8 @@ function planQuantize(input: Extract<StagePlanInput, { kind: 'quantize' }>, path
     issues.push({ code: 'planner.gptq-bits', path: `${path}.args.export_quantization_bit`, value: bits, message: 'GPTQ supports 2, 3, 4 or 8 bits', fix: 'use 4' });
     bits = 4;
   }
-  const nsamples = args.export_quantization_nsamples ?? 128;
-  const maxlen = args.export_quantization_maxlen ?? 1024;
+  const nsamples = args.export_quantization_nsamples ?? llamaFactoryDefault<number>('export_quantization_nsamples');
+  const maxlen = args.export_quantization_maxlen ?? llamaFactoryDefault<number>('export_quantization_maxlen');
   const memoryFor = (count: number) => gptqMemory(arch, nsamples, maxlen, count);
   const placement = place({
     path,

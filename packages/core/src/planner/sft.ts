@@ -1,4 +1,5 @@
 import type { ModelArchitecture } from '../model/architecture.ts';
+import { llamaFactoryDefault } from '../defaults.ts';
 import { ALLOCATOR_FRAGMENTATION, CUDA_CONTEXT_BYTES, NCCL_BUFFER_BYTES } from './assumptions.ts';
 import { loraParamCount, loraTargets, type LinearShape, type LoraParamCount } from './shapes.ts';
 import { breakdown, type MemoryBreakdown, type MemoryTerm, type PlannerIssue } from './types.ts';
@@ -129,12 +130,12 @@ export function resolveSft(arch: ModelArchitecture, args: SftPlanArgs, data: Tra
     }
     return v;
   };
-  const rank = int('lora_rank', 8);
-  const microBatch = int('per_device_train_batch_size', 8);
-  const gradientAccumulation = int('gradient_accumulation_steps', 1);
-  const cutoffLen = int('cutoff_len', 2048);
+  const rank = int('lora_rank', llamaFactoryDefault('lora_rank'));
+  const microBatch = int('per_device_train_batch_size', llamaFactoryDefault('per_device_train_batch_size'));
+  const gradientAccumulation = int('gradient_accumulation_steps', llamaFactoryDefault('gradient_accumulation_steps'));
+  const cutoffLen = int('cutoff_len', llamaFactoryDefault('cutoff_len'));
 
-  const targetsResolved = loraTargets(arch, args.lora_target ?? 'all', `${path}.args.lora_target`);
+  const targetsResolved = loraTargets(arch, args.lora_target ?? llamaFactoryDefault<string>('lora_target'), `${path}.args.lora_target`);
   issues.push(...targetsResolved.issues);
 
   let epochs = 3;
@@ -169,7 +170,7 @@ export function resolveSft(arch: ModelArchitecture, args: SftPlanArgs, data: Tra
 
   const dropout = typeof args.lora_dropout === 'number' && args.lora_dropout > 0 ? args.lora_dropout : 0;
   const valSize = typeof args.val_size === 'number' && args.val_size > 0 ? args.val_size : 0;
-  const saveSteps = positive(args.save_steps) ? args.save_steps : 500;
+  const saveSteps = positive(args.save_steps) ? args.save_steps : llamaFactoryDefault<number>('save_steps');
 
   const config: SftConfig = {
     rank,
