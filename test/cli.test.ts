@@ -20,7 +20,7 @@ const STACK_LINE = /^\s+at .+\(.+:\d+:\d+\)$/m;
 test("the seed's merge mistakes stop plan with exit 1, both named, no stack trace", () => {
   const r = tunepipe(['plan', 'seed-merge'], join(root, 'test/fixtures/bad-repo'));
   assert.equal(r.code, 1, r.stdout + r.stderr);
-  assert.match(r.stderr, /stages\.merge\.args\.template: the adapter was trained with template 'llama3'/);
+  assert.match(r.stderr, /stages\.merge\.args\.template: the template is the one the model was trained with \('llama3'\)/);
   assert.match(r.stderr, /stages\.merge\.args\.export_device: export_device is 'cpu' or 'auto'; 'cuda' is not a value/);
   assert.match(r.stderr, /fix: +use 'auto' to merge on the GPUs/);
   assert.doesNotMatch(r.stderr, STACK_LINE);

@@ -85,10 +85,7 @@ export function dependencyEdges(compiled: CompiledPipeline): DependencyEdge[] {
 
   for (const stage of compiled.stages) {
     const workload = workloadKey(stage);
-    for (const upstream of stage.dependsOn) {
-      const dependency = byName.get(upstream);
-      if (dependency) edges.push({ from: workload, to: workloadKey(dependency) });
-    }
+    for (const upstream of stage.dependsOn) edges.push({ from: workload, to: workloadKey(byName.get(upstream)!) });
     const own = stage.objects.map(keyOf).filter((k): k is ResourceKey => k !== undefined);
     const at = own.indexOf(workload);
     own.forEach((key, i) => {
@@ -103,10 +100,13 @@ export function dependencyEdges(compiled: CompiledPipeline): DependencyEdge[] {
   return edges;
 }
 
-/** Every reason the compiled pipeline cannot be deployed as is; empty when it can. */
+/**
+ * Every reason the compiled pipeline cannot be deployed as is; empty when it can. The stage graph
+ * (valid, topological) and unique object names are compile()'s guarantees, not checked again.
+ */
 export function checkCompiled(compiled: CompiledPipeline, options: DeploymentOptions = {}): Issue[] {
   const issues: Issue[] = [];
-  const seen = new Map<ResourceKey, number>();
+  const seen = new Set<ResourceKey>();
 
   compiled.objects.forEach((object, i) => {
     const at = `objects[${i}]`;
@@ -136,18 +136,7 @@ export function checkCompiled(compiled: CompiledPipeline, options: DeploymentOpt
       return;
     }
     const key = resourceKey(object.kind, name);
-    const earlier = seen.get(key);
-    if (earlier !== undefined) {
-      issues.push({
-        code: 'pulumi.object-duplicate',
-        path: `${at}`,
-        value: key,
-        message: `${key} appears twice (also objects[${earlier}]); Pulumi can register a name of a type only once`,
-        fix: 'name shared objects (e.g. dataset ConfigMaps) once per pipeline, or give each stage its own name',
-      });
-    } else {
-      seen.set(key, i);
-    }
+    seen.add(key);
     const namespace = object.metadata?.namespace;
     if (namespace !== compiled.namespace) {
       issues.push({
@@ -170,24 +159,8 @@ export function checkCompiled(compiled: CompiledPipeline, options: DeploymentOpt
     }
   });
 
-  const stageNames = new Set<string>();
-  const owners = new Map<ResourceKey, string>();
   for (const stage of compiled.stages) {
     const at = `stages.${stage.name}`;
-    for (const upstream of stage.dependsOn) {
-      if (!stageNames.has(upstream)) {
-        const known = compiled.stages.some((s) => s.name === upstream);
-        issues.push({
-          code: 'pulumi.stage-order',
-          path: `${at}.dependsOn`,
-          value: upstream,
-          message: known
-            ? `stage ${upstream} comes after ${stage.name}, but stages must be in topological order`
-            : `stage ${upstream} does not exist in pipeline ${compiled.pipeline}`,
-        });
-      }
-    }
-    stageNames.add(stage.name);
     if (!Number.isFinite(stage.expectedSeconds) || stage.expectedSeconds <= 0) {
       issues.push({
         code: 'pulumi.expected-seconds',
@@ -216,18 +189,6 @@ export function checkCompiled(compiled: CompiledPipeline, options: DeploymentOpt
           value: key,
           message: `${key} belongs to stage ${stage.name} but is not in compiled.objects, which is what gets deployed`,
         });
-      }
-      const other = owners.get(key);
-      if (other !== undefined && other !== stage.name) {
-        issues.push({
-          code: 'pulumi.object-duplicate',
-          path: `${at}.objects[${i}]`,
-          value: key,
-          message: `${key} belongs to stages ${other} and ${stage.name}; Pulumi can register it only once`,
-          fix: 'emit shared objects once, at the pipeline level',
-        });
-      } else {
-        owners.set(key, stage.name);
       }
     });
   }

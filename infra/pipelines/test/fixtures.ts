@@ -1,7 +1,7 @@
 // Hand-made CompiledPipeline values that follow packages/core/src/compiled.ts, shaped like the
 // seed pipeline (fetch → convert → sft → merge → quantize → evaluate / serve). They let the
 // deployment be tested independently of compiler details; compile.test.ts runs the real compiler.
-import { ANNOTATIONS, LABELS, contentHash, planStage, type CompiledPipeline, type CompiledStage, type KubeObject, type StageKind } from '@tunepipe/core';
+import { ANNOTATIONS, LABELS, contentHash, planStage, type CompiledPipeline, type CompiledStage, type KubeObject, type StageKind, type StageRun } from '@tunepipe/core';
 
 export interface FixtureOptions {
   readonly pipeline?: string;
@@ -80,6 +80,11 @@ export function seedPipeline(options: FixtureOptions = {}): CompiledPipeline {
     if (input.kind === 'serve') {
       const name = `${pipeline}-${input.name}`;
       const selector = { [LABELS.pipeline]: pipeline, [LABELS.stage]: input.name };
+      const args = [`/artifacts/${pipeline}/quantize/${hashes.get('quantize')}`, '--max-model-len', '4096'];
+      const env = [
+        { name: 'HF_HUB_OFFLINE', value: '1' },
+        { name: 'VLLM_API_KEY', valueFrom: { secretKeyRef: { name: 'tunepipe-vllm', key: 'api-key' } } },
+      ];
       const objects: KubeObject[] = [
         {
           apiVersion: 'apps/v1',
@@ -98,11 +103,8 @@ export function seedPipeline(options: FixtureOptions = {}): CompiledPipeline {
                     name: 'vllm',
                     image: input.image,
                     command: ['vllm', 'serve'],
-                    args: [`/artifacts/${pipeline}/quantize/${hashes.get('quantize')}`, '--max-model-len', '4096'],
-                    env: [
-                      { name: 'HF_HUB_OFFLINE', value: '1' },
-                      { name: 'VLLM_API_KEY', valueFrom: { secretKeyRef: { name: 'tunepipe-vllm', key: 'api-key' } } },
-                    ],
+                    args,
+                    env,
                     ports: [{ name: 'http', containerPort: 8000 }],
                     resources,
                   },
@@ -119,7 +121,8 @@ export function seedPipeline(options: FixtureOptions = {}): CompiledPipeline {
           spec: { type: 'ClusterIP', selector, ports: [{ name: 'http', port: 8000, targetPort: 'http' }] },
         },
       ];
-      return { ...common, resourceName: name, objects, workload: { kind: 'Deployment', name } };
+      const run: StageRun = { steps: [{ container: 'vllm', argv: ['vllm', 'serve', ...args], env }], files: [], scratch: [], port: 8000 };
+      return { ...common, resourceName: name, objects, workload: { kind: 'Deployment', name }, run };
     }
 
     const resourceName = `${pipeline}-${input.name}-${hash.slice(0, 8)}`;
@@ -132,13 +135,15 @@ export function seedPipeline(options: FixtureOptions = {}): CompiledPipeline {
         ? [{ name: 'MODELSCOPE_API_TOKEN', valueFrom: { secretKeyRef: { name: 'tunepipe-hub', key: 'modelscope' } } }]
         : []),
     ];
+    const configFiles = { 'config.yaml': JSON.stringify(input.config), 'stage.sh': '#!/bin/sh\nexec "$@"\n' };
+    const argv = ['llamafactory-cli', 'train', '/config/config.yaml'];
     const objects: KubeObject[] = [
       {
         apiVersion: 'v1',
         kind: 'ConfigMap',
         metadata: { name: resourceName, namespace, labels },
         immutable: true,
-        data: { 'config.yaml': JSON.stringify(input.config), 'stage.sh': '#!/bin/sh\nexec "$@"\n' },
+        data: configFiles,
       },
       {
         apiVersion: 'batch/v1',
@@ -166,7 +171,7 @@ export function seedPipeline(options: FixtureOptions = {}): CompiledPipeline {
                   name: 'main',
                   image: input.image,
                   command: ['/bin/sh', '/config/stage.sh', 'rename', artifactPath, '--'],
-                  args: ['llamafactory-cli', 'train', '/config/config.yaml'],
+                  args: argv,
                   env,
                   resources,
                   volumeMounts: [
@@ -191,10 +196,16 @@ export function seedPipeline(options: FixtureOptions = {}): CompiledPipeline {
       completionMarker: `${artifactPath}/.tunepipe-complete`,
       objects,
       workload: { kind: 'Job', name: resourceName },
+      run: {
+        mode: 'rename',
+        steps: [{ container: 'main', argv, env, wrapper: 'all' }],
+        files: Object.entries(configFiles).map(([key, text]) => ({ path: `/config/${key}`, text })),
+        scratch: [],
+      },
     };
   });
 
-  return { pipeline, namespace, stages, objects: stages.flatMap((s) => s.objects) };
+  return { pipeline, namespace, artifactsClaim: claim, runtimeImage: 'ghcr.io/tunepipe/runtime:0.1.0', stages, objects: stages.flatMap((s) => s.objects) };
 }
 
 /** A copy of `compiled` with `edit` applied to the object `Kind/name`, in stages and in objects alike. */

@@ -36,6 +36,8 @@ function stage(name: string, kind: StageKind, dependsOn: string[], extra: Partia
     // The report never reads the planner's estimate; a small real one keeps the type honest.
     estimate: planStage({ kind: 'convert', name, rows: 100 }),
     workload: { kind: batch ? 'Job' : 'Deployment', name: batch ? `${PIPELINE}-${name}-${hash.slice(0, 8)}` : `${PIPELINE}-${name}` },
+    // The report never runs a stage: no steps or files.
+    run: batch ? { mode: 'rename', steps: [], files: [], scratch: [] } : { steps: [], files: [], scratch: [], port: 8000 },
     ...extra,
   };
 }
@@ -50,6 +52,8 @@ const service: KubeObject = {
 export const compiled: CompiledPipeline = {
   pipeline: PIPELINE,
   namespace: NAMESPACE,
+  artifactsClaim: 'tunepipe-artifacts',
+  runtimeImage: 'ghcr.io/tunepipe/runtime:0.1.0',
   stages: [
     stage('fetch-model', 'fetch-model', []),
     stage('convert', 'convert', []),

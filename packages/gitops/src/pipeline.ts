@@ -20,43 +20,12 @@ export const isBatch = (stage: CompiledStage): boolean => stage.workload.kind ==
 
 /**
  * Depth of every stage in the stage graph: 0 for stages without upstream stages, else one more
- * than the deepest upstream stage. Assumes a graph that `graphIssues` found no fault with.
+ * than the deepest upstream stage. One pass: compiled stages are in topological order.
  */
 export function stageDepths(compiled: CompiledPipeline): Map<string, number> {
-  const byName = new Map(compiled.stages.map((s) => [s.name, s]));
   const depths = new Map<string, number>();
-  const visit = (name: string): number => {
-    const known = depths.get(name);
-    if (known !== undefined) return known;
-    const stage = byName.get(name);
-    const depth = stage && stage.dependsOn.length > 0 ? 1 + Math.max(...stage.dependsOn.map(visit)) : 0;
-    depths.set(name, depth);
-    return depth;
-  };
-  for (const stage of compiled.stages) visit(stage.name);
+  for (const stage of compiled.stages) depths.set(stage.name, Math.max(-1, ...stage.dependsOn.map((d) => depths.get(d)!)) + 1);
   return depths;
-}
-
-function graphIssues(compiled: CompiledPipeline): Issue[] {
-  const issues: Issue[] = [];
-  const names = compiled.stages.map((s) => s.name);
-  const seen = new Set<string>();
-  compiled.stages.forEach((stage, i) => {
-    const path = `${compiled.pipeline}.stages[${i}]`;
-    if (seen.has(stage.name)) {
-      issues.push({ code: 'gitops.stage-duplicate', path: `${path}.name`, value: stage.name, message: 'two stages have this name', fix: 'give every stage a unique name' });
-    }
-    for (const dep of stage.dependsOn) {
-      if (!names.includes(dep)) {
-        issues.push({ code: 'gitops.stage-unknown-dependency', path: `${path}.dependsOn`, value: dep, message: `stage ${stage.name} depends on a stage that is not in the pipeline`, fix: `one of: ${names.join(', ')}` });
-      } else if (!seen.has(dep)) {
-        // Stages are in topological order, so an upstream stage is always listed earlier.
-        issues.push({ code: 'gitops.stage-order', path: `${path}.dependsOn`, value: dep, message: `stage ${stage.name} depends on ${dep}, which is not listed before it (a cycle, or stages out of order)`, fix: 'list stages in topological order without cycles' });
-      }
-    }
-    seen.add(stage.name);
-  });
-  return issues;
 }
 
 /**
@@ -68,37 +37,26 @@ const TTL_FIX =
 const SUSPEND_FIX =
   'leave spec.suspend unset: Kueue suspends and resumes Jobs itself, and a reconciler re-applying suspend: true would suspend an admitted Job again';
 
-function objectIssues(compiled: CompiledPipeline): Issue[] {
+/**
+ * What a reconciler cannot be handed even though compile() accepts it. The graph (valid, in
+ * topological order) and object identity (unique, named) are compile()'s guarantees, not checked again.
+ */
+export function compiledIssues(compiled: CompiledPipeline): Issue[] {
   const issues: Issue[] = [];
-  const keys = new Map<string, string>();
   const visit = (object: KubeObject, path: string): void => {
-    if (!object.kind || !object.apiVersion || !object.metadata?.name) {
-      issues.push({ code: 'gitops.object-identity', path, value: { apiVersion: object.apiVersion, kind: object.kind, name: object.metadata?.name }, message: 'object without apiVersion, kind or metadata.name', fix: 'every emitted object needs apiVersion, kind and metadata.name' });
-      return;
+    if (object.kind !== 'Job' || !('spec' in object) || !object.spec) return;
+    const spec = object.spec as { ttlSecondsAfterFinished?: number; suspend?: boolean };
+    const name = object.metadata?.name;
+    if (spec.ttlSecondsAfterFinished !== undefined) {
+      issues.push({ code: 'gitops.job-ttl', path: `${path}.spec.ttlSecondsAfterFinished`, value: spec.ttlSecondsAfterFinished, message: `Job ${name} is deleted after it finishes`, fix: TTL_FIX });
     }
-    const key = objectKey(object);
-    const first = keys.get(key);
-    if (first !== undefined && first !== path) {
-      issues.push({ code: 'gitops.object-duplicate', path, value: key, message: `the same object is also emitted at ${first}`, fix: 'emit each object once' });
-    } else keys.set(key, path);
-    if (object.kind === 'Job' && 'spec' in object && object.spec) {
-      const spec = object.spec as { ttlSecondsAfterFinished?: number; suspend?: boolean };
-      if (spec.ttlSecondsAfterFinished !== undefined) {
-        issues.push({ code: 'gitops.job-ttl', path: `${path}.spec.ttlSecondsAfterFinished`, value: spec.ttlSecondsAfterFinished, message: `Job ${object.metadata.name} is deleted after it finishes`, fix: TTL_FIX });
-      }
-      if (spec.suspend === true) {
-        issues.push({ code: 'gitops.job-suspend', path: `${path}.spec.suspend`, value: true, message: `Job ${object.metadata.name} is committed suspended`, fix: SUSPEND_FIX });
-      }
+    if (spec.suspend === true) {
+      issues.push({ code: 'gitops.job-suspend', path: `${path}.spec.suspend`, value: true, message: `Job ${name} is committed suspended`, fix: SUSPEND_FIX });
     }
   };
   compiled.stages.forEach((stage, i) => stage.objects.forEach((o, j) => visit(o, `${compiled.pipeline}.stages[${i}](${stage.name}).objects[${j}]`)));
   sharedObjects(compiled).forEach((o, j) => visit(o, `${compiled.pipeline}.objects[shared ${j}]`));
   return issues;
-}
-
-/** Every reason the compiled pipeline cannot be handed to a reconciler as it is. */
-export function compiledIssues(compiled: CompiledPipeline): Issue[] {
-  return [...graphIssues(compiled), ...objectIssues(compiled)];
 }
 
 export function assertRenderable(compiled: CompiledPipeline): void {

@@ -36,6 +36,7 @@ const IMAGES: Record<StageKind, string> = {
   merge: 'hiyouga/llamafactory:0.9.4',
   quantize: 'ghcr.io/tunepipe/llamafactory-gptq:0.9.4-0.1.0',
   evaluate: 'hiyouga/llamafactory:0.9.4',
+  predict: 'hiyouga/llamafactory:0.9.4',
   serve: 'vllm/vllm-openai:v0.11.0',
 };
 
@@ -149,12 +150,14 @@ export function fixtureCompile(source: FixtureSource): CompiledPipeline {
       inputs,
       objects: serve ? serveObjects(source, namespace, name, hash, config) : batchObjects(source, namespace, name, spec.kind, hash, gpus, config),
       workload: serve ? { kind: 'Deployment', name: `${source.name}-${name}` } : { kind: 'Job', name: `${source.name}-${name}-${hash.slice(0, 8)}` },
+      // The renderers and the diff never run a stage: no steps or files.
+      run: serve ? { steps: [], files: [], scratch: [], port: 8000 } : { mode: 'rename', steps: [], files: [], scratch: [] },
     };
     if (!serve) paths.set(name, artifactPath);
     done.set(name, stage);
   }
   const stages = [...done.values()];
-  return { pipeline: source.name, namespace, stages, objects: stages.flatMap((s) => s.objects) };
+  return { pipeline: source.name, namespace, artifactsClaim: 'tunepipe-artifacts', runtimeImage: 'ghcr.io/tunepipe/runtime:0.1.0', stages, objects: stages.flatMap((s) => s.objects) };
 }
 
 /** The linear seed pipeline: fetch-model, convert, sft (GPU), merge, quantize (GPU), evaluate (GPU), serve. */

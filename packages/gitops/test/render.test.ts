@@ -185,13 +185,8 @@ test('a Job with ttlSecondsAfterFinished or a committed suspend fails every flav
   assert.throws(() => renderPlain(suspended), (e: unknown) => e instanceof GitopsError && e.issues[0]!.code === 'gitops.job-suspend');
 });
 
-test('a broken stage graph and bad repository options are reported, every problem at once', () => {
+test('bad repository options are reported, every problem at once', () => {
   const compiled = fixtureCompile(seedSource());
-  const broken = { ...compiled, stages: compiled.stages.map((s) => (s.name === 'merge' ? { ...s, dependsOn: ['sft', 'serve', 'nope'] } : s)) };
-  assert.throws(
-    () => renderPlain(broken),
-    (e: unknown) => e instanceof GitopsError && e.issues.map((i) => i.code).join() === 'gitops.stage-order,gitops.stage-unknown-dependency',
-  );
   assert.throws(
     () => renderArgoCd(compiled, { repoUrl: 'not a url', revision: '', path: '../elsewhere' }),
     (e: unknown) => e instanceof GitopsError && e.issues.map((i) => i.path).join() === 'repoUrl,revision,path',

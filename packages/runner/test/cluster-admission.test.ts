@@ -78,7 +78,7 @@ test('the marker-check Job is the compiler’s, on the pipeline’s claim and ru
   const job = await markerCheckJob(pipeline, 'ml');
   const markers = pipeline.stages.flatMap((s) => (s.completionMarker ? [s.completionMarker] : []));
   const settings = { pipeline: pipeline.pipeline, namespace: 'ml', artifactsClaim: 'team-artifacts', runtimeImage: 'registry.example/tunepipe/runtime:1.2.3' };
-  assert.deepEqual(job, compilerMarkerCheckJob(settings, markers, { timeoutSeconds: 1 }));
+  assert.deepEqual(job, compilerMarkerCheckJob(settings, markers, { timeoutSeconds: 1 }) as Json);
   const podSpec = job['spec']['template']['spec'];
   assert.equal(job['metadata']['namespace'], 'ml');
   assert.equal(podSpec['volumes'][0]['persistentVolumeClaim']['claimName'], 'team-artifacts');

@@ -348,7 +348,8 @@ test('planLocalStage on compile() output: remote inputs land in the run folder, 
     }),
     context,
   );
-  const artifactsDir = '/data/art';
+  // Under /tmp, which is also pod scratch: a path is mapped once, never again.
+  const artifactsDir = '/tmp/art';
   const convertStage = stageOf(compiled, 'convert');
   const root = join(artifactsDir, '.tunepipe-runs', convertStage.resourceName, 'root');
   const convert = planLocalStage(convertStage, { artifactsDir, env: {} });

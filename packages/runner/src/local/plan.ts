@@ -59,14 +59,17 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** Rewrites every occurrence of a mounted pod path inside `text` (whole path segments only). */
+/**
+ * Rewrites every occurrence of a mounted pod path inside `text` (whole path segments only, the
+ * longest mount first). One pass: a local path is never rewritten again, even when it lies under
+ * another mount's pod path (an artifacts folder under `/tmp` while `/tmp` is pod scratch).
+ */
 export function rewritePaths(text: string, mounts: readonly Mount[]): string {
-  let out = text;
-  for (const m of [...mounts].sort((a, b) => b.podPath.length - a.podPath.length)) {
-    const re = new RegExp(`(^|[\\s=:,'"\\[(])${escapeRegExp(m.podPath)}(?=/|$|[\\s,'"\\])])`, 'g');
-    out = out.replace(re, (_all, lead: string) => `${lead}${m.localPath}`);
-  }
-  return out;
+  if (mounts.length === 0) return text;
+  const sorted = [...mounts].sort((a, b) => b.podPath.length - a.podPath.length);
+  const local = new Map(sorted.map((m) => [m.podPath, m.localPath]));
+  const re = new RegExp(`(^|[\\s=:,'"\\[(])(${sorted.map((m) => escapeRegExp(m.podPath)).join('|')})(?=/|$|[\\s,'"\\])])`, 'g');
+  return text.replace(re, (_all, lead: string, podPath: string) => `${lead}${local.get(podPath)}`);
 }
 
 /** YAML-aware rewrite: only string scalars change; comments and key order stay. */
