@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { didYouMean, isDnsLabel, isLabelValue, type Issue } from '@tunepipe/core';
+import { didYouMean, isDnsLabel, isLabelValue, zodParse, type Issue } from '@tunepipe/core';
 import { DEFAULT_STARTUP_ALLOWANCE_SECONDS, DEFAULT_TIMEOUT_FACTOR } from './timeouts.ts';
 
 /** Pulumi config namespace of the pipelines stack (`tunepipe:<key>`). */
@@ -90,24 +90,17 @@ export function parseSettings(
     raw[key] = key === 'pipelines' ? parseList(value) : value;
   }
 
-  const parsed = SettingsSchema.safeParse(raw);
-  if (!parsed.success) {
-    for (const problem of parsed.error.issues) {
-      const key = String(problem.path[0] ?? '');
-      const fullKey = `${prefix}${key}${problem.path.slice(1).map((p) => `[${String(p)}]`).join('')}`;
-      const fix = FIX[key];
-      issues.push({
-        code: 'pulumi.config-invalid',
-        path: fullKey,
-        ...(problem.path.length > 0 && raw[key] !== undefined ? { value: valueAt(raw, problem.path) } : {}),
-        message: key === 'pipelines' && raw[key] === undefined ? 'required: the pipelines to deploy' : problem.message,
-        ...(fix ? { fix } : {}),
-      });
-    }
-  }
-  if (issues.length > 0 || !parsed.success) return { settings: undefined, issues };
+  const parsed = zodParse(SettingsSchema, raw, {
+    area: 'pulumi.config',
+    root: raw,
+    schema: SettingsSchema,
+    formatPath: (path) => `${prefix}${String(path[0] ?? '')}${path.slice(1).map((p) => `[${String(p)}]`).join('')}`,
+    fix: (context) => FIX[String(context.path[0] ?? '')] ?? context.suggestion,
+  });
+  if (!parsed.ok) issues.push(...parsed.issues);
+  if (issues.length > 0 || !parsed.ok) return { settings: undefined, issues };
 
-  const data = parsed.data;
+  const data = parsed.value;
   return {
     settings: {
       pipelines: [...new Set(data.pipelines)],
@@ -131,11 +124,3 @@ function parseList(value: string): unknown {
   }
 }
 
-function valueAt(raw: Record<string, unknown>, path: readonly PropertyKey[]): unknown {
-  let current: unknown = raw;
-  for (const step of path) {
-    if (current === null || typeof current !== 'object') return undefined;
-    current = (current as Record<PropertyKey, unknown>)[step];
-  }
-  return current;
-}

@@ -2,12 +2,12 @@ import type { ConfigMap, Container, EnvVar, Service } from 'kubernetes-types/cor
 import type { Job, PodFailurePolicyRule } from 'kubernetes-types/batch/v1.js';
 import type { Deployment } from 'kubernetes-types/apps/v1.js';
 import { stringify } from 'yaml';
-import type { CompiledPipeline, CompiledStage, StageRun, StageStep } from './compiled.ts';
+import { objectKey, type CompiledPipeline, type CompiledStage, type StageRun, type StageStep } from './compiled.ts';
 import { ARTIFACTS_MOUNT, COMPLETION_MARKER, type CompileContext, type ResolvedContext } from './context.ts';
 import { analysePipeline, type PipelineAnalysis } from './analyse.ts';
 import type { Pipeline } from './dsl.ts';
 import { datasetDelivery } from './delivery.ts';
-import { contentHash } from './hash.ts';
+import { canonicalJson, contentHash } from './hash.ts';
 import { CheckError, isError } from './issues.ts';
 import type { KubeObject } from './kube.ts';
 import { ANNOTATIONS, LABELS, MANAGED_BY } from './labels.ts';
@@ -81,13 +81,44 @@ function render(analysis: PipelineAnalysis): CompiledPipeline {
     compiled.set(resolved.name, stage);
     stages.push(stage);
   }
+  const { owned, shared } = shareCommonObjects(stages);
   return {
     pipeline: pipeline.name,
     namespace: ctx.namespace,
     artifactsClaim: ctx.artifactsClaim,
     runtimeImage: ctx.images.runtime,
-    stages,
-    objects: stages.flatMap((s) => s.objects),
+    stages: owned,
+    objects: [...shared, ...owned.flatMap((s) => s.objects)],
+  };
+}
+
+/**
+ * Objects are unique by construction. Content-named objects that several stages need (the
+ * dataset ConfigMap of a source two converts read) become one shared object of the pipeline,
+ * applied before the stages, with no stage's labels; any other name two stages would both emit is
+ * a compiler bug.
+ */
+function shareCommonObjects(stages: readonly CompiledStage[]): { owned: CompiledStage[]; shared: KubeObject[] } {
+  const users = new Map<string, CompiledStage[]>();
+  for (const stage of stages) for (const object of stage.objects) users.set(objectKey(object), [...(users.get(objectKey(object)) ?? []), stage]);
+  const shared = new Map<string, KubeObject>();
+  for (const [key, by] of users) {
+    if (by.length < 2) continue;
+    const copies = by.map((stage) => stage.objects.find((o) => objectKey(o) === key)!);
+    const content = (o: KubeObject) => canonicalJson({ ...o, metadata: { ...o.metadata, labels: undefined } });
+    if (copies[0]?.kind !== 'ConfigMap' || copies.some((c) => content(c) !== content(copies[0]!))) {
+      throw new Error(`internal: stages ${by.map((s) => s.name).join(', ')} would all emit ${key}`);
+    }
+    const labels = { ...copies[0].metadata?.labels };
+    delete labels[LABELS.stage];
+    delete labels[LABELS.stageHash];
+    delete labels[LABELS.stageKind];
+    shared.set(key, { ...copies[0], metadata: { ...copies[0].metadata, labels } });
+  }
+  if (shared.size === 0) return { owned: [...stages], shared: [] };
+  return {
+    owned: stages.map((stage) => ({ ...stage, objects: stage.objects.filter((o) => !shared.has(objectKey(o))) })),
+    shared: [...shared.values()],
   };
 }
 

@@ -11,7 +11,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { COMPLETION_MARKER, formatMarker, listedInSums, parseMarker, SHA256SUMS, STAGE_ENV, sumsLine } from '../src/artifacts/protocol.ts';
-import { completeFolder, publishFolder, readCompletionMarker } from '../src/artifacts/folder.ts';
+import { completeFolder, publishFolder, readCompletionMarker, verifySha256Sums } from '../src/artifacts/folder.ts';
 import { deliveredPath } from '../src/delivery.ts';
 import { stageScript } from '../src/stage-script.ts';
 import { convertCommand } from '../../convert/src/index.ts';
@@ -136,6 +136,13 @@ test('the same tree published by the wrapper, by convert and by the local runner
     }
     assert.deepEqual(await readCompletionMarker(runnerOut, HASH), { ...IDENTITY, files: Object.keys(TREE).length - 1 });
     assert.equal(await readCompletionMarker(runnerOut, 'other'), undefined);
+
+    // The reader side (fetch-model checks an artifacts folder this way): the wrapper's sums verify.
+    assert.deepEqual(await verifySha256Sums(shellOut), []);
+    writeFileSync(join(shellOut, 'nested/x y/z.json'), 'changed');
+    rmSync(join(shellOut, 'empty'));
+    assert.deepEqual(await verifySha256Sums(shellOut), ['empty', 'nested/x y/z.json']);
+    assert.equal(await verifySha256Sums(source), undefined, 'no SHA256SUMS: nothing to verify');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -168,3 +168,19 @@ test('a secret-shaped value anywhere in the options is reported, and no message 
   assert.ok(!formatIssues(issues).includes(token), 'the token is redacted from every issue');
   assert.throws(() => compile(pipeline, context), (error: Error) => !error.message.includes(token));
 });
+
+test('objects are unique by construction: two converts of one source share its dataset ConfigMap', () => {
+  const pipeline = definePipeline({ name: 'twice' }, (p) => {
+    p.convert({ sources: ['identity'], cutoffLen: 1024 });
+    p.convert({ name: 'convert-b', sources: ['identity'], cutoffLen: 1024, seed: 7 });
+  });
+  const compiled = compile(pipeline, context);
+  const keys = compiled.objects.map((o) => `${o.kind}/${o.metadata?.name}`);
+  assert.equal(new Set(keys).size, keys.length, keys.join('\n'));
+  const data = compiled.objects.filter((o) => o.metadata?.labels?.['app.kubernetes.io/component'] === 'dataset');
+  assert.equal(data.length, 1);
+  assert.equal(data[0]!.metadata?.labels?.['tunepipe.dev/stage'], undefined, 'a shared object belongs to no stage');
+  assert.ok(compiled.stages.every((s) => !s.objects.includes(data[0]!)));
+  // Both Jobs still mount it, and both runs still see its files.
+  for (const stage of compiled.stages) assert.ok(stage.run.files.some((f) => f.path.startsWith('/inputs/identity/')));
+});

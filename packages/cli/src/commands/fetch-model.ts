@@ -1,9 +1,10 @@
-import { constants, existsSync } from 'node:fs';
+import { constants } from 'node:fs';
 import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Command } from 'commander';
+import { verifySha256Sums } from '@tunepipe/core';
 import { UserError } from '../errors.ts';
-import { folderDigest, modelFiles, sha256OfFile } from '@tunepipe/workspace';
+import { folderDigest, modelFiles } from '@tunepipe/workspace';
 
 interface FetchModelConfig {
   readonly source: 'local' | 'artifacts';
@@ -37,14 +38,11 @@ export async function fetchModel(flags: { config: string; from: string; out: str
       ]);
     }
     log(`tunepipe fetch-model: ${from} verified (${found.files} files, ${found.bytes} bytes, sha256 ${found.digest})`);
-  } else if (existsSync(join(from, 'SHA256SUMS'))) {
-    const bad: string[] = [];
-    for (const line of (await readFile(join(from, 'SHA256SUMS'), 'utf8')).split('\n')) {
-      const m = /^([0-9a-f]{64}) {2}(.+)$/.exec(line);
-      if (m && (await sha256OfFile(join(from, m[2]!)).catch(() => 'missing')) !== m[1]) bad.push(m[2]!);
-    }
-    if (bad.length > 0) throw new UserError(`${from} does not match its SHA256SUMS`, bad.map((f) => ({ code: 'model.sha256', path: join(from, f), message: 'differs from SHA256SUMS or is missing', fix: 'restore the file, or write a new SHA256SUMS and change the version in the pipeline' })));
-    log(`tunepipe fetch-model: ${from} matches its SHA256SUMS`);
+  } else {
+    // An artifacts folder without SHA256SUMS has nothing to be checked against.
+    const bad = await verifySha256Sums(from);
+    if (bad && bad.length > 0) throw new UserError(`${from} does not match its SHA256SUMS`, bad.map((f) => ({ code: 'model.sha256', path: join(from, f), message: 'differs from SHA256SUMS or is missing', fix: 'restore the file, or write a new SHA256SUMS and change the version in the pipeline' })));
+    if (bad) log(`tunepipe fetch-model: ${from} matches its SHA256SUMS`);
   }
   const files = await modelFiles(from);
   for (const f of files) {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { COMPLETION_MARKER, formatMarker, listedInSums, parseMarker, SHA256SUMS, sumsLine, TMP_SUFFIX, type CompletionMarker } from './protocol.ts';
+import { COMPLETION_MARKER, formatMarker, listedInSums, parseMarker, parseSumsLine, SHA256SUMS, sumsLine, TMP_SUFFIX, type CompletionMarker } from './protocol.ts';
 
 /** What the marker says a folder is: the stage that wrote it and that stage's hash. */
 export interface StageIdentity {
@@ -50,6 +50,25 @@ export async function writeSha256Sums(dir: string, known: KnownDigests = new Map
 
 export async function writeCompletionMarker(dir: string, marker: CompletionMarker): Promise<void> {
   await writeViaTmp(dir, COMPLETION_MARKER, formatMarker(marker));
+}
+
+/**
+ * The files of `dir` that differ from its SHA256SUMS or are missing (none: the folder is intact);
+ * undefined when it has no SHA256SUMS.
+ */
+export async function verifySha256Sums(dir: string): Promise<string[] | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, SHA256SUMS), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const bad: string[] = [];
+  for (const line of text.split('\n')) {
+    const entry = parseSumsLine(line);
+    if (entry && (await sha256File(join(dir, entry.path)).catch(() => 'missing')) !== entry.sha256) bad.push(entry.path);
+  }
+  return bad;
 }
 
 /**

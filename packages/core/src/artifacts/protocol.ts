@@ -116,6 +116,12 @@ export function sumsLine(sha256: string, relativePath: string): string {
   return `${sha256}  ${relativePath}\n`;
 }
 
+/** A line of SHA256SUMS read back; undefined for anything else (a blank last line). */
+export function parseSumsLine(line: string): { readonly sha256: string; readonly path: string } | undefined {
+  const m = /^([0-9a-f]{64}) {2}(.+)$/.exec(line);
+  return m ? { sha256: m[1]!, path: m[2]! } : undefined;
+}
+
 /**
  * Shell, run inside the artifact folder: writes SHA256SUMS as `listedInSums` and `sumsLine` define
  * it. The name is printed by the script, not by sha256sum, which escapes some names (`\`, line
