@@ -13,9 +13,8 @@ export {
   type DescriptorFile,
   type DescriptorResult,
 } from './descriptor.ts';
-export { loadDatasetSources, remoteUrl, sourceDigest, canonicalJson, type LoadedSource, type LoadedFile } from './sources.ts';
+export { loadDatasetSources, sourceDigest, canonicalJson, type LoadedSource, type LoadedFile } from './sources.ts';
 // Delivery lives in core, where the compiler uses it; re-exported for the workspace's loader.
-export { datasetDeliveryIssues } from '@tunepipe/core';
 export { runConvert, datasetInfoEntry, splitCount, type ConvertOutput, type RunConvertOptions, type ConvertResult, type SourceSummary, type InputLayout, type SplitName } from './convert.ts';
 export { convertCommand, convertFromConfigFile, type ConvertCommandOptions, type ConvertCommandResult } from './command.ts';
 export { QUARANTINE_REASONS, type QuarantineReason } from './rows.ts';

@@ -6,7 +6,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { CONFIGMAP_BUDGET_BYTES } from '@tunepipe/core';
-import { ConvertError, datasetDeliveryIssues, loadDatasetSources } from '../src/index.ts';
+import { datasetDeliveryIssues } from '@tunepipe/core';
+import { ConvertError, loadDatasetSources } from '../src/index.ts';
 import { alpacaYaml, cleanup, jsonl, tempRepo } from './helpers.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('../../..', import.meta.url)));

@@ -17,7 +17,8 @@ import { servedPort } from './kinds/serve.ts';
 import type { RenderEnv, ResolvedStage, StageKindModule, StagePaths } from './kinds/types.ts';
 import type { StagePlan } from './plan.ts';
 import { containerSecurity, gpuPlacement, metadata, podSecurity, resourcesFor, scratchEnv, secretEnv, waitForMarkers } from './pods.ts';
-import { GATE_FAILED_EXIT_CODE, stageScript, type PublishMode } from './stage-script.ts';
+import { stageScript } from './stage-script.ts';
+import { GATE_FAILED_EXIT_CODE, STAGE_ENV, workDirOf, type PublishMode } from './artifacts/protocol.ts';
 
 /** Stands for the stage's own artifact folder while hashing: the folder is named by the hash. */
 const SELF = '${self}';
@@ -186,8 +187,8 @@ function assembleBatch(
   const data = datasetDelivery({ pipeline: pipeline.name, sources: kind.dataSources?.(stage as never) ?? [], datasets: ctx.datasets, namespace: ctx.namespace, labels, fetchImage: ctx.images.fetch, hubToken: ctx.defaultHubToken });
 
   const env: EnvVar[] = [
-    { name: 'TUNEPIPE_STAGE', value: stage.name },
-    { name: 'TUNEPIPE_HASH', value: hash },
+    { name: STAGE_ENV.stage, value: stage.name },
+    { name: STAGE_ENV.hash, value: hash },
     ...scratchEnv(),
   ];
   env.push(...(kind.toolEnv?.(stage as never, renderEnv) ?? []));
@@ -218,7 +219,7 @@ function assembleBatch(
   if (gate) failureRules.push({ action: 'FailJob', onExitCodes: { containerName: 'gate', operator: 'In', values: [GATE_FAILED_EXIT_CODE] } });
 
   const waits = [...(upstreamMarkers.length > 0 ? [waitForMarkers('wait-for-inputs', upstreamMarkers, ctx.images.runtime)] : []), ...(data.fetch ? [data.fetch] : [])];
-  const work = command.mode === 'rename' ? `${out}.partial` : out;
+  const work = command.mode === 'rename' ? workDirOf(out) : out;
   const gateContainer: Container | undefined = gate
     ? {
         name: 'gate',
@@ -226,9 +227,9 @@ function assembleBatch(
         command: wrapper(command.mode),
         args: ['tunepipe', 'gate', '--rules', '/config/gate.json', '--results', `${work}/predict_results.json`, '--out', `${work}/gate.json`],
         env: [
-          { name: 'TUNEPIPE_STAGE', value: stage.name },
-          { name: 'TUNEPIPE_HASH', value: hash },
-          { name: 'TUNEPIPE_STEP', value: 'publish' },
+          { name: STAGE_ENV.stage, value: stage.name },
+          { name: STAGE_ENV.hash, value: hash },
+          { name: STAGE_ENV.step, value: 'publish' },
         ],
         resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } },
         securityContext: containerSecurity(),
@@ -238,7 +239,7 @@ function assembleBatch(
         ],
       }
     : undefined;
-  const runMain: Container = gateContainer ? { ...main, env: [...env, { name: 'TUNEPIPE_STEP', value: 'run' }] } : main;
+  const runMain: Container = gateContainer ? { ...main, env: [...env, { name: STAGE_ENV.step, value: 'run' }] } : main;
   const containers = gateContainer
     ? { initContainers: [...waits, runMain], containers: [gateContainer] }
     : { ...(waits.length > 0 ? { initContainers: waits } : {}), containers: [main] };
@@ -430,8 +431,8 @@ function verifyObjects(
   const dataset = config['verifyData'] as { dir: string; entries: string[] } | undefined;
   const verifyLabels = { ...labels, [LABELS.component]: 'verify' };
   const env: EnvVar[] = [
-    { name: 'TUNEPIPE_STAGE', value: stage.name },
-    { name: 'TUNEPIPE_HASH', value: hash },
+    { name: STAGE_ENV.stage, value: stage.name },
+    { name: STAGE_ENV.hash, value: hash },
     ...secretEnv('VLLM_API_KEY', o.apiKey),
   ];
   const configMap: ConfigMap = {
@@ -486,7 +487,7 @@ function verifyObjects(
                 ...(verify.identityPrompts ?? []).flatMap((prompt) => ['--identity-prompt', prompt]),
                 ...(dataset ? ['--dataset-dir', dataset.dir, '--dataset', dataset.entries.join(',')] : []),
                 ...(verify.limit !== undefined ? ['--limit', String(verify.limit)] : []),
-                '--out', `${out}.partial`,
+                '--out', workDirOf(out),
               ],
               env,
               securityContext: containerSecurity(),

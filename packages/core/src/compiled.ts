@@ -1,7 +1,7 @@
 import type { EnvVar } from 'kubernetes-types/core/v1.js';
 import type { KubeObject } from './kube.ts';
 import type { StageResourcePlan } from './planner/plan.ts';
-import type { PublishMode, WrapperStep } from './stage-script.ts';
+import type { PublishMode, WrapperStep } from './artifacts/protocol.ts';
 import type { StageKind } from './kinds/types.ts';
 
 export type { StageKind };

@@ -1,8 +1,7 @@
 import { join } from 'node:path';
 import { convertInputSources, modelSourceOf, type CompileContext, type DatasetSourceInput, type LocalModelInput, type Pipeline } from '@tunepipe/core';
 import { DigestCache, loadLocalModel } from './model-folder.ts';
-import { datasetDeliveryIssues, loadDatasetSources, remoteUrl, sourceStats } from '@tunepipe/convert';
-import { WorkspaceError } from './errors.ts';
+import { loadDatasetSources, sourceStats } from '@tunepipe/convert';
 
 export interface ContextOverrides {
   readonly namespace?: string;
@@ -25,20 +24,12 @@ function datasetNames(pipeline: Pipeline): string[] {
 export async function loadCompileContext(root: string, pipeline: Pipeline, overrides: ContextOverrides = {}): Promise<CompileContext> {
   // Bad descriptors throw a ConvertError (a CheckError): every problem, rendered without a stack.
   const loaded = await loadDatasetSources(root, datasetNames(pipeline));
-  // A file that fits neither a ConfigMap nor a declared download would arrive truncated or not at all.
-  const undeliverable = loaded.flatMap((source) => datasetDeliveryIssues(source));
-  if (undeliverable.length > 0) throw new WorkspaceError(`dataset files of pipeline ${pipeline.name} cannot reach the cluster`, undeliverable);
   const datasets: Record<string, DatasetSourceInput> = {};
   for (const source of loaded) {
     const stats = await sourceStats(root, source);
-    datasets[source.name] = {
-      ...source,
-      files: source.files.map((file) => {
-        const url = remoteUrl(source, file.path);
-        return url ? { ...file, url } : file;
-      }),
-      ...(stats ? { stats } : {}),
-    };
+    // A file that fits neither a ConfigMap nor a declared download is check()'s finding, listed
+    // with every other problem of the pipeline.
+    datasets[source.name] = { ...source, ...(stats ? { stats } : {}) };
   }
   const models = await loadLocalModels(root, pipeline);
   return {

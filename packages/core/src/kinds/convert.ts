@@ -1,7 +1,8 @@
 import { convertInputSources } from '../dsl.ts';
 import { didYouMean } from '../issues.ts';
 import { rowFieldIssues } from '../rules/rows.ts';
-import { CONFIGMAP_BUDGET_BYTES, CLUSTER_INPUTS } from '../delivery.ts';
+import { CLUSTER_INPUTS, datasetDeliveryIssues } from '../delivery.ts';
+import { workDirOf } from '../artifacts/protocol.ts';
 import { placement, resolvedResources } from './common.ts';
 import type { StageKindModule } from './types.ts';
 
@@ -32,16 +33,8 @@ export const convert: StageKindModule<'convert'> = {
         add({ code: 'dataset.missing', path: at, value: source, message: `no dataset source '${String(source)}' (expected datasets/${String(source)}/dataset.yaml)`, fix: (typeof source === 'string' ? didYouMean(source, Object.keys(env.ctx.datasets)) : undefined) ?? `create datasets/${String(source)}/dataset.yaml or remove the source` });
         return;
       }
-      for (const f of loaded.files) {
-        if (f.url === undefined && f.gzipBase64 === undefined) {
-          add({ code: 'dataset.undeliverable', path: at, value: `${source}/${f.path}`, message: 'the file has neither ConfigMap content nor a download URL, so the convert Job would not find it', fix: `declare a url (https://, s3://, hf://, ms://) for ${f.path} in datasets/${source}/dataset.yaml` });
-        }
-      }
       for (const issue of rowFieldIssues(String(source), loaded, at)) add(issue);
-      const bytes = loaded.files.reduce((sum, f) => sum + (f.url === undefined ? (f.gzipBase64?.length ?? 0) : 0), 0);
-      if (bytes > CONFIGMAP_BUDGET_BYTES) {
-        add({ code: 'dataset.too-large', path: at, value: `${source}: ${(bytes / 1024).toFixed(0)} KiB compressed`, message: `does not fit in a ConfigMap (budget ${CONFIGMAP_BUDGET_BYTES / 1024} KiB after gzip+base64); it would be truncated or rejected by the API server`, fix: `declare a remote source (https://, s3:// or a hub id) in datasets/${source}/dataset.yaml so the convert Job fetches it in the cluster` });
-      }
+      for (const issue of datasetDeliveryIssues(loaded)) add(issue);
     });
     if (!Number.isInteger(o.cutoffLen) || o.cutoffLen <= 0) {
       add({ code: 'convert.cutoff', path: `${path}.cutoffLen`, value: o.cutoffLen, message: 'must be a positive integer number of tokens', fix: "use the SFT stage's cutoff_len" });
@@ -92,6 +85,7 @@ export const convert: StageKindModule<'convert'> = {
     return { ...stage.args };
   },
   command(_stage, paths, configFile) {
-    return { mode: 'rename', argv: ['tunepipe', 'convert', '--config', configFile, '--inputs', CLUSTER_INPUTS.root, '--out', `${paths.self}.partial`] };
+    // The converter only writes its work folder; the stage wrapper publishes it, once.
+    return { mode: 'rename', argv: ['tunepipe', 'convert', '--config', configFile, '--inputs', CLUSTER_INPUTS.root, '--work', workDirOf(paths.self)] };
   },
 };

@@ -1,3 +1,4 @@
+import { workDirOf } from '../artifacts/protocol.ts';
 import { GENERATION_DEFAULTS } from '../defaults.ts';
 import { checkGate, gateRules } from '../gate.ts';
 import { canonicalJson } from '../hash.ts';
@@ -97,7 +98,7 @@ export const evaluate: StageKindModule<'evaluate'> = {
       template: o.model.template,
       dataset_dir: paths.of(o.data.stage),
       eval_dataset: o.data.entries.join(','),
-      output_dir: `${paths.self}.partial`,
+      output_dir: workDirOf(paths.self),
       report_to,
       ...rest,
     };

@@ -1,3 +1,4 @@
+import { workDirOf } from '../artifacts/protocol.ts';
 import { ARTIFACTS_MOUNT, type ResolvedContext } from '../context.ts';
 import { modelSourceOf, type BaseModelOptions, type HubModelOptions, type ObjectStoreModelOptions, type SecretRef } from '../dsl.ts';
 import { objectStoreEnv, secretEnv } from '../pods.ts';
@@ -80,7 +81,7 @@ export const fetchModel: StageKindModule<'fetch-model'> = {
   },
   command(stage, paths, configFile) {
     const m = modelSourceOf(stage.spec.options);
-    const work = `${paths.self}.partial`;
+    const work = workDirOf(paths.self);
     switch (m.kind) {
       case 'hub':
         return m.hub === 'huggingface'

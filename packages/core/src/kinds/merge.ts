@@ -1,3 +1,4 @@
+import { workDirOf } from '../artifacts/protocol.ts';
 import { canonicalJson } from '../hash.ts';
 import { EXPORT_DEFAULTS, llamaFactoryDefault } from '../defaults.ts';
 import { requireArchitecture } from '../model/source.ts';
@@ -80,7 +81,7 @@ export const merge: StageKindModule<'merge'> = {
       adapter_name_or_path: paths.of(o.adapter.stage),
       template: o.adapter.template,
       finetuning_type,
-      export_dir: `${paths.self}.partial`,
+      export_dir: workDirOf(paths.self),
       export_size,
       export_device,
       export_legacy_format,

@@ -1,3 +1,4 @@
+import { workDirOf } from '../artifacts/protocol.ts';
 import type { Dataset, EvaluableModel } from '../handles.ts';
 import { requireArchitecture } from '../model/source.ts';
 import type { EvaluatePlanArgs } from '../planner/evaluate.ts';
@@ -82,7 +83,7 @@ export const predict: StageKindModule<'predict'> = {
       template: o.model.template,
       dataset_dir: paths.of(o.data.stage),
       eval_dataset: o.data.entries.join(','),
-      output_dir: `${paths.self}.partial`,
+      output_dir: workDirOf(paths.self),
       report_to,
       ...rest,
     };

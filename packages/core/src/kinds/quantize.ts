@@ -1,3 +1,4 @@
+import { workDirOf } from '../artifacts/protocol.ts';
 import { requireArchitecture } from '../model/source.ts';
 import type { QuantizePlanArgs } from '../planner/plan.ts';
 import { argPath, checkDatasetEntries, checkInput, checkLlamaFactoryArgs, mergeToolArgs, numberArg, placement, resolvedResources, stagesOf , offlineEnv } from './common.ts';
@@ -87,7 +88,7 @@ export const quantize: StageKindModule<'quantize'> = {
     return {
       model_name_or_path: paths.of(o.model.stage),
       template: o.model.template,
-      export_dir: `${paths.self}.partial`,
+      export_dir: workDirOf(paths.self),
       export_quantization_bit,
       export_quantization_dataset: `${paths.of(o.calibration.stage)}/calibration.jsonl`,
       export_quantization_nsamples,

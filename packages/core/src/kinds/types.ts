@@ -4,7 +4,7 @@ import type { EnvVar } from 'kubernetes-types/core/v1.js';
 import type { ArtifactHandle } from '../handles.ts';
 import type { Issue } from '../issues.ts';
 import type { StagePlanInput, StageResourcePlan } from '../planner/plan.ts';
-import type { PublishMode } from '../stage-script.ts';
+import type { PublishMode } from '../artifacts/protocol.ts';
 
 export type StageKind = StageSpec['kind'];
 export type SpecOf<K extends StageKind> = Extract<StageSpec, { kind: K }>;

@@ -13,6 +13,7 @@ import {
   type Issue,
   type MetricResults,
   zodParse,
+  VLLM_DEFAULT_PORT,
 } from '@tunepipe/core';
 import { z } from 'zod';
 import { lossCurves, parsePythonJson, readGeneratedPredictions, readPredictResults, readResultsFile, readTrainerLog } from '../readers.ts';
@@ -266,10 +267,10 @@ export async function gatherRunReport(options: GatherOptions): Promise<RunReport
     }
 
     if (stage.kind === 'serve') {
-      const service = stage.objects.find((o) => o.kind === 'Service');
-      const name = service?.metadata?.name ?? stage.workload.name;
-      const namespace = service?.metadata?.namespace ?? compiled.namespace;
-      const port = (service as { spec?: { ports?: { port?: number }[] } } | undefined)?.spec?.ports?.[0]?.port ?? 8000;
+      // The Deployment and its Service share the serve stage's resource name.
+      const name = stage.resourceName;
+      const namespace = compiled.namespace;
+      const port = stage.run.port ?? VLLM_DEFAULT_PORT;
       const modelPath = stage.config['model'];
       const servedKind = stage.dependsOn.map((d) => byName.get(d)?.kind).find((k) => k === 'quantize' || k === 'merge');
       const checkDir = local(artifactPath(compiled.pipeline, stage.name, stage.hash))!;
