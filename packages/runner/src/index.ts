@@ -34,7 +34,6 @@ export { classifyJob, classifyDeployment, type WorkloadSnapshot } from './cluste
 export {
   runOnCluster,
   objectsToApply,
-  FORCE_ENV,
   type ClusterRunOptions,
   type MarkerCheckOptions,
 } from './cluster/run.ts';

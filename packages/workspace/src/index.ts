@@ -2,5 +2,5 @@ export { synthPipeline, type SynthResult } from './synth.ts';
 export { loadCompileContext, localModelPaths, type ContextOverrides } from './context.ts';
 export { findRepoRoot, selectPipelines, discoverPipelines, loadPipeline } from './repo.ts';
 export { loadRepoConfig, REPO_CONFIG_FILE, type RepoConfig } from './config.ts';
-export { DigestCache, folderDigest, loadLocalModel, modelFiles, safetensorsParameters, sha256OfFile } from './model-folder.ts';
+export { DigestCache, folderDigest, loadLocalModel, modelFiles, safetensorsParameters } from './model-folder.ts';
 export { WorkspaceError } from './errors.ts';

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
-import type { LocalModelInput } from '@tunepipe/core';
+import { sha256File, SHA256SUMS, sumsLine, type LocalModelInput } from '@tunepipe/core';
 
 /**
  * The files that make a model folder, as (C-sorted) paths relative to it. Dot files and folders
@@ -19,22 +19,12 @@ export async function modelFiles(dir: string): Promise<string[]> {
       if (st.isDirectory()) await walk(path);
       else if (st.isFile()) {
         const rel = relative(dir, path).split('\\').join('/');
-        if (rel !== 'SHA256SUMS') out.push(rel);
+        if (rel !== SHA256SUMS) out.push(rel);
       }
     }
   };
   await walk(dir);
   return out.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-}
-
-export function sha256OfFile(path: string): Promise<string> {
-  return new Promise((done, fail) => {
-    const hash = createHash('sha256');
-    createReadStream(path)
-      .on('data', (chunk) => hash.update(chunk))
-      .on('error', fail)
-      .on('end', () => done(hash.digest('hex')));
-  });
 }
 
 /** Remembers file digests by path, size and mtime, so planning a 16 GB model hashes it once. */
@@ -60,7 +50,7 @@ export class DigestCache {
     const key = resolve(path);
     const known = this.entries[key];
     if (known && known.size === st.size && known.mtimeMs === st.mtimeMs) return { sha256: known.sha256, size: st.size };
-    const sha256 = await sha256OfFile(path);
+    const sha256 = await sha256File(path);
     this.entries[key] = { size: st.size, mtimeMs: st.mtimeMs, sha256 };
     this.dirty = true;
     return { sha256, size: st.size };
@@ -80,8 +70,8 @@ export async function folderDigest(dir: string, cache?: DigestCache): Promise<{ 
   let sums = '';
   let bytes = 0;
   for (const f of files) {
-    const d = cache ? await cache.digest(join(dir, f)) : { sha256: await sha256OfFile(join(dir, f)), size: (await stat(join(dir, f))).size };
-    sums += `${d.sha256}  ${f}\n`;
+    const d = cache ? await cache.digest(join(dir, f)) : { sha256: await sha256File(join(dir, f)), size: (await stat(join(dir, f))).size };
+    sums += sumsLine(d.sha256, f);
     bytes += d.size;
   }
   return { digest: createHash('sha256').update(sums).digest('hex'), sums, files: files.length, bytes };

@@ -14,6 +14,7 @@ import {
   type MetricResults,
   zodParse,
   VLLM_DEFAULT_PORT,
+  parseMarker,
 } from '@tunepipe/core';
 import { z } from 'zod';
 import { lossCurves, parsePythonJson, readGeneratedPredictions, readPredictResults, readResultsFile, readTrainerLog } from '../readers.ts';
@@ -71,7 +72,6 @@ export interface ReportCommandResult {
   readonly data: RunReportData;
 }
 
-const MarkerSchema = z.looseObject({ stage: z.string(), hash: z.string(), files: z.number().int().nonnegative() });
 const PostDeploySchema = z.looseObject({ passed: z.boolean(), lines: z.array(z.string()) });
 
 async function exists(path: string): Promise<boolean> {
@@ -208,16 +208,12 @@ export async function gatherRunReport(options: GatherOptions): Promise<RunReport
     if (dir) {
       const markerPath = join(dir, COMPLETION_MARKER);
       if (await exists(markerPath)) {
-        try {
-          const marker = zodParse(MarkerSchema, parsePythonJson(await readFile(markerPath, 'utf8')), { area: 'report.marker', pathPrefix: markerPath, fix: 're-run the stage' });
-          if (!marker.ok) {
-            problems.push(...marker.issues);
-          } else if (marker.value.hash !== stage.hash) {
-            problems.push({ path: markerPath, code: 'report.marker-hash', message: `marker is for hash ${marker.value.hash}, the stage is ${stage.hash}`, value: marker.value.hash, fix: 're-run the stage' });
-          } else complete = true;
-        } catch (error) {
-          problems.push({ path: markerPath, code: 'report.marker.json', message: `unreadable completion marker (${(error as Error).message})`, fix: 're-run the stage' });
-        }
+        const marker = parseMarker(await readFile(markerPath, 'utf8'));
+        if (!marker) {
+          problems.push({ path: markerPath, code: 'report.marker', message: 'is not a completion marker ({"stage","hash","files"}): a partial write or another tool\'s file', fix: 're-run the stage' });
+        } else if (marker.hash !== stage.hash) {
+          problems.push({ path: markerPath, code: 'report.marker-hash', message: `marker is for hash ${marker.hash}, the stage is ${stage.hash}`, value: marker.hash, fix: 're-run the stage' });
+        } else complete = true;
       }
       if (await exists(dir)) {
         const size = await folderSize(dir);

@@ -1,7 +1,7 @@
 import type { KubeConfig, KubernetesObject, V1Job } from '@kubernetes/client-node';
 import { sharedObjects, type CompiledPipeline, type CompiledStage } from '@tunepipe/core/compiled';
 import { LABELS } from '@tunepipe/core/labels';
-import { markerCheckJob } from '@tunepipe/core';
+import { markerCheckJob, STAGE_ENV } from '@tunepipe/core';
 import type { Job } from 'kubernetes-types/batch/v1.js';
 import type { Deployment } from 'kubernetes-types/apps/v1.js';
 import type { Service } from 'kubernetes-types/core/v1.js';
@@ -13,8 +13,6 @@ import { activeContainer, classifyDeployment, classifyJob, isDisrupted } from '.
 import { PodLogFollower } from './follow.ts';
 import { ForbiddenKubeError, KubeClient, TransientKubeError, loadKubeConfig } from './kube.ts';
 
-/** Env var the stage wrapper reads: when `1` it ignores (and clears) an existing completion marker. */
-export const FORCE_ENV = 'TUNEPIPE_FORCE';
 
 export interface MarkerCheckOptions {
   /**
@@ -77,8 +75,8 @@ export function objectsToApply(stage: CompiledStage, namespace: string, options:
       const job = object as unknown as Job;
       const podSpec = job.spec?.template.spec;
       for (const container of [...(podSpec?.initContainers ?? []), ...(podSpec?.containers ?? [])]) {
-        const env = (container.env ?? []).filter((e) => e.name !== FORCE_ENV);
-        (container as { env?: unknown }).env = [...env, { name: FORCE_ENV, value: '1' }];
+        const env = (container.env ?? []).filter((e) => e.name !== STAGE_ENV.force);
+        (container as { env?: unknown }).env = [...env, { name: STAGE_ENV.force, value: '1' }];
       }
     }
     if (options.restartedAt && object.kind === 'Deployment') {
