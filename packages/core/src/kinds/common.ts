@@ -6,7 +6,7 @@ import { isDnsLabel, toDnsLabel } from '../names.ts';
 import { LLAMAFACTORY_ARGS, LLAMAFACTORY_TEMPLATES } from '../reference/llamafactory-args.gen.ts';
 import { PINS } from '../reference/pins.gen.ts';
 import { llamaFactoryRangeIssues } from '../rules/ranges.ts';
-import type { HandleKind, ResolveEnv, ResolvedResources, ResolvedStage } from './types.ts';
+import type { HandleKind, ResolveEnv, ResolvedResources, ResolvedStage, SpecOf, StageKind } from './types.ts';
 
 type Add = (issue: Issue) => void;
 
@@ -324,4 +324,36 @@ export function splitRows(data: Dataset, env: ResolveEnv): { rows: number; meanT
 /** LLaMA-Factory reads every model from the volume: a download attempt means a wrong path, so fail fast. */
 export function offlineEnv(): EnvVar[] {
   return [{ name: 'HF_HUB_OFFLINE', value: '1' }, { name: 'TRANSFORMERS_OFFLINE', value: '1' }];
+}
+
+/** A resolved stage from its spec and what its kind worked out; placement and retries come from the common options. */
+export function resolvedStage<K extends StageKind>(
+  spec: SpecOf<K>,
+  fields: {
+    readonly image: string;
+    readonly dependsOn: readonly string[];
+    readonly args: Readonly<Record<string, unknown>>;
+    readonly argPaths?: Readonly<Record<string, string>>;
+    readonly identities?: Readonly<Record<string, string>>;
+  },
+): ResolvedStage<K> {
+  const options = spec.options as { readonly resources?: ResolvedResources; readonly backoffLimit?: number };
+  return {
+    kind: spec.kind,
+    name: spec.name,
+    path: `stages.${spec.name}`,
+    spec,
+    image: fields.image,
+    dependsOn: fields.dependsOn,
+    identities: fields.identities ?? {},
+    resources: resolvedResources(options),
+    backoffLimit: options.backoffLimit ?? 2,
+    args: fields.args,
+    argPaths: fields.argPaths ?? {},
+  } as ResolvedStage<K>;
+}
+
+/** What every planner input starts with: the stage's name, its path and the placement the user chose. */
+export function plannerBase(stage: ResolvedStage): { name: string; path: string; resources: { gpus?: number; gpuType?: string } } {
+  return { name: stage.name, path: stage.path, resources: placement(stage.resources) };
 }

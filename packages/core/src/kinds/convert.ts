@@ -3,7 +3,7 @@ import { didYouMean } from '../issues.ts';
 import { rowFieldIssues } from '../rules/rows.ts';
 import { CLUSTER_INPUTS, datasetDeliveryIssues } from '../delivery.ts';
 import { workDirOf } from '../artifacts/protocol.ts';
-import { placement, resolvedResources } from './common.ts';
+import { plannerBase, resolvedStage } from './common.ts';
 import type { StageKindModule } from './types.ts';
 
 /** Defaults of the converter that the DSL documents. */
@@ -61,25 +61,13 @@ export const convert: StageKindModule<'convert'> = {
       cutoffLen: o.cutoffLen,
       ...(o.calibration ? { calibration: o.calibration } : {}),
     };
-    return {
-      kind: 'convert',
-      name: spec.name,
-      path,
-      spec,
-      image: o.image ?? env.ctx.images.runtime,
-      dependsOn: [],
-      identities,
-      resources: resolvedResources(o),
-      backoffLimit: o.backoffLimit ?? 2,
-      args,
-      argPaths: {},
-    };
+    return resolvedStage(spec, { image: o.image ?? env.ctx.images.runtime, dependsOn: [], identities, args });
   },
   plannerInput(stage, env) {
     const sources = convertInputSources(stage.spec.options).map((n) => env.ctx.datasets[n]);
     const rows = sources.every((s) => s?.stats) ? sources.reduce((sum, s) => sum + s!.stats!.rows, 0) : undefined;
     const bytes = sources.reduce((sum, s) => sum + (s?.files.reduce((b, f) => b + f.size, 0) ?? 0), 0);
-    return { name: stage.name, path: stage.path, resources: placement(stage.resources), kind: 'convert', ...(rows !== undefined ? { rows } : {}), bytes };
+    return { ...plannerBase(stage), kind: 'convert', ...(rows !== undefined ? { rows } : {}), bytes };
   },
   config(stage) {
     return { ...stage.args };

@@ -4,7 +4,7 @@ import { modelSourceOf, type BaseModelOptions, type HubModelOptions, type Object
 import { objectStoreEnv, secretEnv } from '../pods.ts';
 import { architectureDifferences, architectureFromConfig, localModelDigest, parseObjectStoreUri, requireArchitecture, uploadFolder, type ModelSource } from '../model/source.ts';
 import type { Issue } from '../issues.ts';
-import { checkSecretRef, checkTemplate } from './common.ts';
+import { checkSecretRef, checkTemplate, plannerBase, resolvedStage } from './common.ts';
 import type { ResolveEnv, StageKindModule } from './types.ts';
 
 const MODEL_SOURCE_KEYS = ['hub', 'path', 'artifacts', 'uri'] as const;
@@ -57,24 +57,17 @@ export const fetchModel: StageKindModule<'fetch-model'> = {
     const sound = checkModelSource(o, path, env.ctx, env.add);
     const source = modelSourceOf(o);
     const fetched = sound ? fetchedModel(source, env.ctx) : { identity: 'invalid', config: {} };
-    return {
-      kind: 'fetch-model',
-      name: spec.name,
-      path,
-      spec,
+    return resolvedStage(spec, {
       // Local and artifacts-volume folders are copied and verified by our own CLI; hubs and object stores need their clients.
       image: o.image ?? (source.kind === 'local' || source.kind === 'artifacts' ? env.ctx.images.runtime : env.ctx.images.fetch),
       dependsOn: [],
       identities: { model: fetched.identity },
-      resources: {},
-      backoffLimit: 2,
       args: fetched.config,
-      argPaths: {},
-    };
+    });
   },
   plannerInput(stage, env) {
     const o = stage.spec.options;
-    return { name: stage.name, path: stage.path, kind: 'fetch-model', architecture: requireArchitecture({ source: modelSourceOf(o), ...(o.architecture ? { architecture: o.architecture } : {}), stage: stage.name }, env.ctx) };
+    return { ...plannerBase(stage), kind: 'fetch-model', architecture: requireArchitecture({ source: modelSourceOf(o), ...(o.architecture ? { architecture: o.architecture } : {}), stage: stage.name }, env.ctx) };
   },
   config(stage) {
     return { ...stage.args };

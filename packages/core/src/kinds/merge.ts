@@ -3,8 +3,8 @@ import { canonicalJson } from '../hash.ts';
 import { EXPORT_DEFAULTS, llamaFactoryDefault } from '../defaults.ts';
 import { requireArchitecture } from '../model/source.ts';
 import type { ExportPlanArgs } from '../planner/merge.ts';
-import { checkInput, checkLlamaFactoryArgs, mergeToolArgs, placement, resolvedResources, stagesOf, stringArg, numberArg, effectiveArg, type DerivedKey , offlineEnv } from './common.ts';
-import type { ResolveEnv, ResolvedStage, StageKindModule } from './types.ts';
+import { checkInput, checkLlamaFactoryArgs, mergeToolArgs, plannerBase, resolvedStage, stagesOf, stringArg, numberArg, effectiveArg, type DerivedKey , offlineEnv } from './common.ts';
+import type { ResolveEnv, StageKindModule } from './types.ts';
 
 
 /** Keys of an export the compiler derives; `template` is the adapter's, so it cannot differ. */
@@ -44,19 +44,7 @@ export const merge: StageKindModule<'merge'> = {
       derived: { ...exportDerivedKeys(adapterOk ? o.adapter.template : '?'), finetuning_type: {}, export_quantization_bit: { fix: 'quantize in a quantize stage after the merge' } },
       add,
     });
-    const stage: ResolvedStage<'merge'> = {
-      kind: 'merge',
-      name: spec.name,
-      path,
-      spec,
-      image: o.image ?? env.ctx.images.llamafactory,
-      dependsOn: stagesOf([baseModel, adapterOk ? o.adapter : undefined]),
-      identities: {},
-      resources: resolvedResources(o),
-      backoffLimit: o.backoffLimit ?? 2,
-      args,
-      argPaths,
-    };
+    const stage = resolvedStage(spec, { image: o.image ?? env.ctx.images.llamafactory, dependsOn: stagesOf([baseModel, adapterOk ? o.adapter : undefined]), args, argPaths });
     checkLlamaFactoryArgs(stage, 'export', add);
     return stage;
   },
@@ -64,9 +52,7 @@ export const merge: StageKindModule<'merge'> = {
     const o = stage.spec.options;
     const adapter = adapterArgs(o.adapter.stage, env);
     return {
-      name: stage.name,
-      path: stage.path,
-      resources: placement(stage.resources),
+      ...plannerBase(stage),
       kind: 'merge',
       architecture: requireArchitecture(o.adapter.base, env.ctx),
       adapter,

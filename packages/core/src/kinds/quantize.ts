@@ -1,10 +1,10 @@
 import { workDirOf } from '../artifacts/protocol.ts';
 import { requireArchitecture } from '../model/source.ts';
 import type { QuantizePlanArgs } from '../planner/plan.ts';
-import { argPath, checkDatasetEntries, checkInput, checkLlamaFactoryArgs, mergeToolArgs, numberArg, placement, resolvedResources, stagesOf , offlineEnv } from './common.ts';
+import { argPath, checkDatasetEntries, checkInput, checkLlamaFactoryArgs, mergeToolArgs, numberArg, plannerBase, resolvedStage, stagesOf , offlineEnv } from './common.ts';
 import { exportDerivedKeys } from './merge.ts';
 import { CALIBRATION_DEFAULTS, EXPORT_DEFAULTS, llamaFactoryDefault } from '../defaults.ts';
-import type { ResolvedStage, StageKindModule } from './types.ts';
+import type { StageKindModule } from './types.ts';
 
 const GPTQ_BITS = [2, 3, 4, 8];
 
@@ -34,19 +34,7 @@ export const quantize: StageKindModule<'quantize'> = {
       add,
     });
     const calibrationOk = o.calibration !== undefined && checkInput(o.calibration, `${path}.calibration`, ['dataset'], env);
-    const stage: ResolvedStage<'quantize'> = {
-      kind: 'quantize',
-      name: spec.name,
-      path,
-      spec,
-      image: o.image ?? env.ctx.images.gptq,
-      dependsOn: stagesOf([wired ? o.model : undefined, calibrationOk ? o.calibration : undefined]),
-      identities: {},
-      resources: resolvedResources(o),
-      backoffLimit: o.backoffLimit ?? 2,
-      args,
-      argPaths,
-    };
+    const stage = resolvedStage(spec, { image: o.image ?? env.ctx.images.gptq, dependsOn: stagesOf([wired ? o.model : undefined, calibrationOk ? o.calibration : undefined]), args, argPaths });
     checkLlamaFactoryArgs(stage, 'export', add);
     const bits = args['export_quantization_bit'];
     if (!GPTQ_BITS.includes(bits as number)) {
@@ -74,9 +62,7 @@ export const quantize: StageKindModule<'quantize'> = {
   },
   plannerInput(stage, env) {
     return {
-      name: stage.name,
-      path: stage.path,
-      resources: placement(stage.resources),
+      ...plannerBase(stage),
       kind: 'quantize',
       architecture: requireArchitecture(stage.spec.options.model.base, env.ctx),
       args: stage.args as unknown as QuantizePlanArgs,

@@ -5,7 +5,7 @@ import { didYouMean, type Issue } from '../issues.ts';
 import { VLLM_SERVE_FLAGS } from '../reference/vllm-serve-flags.gen.ts';
 import { vllmValueIssues } from '../rules/vllm.ts';
 import { DERIVED_VLLM_FLAGS, flagArgv, vllmFlagName } from '../vllm.ts';
-import { checkDatasetEntries, checkInput, checkSecretRef, placement, resolvedResources, stagesOf } from './common.ts';
+import { checkDatasetEntries, checkInput, checkSecretRef, plannerBase, resolvedStage, stagesOf } from './common.ts';
 import type { ResolvedStage, StageKindModule } from './types.ts';
 
 const TENSOR_PARALLEL = '--tensor-parallel-size';
@@ -75,19 +75,12 @@ export const serve: StageKindModule<'serve'> = {
       flags[flag] = value;
       argPaths[flag] = at;
     }
-    const stage: ResolvedStage<'serve'> = {
-      kind: 'serve',
-      name: spec.name,
-      path,
-      spec,
+    const stage = resolvedStage(spec, {
       image: o.image ?? env.ctx.images.vllm,
       dependsOn: stagesOf([servable ? o.model : undefined, ...requires.filter((_, i) => requiredOk[i]), verifyDataOk ? verifyData : undefined]),
-      identities: {},
-      resources: resolvedResources(o),
-      backoffLimit: 2,
       args: flags,
       argPaths,
-    };
+    });
     checkFlags(stage, add);
     // Values of every flag, typed options included: numbers that are numbers, ranges vLLM checks at
     // start (the context through any spelling of --max-model-len, the allowed --max-lora-rank values).
@@ -113,9 +106,7 @@ export const serve: StageKindModule<'serve'> = {
     const o = stage.spec.options;
     const gpus = stage.resources.gpus ?? 1;
     return {
-      name: stage.name,
-      path: stage.path,
-      resources: placement(stage.resources),
+      ...plannerBase(stage),
       kind: 'serve',
       architecture: requireArchitecture(o.model.base, env.ctx),
       weights: o.model.kind === 'quantized-model' ? { format: 'gptq', bits: o.model.bits } : { format: 'dense' },

@@ -2,8 +2,8 @@ import { llamaFactoryDefault } from '../defaults.ts';
 import { modelArchitecture, requireArchitecture } from '../model/source.ts';
 import type { SftPlanArgs } from '../planner/sft.ts';
 import { checkpointCadenceIssues } from '../planner/plan.ts';
-import { argPath, checkDatasetEntries, checkInput, checkLlamaFactoryArgs, mergeToolArgs, numberArg, placement, resolvedResources, splitRows, stagesOf, type DerivedKey , offlineEnv } from './common.ts';
-import type { ResolvedStage, StageKindModule } from './types.ts';
+import { argPath, checkDatasetEntries, checkInput, checkLlamaFactoryArgs, mergeToolArgs, numberArg, plannerBase, resolvedStage, splitRows, stagesOf, type DerivedKey , offlineEnv } from './common.ts';
+import type { StageKindModule } from './types.ts';
 
 
 const DERIVED: Record<string, DerivedKey> = {
@@ -45,19 +45,7 @@ export const sft: StageKindModule<'sft'> = {
       derived: DERIVED,
       add,
     });
-    const stage: ResolvedStage<'sft'> = {
-      kind: 'sft',
-      name: spec.name,
-      path,
-      spec,
-      image: o.image ?? env.ctx.images.llamafactory,
-      dependsOn: stagesOf([o.model, o.train, o.eval]),
-      identities: {},
-      resources: resolvedResources(o),
-      backoffLimit: o.backoffLimit ?? 2,
-      args,
-      argPaths,
-    };
+    const stage = resolvedStage(spec, { image: o.image ?? env.ctx.images.llamafactory, dependsOn: stagesOf([o.model, o.train, o.eval]), args, argPaths });
     checkLlamaFactoryArgs(stage, 'train', add);
     if (args['bf16'] === true && args['fp16'] === true) {
       add({ code: 'sft.precision', path: `${path}.args`, value: { bf16: true, fp16: true }, message: 'bf16 and fp16 are mutually exclusive', fix: 'keep bf16 on Ampere or newer GPUs, fp16 on T4/V100' });
@@ -92,9 +80,7 @@ export const sft: StageKindModule<'sft'> = {
     const o = stage.spec.options;
     const data = splitRows(o.train, env);
     return {
-      name: stage.name,
-      path: stage.path,
-      resources: placement(stage.resources),
+      ...plannerBase(stage),
       kind: 'sft',
       architecture: requireArchitecture(o.model, env.ctx),
       args: stage.args as SftPlanArgs,
