@@ -1,12 +1,14 @@
 import { resolveContext, type CompileContext, type ResolvedContext } from './context.ts';
 import type { Pipeline, StageSpec } from './dsl.ts';
-import { isError, type Issue } from './issues.ts';
+import { isError, issuePath, type Issue } from './issues.ts';
+import { zodParse } from './zod.ts';
 import { DNS_LABEL_MAX, isDnsLabel, toDnsLabel } from './names.ts';
 import { stageKind, isStageKind, STAGE_KINDS } from './kinds/index.ts';
 import { checkImage } from './kinds/common.ts';
 import type { ResolveEnv, ResolvedStage, StageKindModule } from './kinds/types.ts';
 import { planStage, type StageResourcePlan } from './planner/plan.ts';
 import { redactIssue, scanForSecrets } from './rules/secrets.ts';
+import { unknownSecretIssues } from './secrets.ts';
 import { planOptions, stagePlan, type StagePlan } from './plan.ts';
 
 /** Characters a Job name spends on `-<hash8>` after `<pipeline>-<stage>`. */
@@ -49,11 +51,20 @@ export function analysePipeline(pipeline: Pipeline, context: CompileContext = {}
     issues.push(issue);
     if (current !== undefined && isError(issue)) broken.add(current);
   };
-  const env: ResolveEnv = { pipeline, ctx, resolved, declared, add, produces: (kind) => stageKind(kind).produces };
+  const unresolved = new Set<string>();
+  // Stages an input of which could not be followed: not planned, since what they would size is unknown.
+  const starved = new Set<string>();
+  const blocked = () => {
+    if (current === undefined) return;
+    broken.add(current);
+    starved.add(current);
+  };
+  const env: ResolveEnv = { pipeline, ctx, resolved, declared, unresolved, broken, add, blocked, produces: (kind) => stageKind(kind).produces };
   for (const spec of stageSpecs) if (spec && typeof spec.name === 'string' && !declared.has(spec.name)) declared.set(spec.name, spec);
 
   const named = new Set<string>();
   for (const spec of stageSpecs) {
+    if (!spec || typeof spec !== 'object') continue;
     const path = `stages.${spec.name}`;
     if (!isStageKind(spec.kind)) {
       add({ code: 'stage.kind', path, value: spec.kind, message: 'is not a stage kind', fix: `use a p.<kind>(…) method: ${Object.keys(STAGE_KINDS).join(', ')}` });
@@ -68,19 +79,28 @@ export function analysePipeline(pipeline: Pipeline, context: CompileContext = {}
       add({ code: 'stage.duplicate', path: `${path}.name`, value: spec.name, message: `two stages are named '${spec.name}'`, fix: `give the second ${spec.kind} stage its own name: { name: '${spec.name}-2', … }` });
     }
     named.add(spec.name);
-    const verifySuffix = spec.kind === 'serve' && spec.options.verify ? '-verify'.length : 0;
+    const verifySuffix = spec.kind === 'serve' && spec.options?.verify ? '-verify'.length : 0;
     const jobNameLength = pipelineName.length + 1 + String(spec.name).length + verifySuffix + HASH_SUFFIX;
     if (jobNameLength > DNS_LABEL_MAX) {
       add({ code: 'name.length', path: `${path}.name`, value: `${pipelineName}-${spec.name}${verifySuffix ? '-verify' : ''}-<hash8>`, message: `Job name would be ${jobNameLength} characters; Kubernetes allows ${DNS_LABEL_MAX}`, fix: `shorten the pipeline or stage name by ${jobNameLength - DNS_LABEL_MAX} characters` });
     }
-    if (spec.options && 'image' in spec.options && spec.options.image !== undefined) checkImage(spec.options.image, `${path}.image`, add);
+    const image = spec.options !== null && typeof spec.options === 'object' ? (spec.options as { image?: unknown }).image : undefined;
+    if (typeof image === 'string') checkImage(image, `${path}.image`, add);
 
-    const stage = (stageKind(spec.kind).resolve as (s: StageSpec, e: ResolveEnv) => ResolvedStage)(spec, env);
+    const module = stageKind(spec.kind);
+    const shaped = zodParse(module.options, spec.options, { area: 'options', root: spec.options, schema: module.options, formatPath: (at) => [path, issuePath(at)].filter(Boolean).join('.') });
+    if (!shaped.ok) {
+      for (const issue of shaped.issues) add(issue);
+      unresolved.add(spec.name);
+      continue;
+    }
+    const stage = (module.resolve as (s: StageSpec, e: ResolveEnv) => ResolvedStage)(spec, env);
     // Every string that reaches an object, by its value: a token pasted into a prompt variable or
     // an unknown key is as much a leak as one under a key named `token`.
     for (const issue of scanForSecrets(withoutHandles(spec.options), path)) {
       if (!issues.some((i) => i.code === issue.code && i.path === issue.path)) add(issue);
     }
+    if (ctx.knownSecrets) for (const issue of unknownSecretIssues(spec.options, path, ctx.knownSecrets)) add(issue);
     if (duplicate) continue;
     resolved.set(spec.name, stage);
     stages.push(stage);
@@ -95,7 +115,7 @@ export function analysePipeline(pipeline: Pipeline, context: CompileContext = {}
   // planner's findings on them join the same list, so a pipeline shows every problem at once).
   const plans = new Map<string, StagePlan>();
   for (const stage of stages) {
-    if (stage.dependsOn.some((d) => broken.has(d) || !plans.has(d))) continue;
+    if (starved.has(stage.name) || stage.dependsOn.some((d) => broken.has(d) || !plans.has(d))) continue;
     const kind = stageKind(stage.kind) as unknown as StageKindModule<typeof stage.kind>;
     let planned: StageResourcePlan;
     try {

@@ -1,4 +1,5 @@
 import type { SecretRef } from './dsl.ts';
+import type { SecretKeys } from './secrets.ts';
 import type { LocalModelInput } from './model/source.ts';
 import { PINS } from './reference/pins.gen.ts';
 
@@ -59,6 +60,12 @@ export interface CompileContext {
   readonly defaultHubToken?: SecretRef;
   /** Cloud whose prices the planner uses. @default 'aws' */
   readonly cloud?: 'aws' | 'gcp';
+  /**
+   * The Secrets (and their keys) the target cluster has: check() warns (`secret.unknown`) about a
+   * SecretRef to anything else. The workspace passes what infra/cluster creates (CLUSTER_SECRET_KEYS).
+   * @default unknown: SecretRefs are not checked against a cluster
+   */
+  readonly knownSecrets?: SecretKeys;
 }
 
 export const TUNEPIPE_IMAGE_VERSION = '0.1.0';
@@ -86,6 +93,7 @@ export interface ResolvedContext {
   readonly models: Readonly<Record<string, LocalModelInput>>;
   readonly defaultHubToken: SecretRef | undefined;
   readonly cloud: 'aws' | 'gcp';
+  readonly knownSecrets: SecretKeys | undefined;
 }
 
 export function resolveContext(context: CompileContext = {}): ResolvedContext {
@@ -98,6 +106,7 @@ export function resolveContext(context: CompileContext = {}): ResolvedContext {
     models: context.models ?? {},
     defaultHubToken: context.defaultHubToken,
     cloud: context.cloud ?? 'aws',
+    knownSecrets: context.knownSecrets,
   };
 }
 

@@ -30,6 +30,7 @@ import type { SecretRef } from './dsl.ts';
 import type { Issue } from './issues.ts';
 import { LABELS } from './labels.ts';
 import { containerSecurity, metadata, scratchEnv, secretEnv } from './pods.ts';
+import { PLATFORM_SECRETS } from './secrets.ts';
 import { shellQuote } from './shell.ts';
 
 /** Base64 bytes of one source's ConfigMap binaryData (Kubernetes caps a ConfigMap at 1 MiB). */
@@ -64,7 +65,7 @@ export function fetchedPath(source: string, file: string): string {
 export const CONFIGMAP_ANNOTATIONS = { 'argocd.argoproj.io/sync-options': 'ServerSideApply=true' } as const;
 
 /** Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or other cloud credentials) for remote datasets. */
-export const DATASET_CREDENTIALS_SECRET = 'tunepipe-dataset-credentials';
+export const DATASET_CREDENTIALS_SECRET = PLATFORM_SECRETS.datasetCredentials.secretName;
 
 /** Characters of the source digest in its ConfigMap's name. */
 const DIGEST_IN_NAME = 8;

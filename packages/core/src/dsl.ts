@@ -60,7 +60,11 @@ export interface HubModelOptions extends BaseModelCommon {
   readonly id: string;
   /** Commit hash or immutable tag; branches such as `main`/`master` are rejected. */
   readonly revision: string;
-  readonly architecture: ModelArchitecture;
+  /**
+   * @default the catalogue's, for a model in MODEL_CATALOGUE (`catalogueModel(id)`); any other model
+   * declares it, e.g. `fromConfigJson(<its config.json>)`.
+   */
+  readonly architecture?: ModelArchitecture;
   /** Hub token, read from a Secret. Needed for gated models. */
   readonly token?: SecretRef;
   readonly path?: never;
@@ -132,7 +136,7 @@ export type BaseModelOptions = HubModelOptions | LocalModelOptions | ArtifactsMo
 
 /** The source a base model's options describe (check() reports options that name none or several). */
 export function modelSourceOf(options: BaseModelOptions): ModelSource {
-  const o = options as {
+  const o = (options ?? {}) as {
     readonly hub?: ModelHub; readonly id?: string; readonly revision?: string; readonly path?: string;
     readonly digest?: string; readonly artifacts?: string; readonly uri?: string; readonly version?: string;
   };
@@ -431,7 +435,7 @@ export function definePipeline(meta: PipelineMeta, build: (p: PipelineBuilder) =
 
   const builder: PipelineBuilder = {
     baseModel(options) {
-      const { name } = add({ kind: 'fetch-model', name: options.name ?? 'fetch-model', options });
+      const { name } = add({ kind: 'fetch-model', name: options?.name ?? 'fetch-model', options });
       const source = modelSourceOf(options);
       return {
         kind: 'base-model',
@@ -439,17 +443,17 @@ export function definePipeline(meta: PipelineMeta, build: (p: PipelineBuilder) =
         source,
         id: source.kind === 'hub' ? source.id : source.kind === 'object-store' ? source.uri : source.path,
         revision: source.kind === 'hub' ? source.revision : source.kind === 'local' ? (source.digest ?? '') : source.version,
-        template: options.template,
-        ...(options.architecture ? { architecture: options.architecture } : {}),
+        template: options?.template,
+        ...(options?.architecture ? { architecture: options?.architecture } : {}),
       };
     },
     convert(options) {
-      const { name } = add({ kind: 'convert', name: options.name ?? 'convert', options });
+      const { name } = add({ kind: 'convert', name: options?.name ?? 'convert', options });
       const split = (s: Dataset['split'], suffix: string): Dataset => ({
         kind: 'dataset',
         stage: name,
         split: s,
-        entries: (Array.isArray(options.sources) ? options.sources : []).map((source) => `${source}${suffix}`),
+        entries: (Array.isArray(options?.sources) ? options?.sources : []).map((source) => `${source}${suffix}`),
       });
       return {
         train: split('train', ''),
@@ -459,58 +463,58 @@ export function definePipeline(meta: PipelineMeta, build: (p: PipelineBuilder) =
       };
     },
     sft(options) {
-      const { name } = add({ kind: 'sft', name: options.name ?? 'sft', options });
+      const { name } = add({ kind: 'sft', name: options?.name ?? 'sft', options });
       return {
         kind: 'adapter',
         stage: name,
-        base: options.model,
-        finetuningType: options.args?.finetuning_type ?? 'lora',
-        template: options.model?.template,
+        base: options?.model,
+        finetuningType: options?.args?.finetuning_type ?? 'lora',
+        template: options?.model?.template,
       };
     },
     merge(options) {
-      const { name } = add({ kind: 'merge', name: options.name ?? 'merge', options });
+      const { name } = add({ kind: 'merge', name: options?.name ?? 'merge', options });
       return {
         kind: 'merged-model',
         stage: name,
-        base: options.base ?? options.adapter?.base,
-        adapter: options.adapter,
-        template: options.adapter?.template,
+        base: options?.base ?? options?.adapter?.base,
+        adapter: options?.adapter,
+        template: options?.adapter?.template,
       };
     },
     quantize(options) {
-      const { name } = add({ kind: 'quantize', name: options.name ?? 'quantize', options });
+      const { name } = add({ kind: 'quantize', name: options?.name ?? 'quantize', options });
       return {
         kind: 'quantized-model',
         stage: name,
-        base: options.model?.base,
-        source: options.model,
+        base: options?.model?.base,
+        source: options?.model,
         method: 'gptq',
-        bits: options.args?.export_quantization_bit,
-        template: options.model?.template,
+        bits: options?.args?.export_quantization_bit,
+        template: options?.model?.template,
       };
     },
     evaluate(options) {
-      const { name } = add({ kind: 'evaluate', name: options.name ?? 'evaluate', options });
-      return { kind: 'eval-report', stage: name, model: options.model, data: options.data };
+      const { name } = add({ kind: 'evaluate', name: options?.name ?? 'evaluate', options });
+      return { kind: 'eval-report', stage: name, model: options?.model, data: options?.data };
     },
     predict(options) {
-      const { name } = add({ kind: 'predict', name: options.name ?? 'predict', options });
-      return { kind: 'predictions', stage: name, model: options.model, data: options.data };
+      const { name } = add({ kind: 'predict', name: options?.name ?? 'predict', options });
+      return { kind: 'predictions', stage: name, model: options?.model, data: options?.data };
     },
     serve(options) {
-      const { name } = add({ kind: 'serve', name: options.name ?? 'serve', options });
+      const { name } = add({ kind: 'serve', name: options?.name ?? 'serve', options });
       return {
         kind: 'endpoint',
         stage: name,
-        model: options.model,
-        serviceName: `${meta.name}-${name}`,
-        servedModelName: options.servedModelName ?? meta.name,
-        port: options.port ?? VLLM_DEFAULT_PORT,
+        model: options?.model,
+        serviceName: `${meta?.name}-${name}`,
+        servedModelName: options?.servedModelName ?? meta?.name,
+        port: options?.port ?? VLLM_DEFAULT_PORT,
       };
     },
   };
 
-  build(builder);
-  return { name: meta.name, ...(meta.description ? { description: meta.description } : {}), stages };
+  if (typeof build === 'function') build(builder);
+  return { name: meta?.name, ...(meta?.description ? { description: meta.description } : {}), stages };
 }

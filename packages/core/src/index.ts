@@ -5,6 +5,7 @@ export * from './context.ts';
 export * from './issues.ts';
 export { zodIssues, zodParse, type ZodIssueContext, type ZodIssueOptions, type ZodIssueParams } from './zod.ts';
 export * from './labels.ts';
+export { CLUSTER_SECRET_KEYS, unknownSecretIssues, type SecretKeys } from './secrets.ts';
 export * from './names.ts';
 export * from './hash.ts';
 export { CALIBRATION_DEFAULTS, EXPORT_DEFAULTS, GENERATION_DEFAULTS, VLLM_DEFAULT_PORT, llamaFactoryDefault } from './defaults.ts';
@@ -17,6 +18,8 @@ export { markerCheckJob, markerCheckJobName, type MarkerCheckSettings } from './
 export * from './planner/index.ts';
 export type { KubeObject } from './kube.ts';
 export { LLAMA3_8B, QWEN2_5_7B, type ModelArchitecture } from './model/architecture.ts';
+export { MODEL_CATALOGUE, catalogueModel, catalogueIds, type CatalogueModel, type ModelLicense } from './model/catalogue.ts';
+export { parameterCountOf, COUNTABLE_MODEL_TYPES } from './model/parameters.ts';
 export * from './model/source.ts';
 export { LLAMAFACTORY_ARGS, LLAMAFACTORY_DATASET_INFO, LLAMAFACTORY_PARSERS, LLAMAFACTORY_TEMPLATES, LLAMAFACTORY_SOURCE } from './reference/llamafactory-args.gen.ts';
 export { VLLM_SERVE_FLAGS, VLLM_SOURCE } from './reference/vllm-serve-flags.gen.ts';

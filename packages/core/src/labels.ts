@@ -32,11 +32,5 @@ export const GPU_TAINT = { key: 'nvidia.com/gpu', value: 'present', effect: 'NoS
 export const GPU_RESOURCE = 'nvidia.com/gpu';
 export const MANAGED_BY = 'tunepipe';
 
-/**
- * Secrets the cluster stack creates (from Pulumi config secrets) and pipelines reference by name;
- * their values never pass through the compiler.
- */
-export const PLATFORM_SECRETS = {
-  hubTokens: { secretName: 'tunepipe-hub-tokens', huggingface: 'HF_TOKEN', modelscope: 'MODELSCOPE_API_TOKEN' },
-  vllmApiKey: { secretName: 'tunepipe-vllm-api-key', key: 'VLLM_API_KEY' },
-} as const;
+/** Kept here too for infra/cluster, which imports `@tunepipe/core/labels` only. */
+export { PLATFORM_SECRETS } from './secrets.ts';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LLAMA3_8B } from '../src/model/architecture.ts';
-import { formatCount, formatDuration, formatGB, formatGiB, formatMemoryBreakdown, formatPipelinePlan, formatUsd, planPipeline } from '../src/planner/index.ts';
+import { formatCount, formatDuration, formatGB, formatGiB, formatMemoryBreakdown, formatPipelinePlan, formatStageExplain, formatTable, formatUsd, planPipeline, wrapText, PLAN_WIDTH } from '../src/planner/index.ts';
 
 test('units: memory in GiB, files in GB, money and durations', () => {
   assert.equal(formatGiB(16_060_522_496), '14.96 GiB');
@@ -26,16 +26,49 @@ test('the pipeline table lists every stage with GPU, memory, time, GPU-hours and
   ]);
   const text = formatPipelinePlan(plan);
   const lines = text.split('\n');
-  assert.match(lines[0]!, /^stage\s+GPU\s+memory\/GPU \(need \/ usable\)\s+time\s+GPU-h\s+cost$/);
-  assert.match(lines[1]!, /^fetch-model \(fetch-model\)\s+CPU\s+RAM 1\.00 GiB\s+4m 13s\s+—\s+—$/);
+  assert.match(lines[0]!, /^stage\s+GPU\s+GiB\/GPU need \/ usable\s+time\s+GPU-h\s+cost$/);
+  assert.match(lines[1]!, /^─+( +─+){5}$/, 'one rule under the header');
+  assert.match(lines[2]!, /^fetch-model\s+CPU\s+RAM 1\.00\s+4m 13s\s+—\s+—$/);
   const sft = plan.stages[1]!;
-  assert.match(lines[2]!, new RegExp(`^sft \\(sft\\)\\s+1× l40s\\s+20\\.87 GiB / 40\\.49 GiB\\s+${formatDuration(sft.expectedSeconds)}\\s+${sft.gpuHours.toFixed(2)}\\s+\\$${(sft.costUsd ?? 0).toFixed(2)}$`));
-  assert.match(lines[3]!, /^serve \(serve\)\s+1× l4\s+.*ready in .*\$0\.80\/h$/);
-  assert.match(lines[4]!, /^total \(batch stages\)/);
+  assert.match(lines[3]!, new RegExp(`^sft\\s+1× l40s\\s+20\\.87 / 40\\.49\\s+${formatDuration(sft.expectedSeconds)}\\s+${sft.gpuHours.toFixed(2)}\\s+\\$${(sft.costUsd ?? 0).toFixed(2)}$`));
+  assert.match(lines[4]!, /^serve\s+1× l4\s+.*ready in .*\$0\.80\/h$/);
+  assert.match(lines[5]!, /^total \(batch stages\)/);
   assert.match(text, /serving: \$0\.80\/h while up/);
   assert.match(text, /aws prices, 10% memory headroom/);
+  assert.ok(lines.every((l) => [...l].length <= PLAN_WIDTH), 'fits 100 columns');
+  const wide = formatPipelinePlan(plan, { wide: true });
+  assert.match(wide.split('\n')[0]!, /RAM GiB\s+disk GiB/);
+  assert.ok(wide.split('\n').some((l) => l.length > PLAN_WIDTH), 'wide wraps nothing');
 
   const breakdown = formatMemoryBreakdown(sft.gpuMemory!);
   assert.match(breakdown, /frozen weights\s+14\.96 GiB\s+8,030,261,248 params × 2 B/);
   assert.match(breakdown.split('\n').at(-1)!, /total\s+20\.87 GiB/);
+});
+
+test('--explain: the named memory terms, host memory, disk, time per step and the trainable-parameter line', () => {
+  const [sft] = planPipeline([{ kind: 'sft', name: 'sft', architecture: LLAMA3_8B, args: { per_device_train_batch_size: 2, gradient_accumulation_steps: 8, cutoff_len: 1024, bf16: true, num_train_epochs: 10 }, data: { rows: 481, meanTokensPerRow: 603 } }]).stages;
+  const text = formatStageExplain(sft!, { headroom: 0.1 });
+  const lines = text.split('\n');
+  assert.equal(lines[0], 'sft (sft) on 1× l40s (chosen by the planner)');
+  assert.equal(lines[1], 'trainable params: 20,971,520 || all params: 8,051,232,768 || trainable%: 0.2605');
+  assert.match(text, /GPU memory per GPU: 20\.87 GiB needed of 40\.49 GiB usable \(44\.99 GiB less 10% headroom\)/);
+  const literal = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (const term of sft!.gpuMemory!.terms) assert.match(text, new RegExp(`^${literal(term.name)}\\s+${literal(formatGiB(term.bytes))}  ${literal(term.detail.split(' ')[0]!)}`, 'm'));
+  assert.match(text, /^host memory \(per pod\)$/m);
+  assert.match(text, /^disk \(artifact folder\)$/m);
+  for (const step of Object.keys(sft!.secondsBreakdown)) assert.match(text, new RegExp(`^${literal(step)}\\s+(<1s|\\d)`, 'm'));
+  assert.match(text, /^cost: 1 GPU × \S+ \S+ = \d\.\d\d GPU-h = \$\d/m);
+  assert.ok(lines.every((l) => [...l].length <= PLAN_WIDTH), lines.find((l) => [...l].length > PLAN_WIDTH));
+});
+
+test('one table style: header, rule, two-space gaps, numbers right, wrapped cells continue indented', () => {
+  const text = formatTable(
+    [{ header: 'name' }, { header: 'n', align: 'right' }, { header: 'note', flex: true }],
+    [['a', '1', 'one two three four five six'], ['bb', '22', 'x']],
+    { width: 20 },
+  );
+  assert.deepEqual(text.split('\n'), ['name   n  note', `${'─'.repeat(4)}  ${'─'.repeat(2)}  ${'─'.repeat(10)}`, 'a      1  one two', '            three', '            four', '            five six', 'bb    22  x']);
+  assert.ok(text.split('\n').every((l) => l.length <= 20), text);
+  assert.deepEqual(wrapText('    fix:   a b c d', 12, '           '), ['    fix:   a', '           b', '           c', '           d']);
+  assert.deepEqual(wrapText('abcdefghij', 4), ['abcd', 'efgh', 'ij']);
 });

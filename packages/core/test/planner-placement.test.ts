@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { LLAMA3_8B } from '../src/model/architecture.ts';
 import { isLabelValue } from '../src/names.ts';
 import { LABELS } from '../src/labels.ts';
-import { GPUS, GPU_IDS, GiB, gpuById, gpuOrder, instanceFor, place, planStage, type SftPlanArgs, type StagePlanInput } from '../src/planner/index.ts';
+import { GPUS, GPU_IDS, GiB, gpuById, gpuOrder, instanceFor, isTightFit, place, planStage, type SftPlanArgs, type StagePlanInput } from '../src/planner/index.ts';
 
 const SEED_ARGS: SftPlanArgs = { lora_rank: 8, lora_target: 'all', per_device_train_batch_size: 2, gradient_accumulation_steps: 8, cutoff_len: 1024, bf16: true, num_train_epochs: 10 };
 const seedSft = (extra: Partial<StagePlanInput> = {}): StagePlanInput => ({ kind: 'sft', name: 'sft', architecture: LLAMA3_8B, args: SEED_ARGS, data: { rows: 481, meanTokensPerRow: 603 }, ...extra }) as StagePlanInput;
@@ -49,6 +49,31 @@ test("the seed's SFT goes to the smallest GPU that fits with 10% headroom", () =
   assert.equal(planStage(seedSft(), { cloud: 'gcp' }).gpuType, 'a100-40gb');
   // without headroom the 22.49 GiB L4 is enough
   assert.equal(planStage(seedSft(), { headroom: 0 }).gpuType, 'l4');
+});
+
+test('a GPU that fits by less than the error band is a warning naming the next GPU up', () => {
+  // The band is the headroom for now: the estimate raised by it must still fit what the GPU may use.
+  const fit = { fits: true, requiredBytes: 91, usableBytes: 100 };
+  assert.equal(isTightFit(fit, 0.1), true, '91 × 1.1 = 100.1 > 100');
+  assert.equal(isTightFit({ ...fit, requiredBytes: 90 }, 0.1), false, '90 × 1.1 = 99 ≤ 100');
+  assert.equal(isTightFit({ ...fit, fits: false, requiredBytes: 120 }, 0.1), false, 'a stage that does not fit is not a tight fit');
+
+  // 5% headroom: the seed's 20.87 GiB fits the L4's 21.37 usable, but 20.87 × 1.05 = 21.9 does not.
+  const aws = planStage(seedSft(), { headroom: 0.05 });
+  assert.equal(aws.gpuType, 'l4');
+  assert.equal(aws.issues.length, 1);
+  const issue = aws.issues[0]!;
+  assert.deepEqual([issue.code, issue.severity, issue.path, issue.value], ['planner.tight-fit', 'warning', 'stages.sft', 'l4']);
+  assert.match(issue.message, /fits with less than the planner's 5% error band to spare: needs 20\.87 of 21\.37 GiB usable per GPU/);
+  // AWS sells the A100-40GB only as 8-GPU nodes: the next GPU up for one stage is the L40S.
+  assert.match(issue.fix ?? '', /^if it runs out of memory, the next GPU up is gpuType 'l40s' \(45\.0 GiB\); or lower per_device_train_batch_size/);
+  assert.match(planStage(seedSft(), { headroom: 0.05, cloud: 'gcp' }).issues[0]!.fix ?? '', /next GPU up is gpuType 'a100-40gb'/);
+
+  // An explicit choice gets the same warning, on the field that chose it.
+  const explicit = planStage(seedSft({ resources: { gpuType: 'l4' } }), { headroom: 0.05 });
+  assert.deepEqual(explicit.issues.map((i) => [i.code, i.path]), [['planner.tight-fit', 'stages.sft.resources.gpuType']]);
+  // Room to spare: no warning (the default 10% puts the seed on the 40.49-usable L40S).
+  assert.deepEqual(planStage(seedSft()).issues, []);
 });
 
 test('an explicit GPU that is too small is an issue with path, value and fix', () => {

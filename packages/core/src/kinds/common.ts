@@ -1,5 +1,6 @@
 import type { EnvVar } from 'kubernetes-types/core/v1.js';
 import type { SecretRef } from '../dsl.ts';
+import { PLATFORM_SECRETS } from '../secrets.ts';
 import type { ArtifactHandle, Dataset } from '../handles.ts';
 import { didYouMean, type Issue } from '../issues.ts';
 import { isDnsLabel, toDnsLabel } from '../names.ts';
@@ -103,13 +104,21 @@ export function resolvedResources(options: { readonly resources?: ResolvedResour
  * definition order is the graph's order, so this is also how a cycle shows) and a handle whose
  * stage makes something else. Returns whether the handle can be followed.
  */
-export function checkInput(handle: unknown, path: string, accepts: readonly HandleKind[], env: ResolveEnv): handle is ArtifactHandle {
+export function checkInput(handle: unknown, path: string, accepts: readonly HandleKind[], env: ResolveEnv, wrongKind?: Pick<Issue, 'code' | 'message' | 'fix'>): handle is ArtifactHandle {
+  const followed = followInput(handle, path, accepts, env, wrongKind);
+  // A stage that cannot follow one of its inputs is not sized: what it would read is unknown.
+  if (!followed) env.blocked();
+  return followed;
+}
+
+function followInput(handle: unknown, path: string, accepts: readonly HandleKind[], env: ResolveEnv, wrongKind: Pick<Issue, 'code' | 'message' | 'fix'> | undefined): handle is ArtifactHandle {
   const h = handle as Partial<ArtifactHandle> | undefined;
   if (!h || typeof h !== 'object' || typeof h.stage !== 'string' || typeof h.kind !== 'string') {
     env.add({ code: 'wiring.missing', path, value: handle === undefined ? undefined : describe(handle), message: 'expects an artifact handle returned by a stage of this pipeline', fix: `pass the value a p.<stage>(…) call returned (${accepts.join(' or ')})` });
     return false;
   }
   const producer = env.resolved.get(h.stage);
+  if (!producer && env.unresolved.has(h.stage)) return false;
   if (!producer) {
     if (env.declared.has(h.stage)) {
       env.add({ code: 'wiring.forward', path, value: h.stage, message: `refers to stage '${h.stage}', which is defined later: a stage reads only what earlier stages made (a cycle shows up this way too)`, fix: `define '${h.stage}' before this stage` });
@@ -122,8 +131,41 @@ export function checkInput(handle: unknown, path: string, accepts: readonly Hand
     env.add({ code: 'wiring.kind', path, value: `${h.kind} from ${producer.kind} '${h.stage}'`, message: `a ${producer.kind} stage produces no ${h.kind}`, fix: 'pass the handle the stage returned, unchanged' });
     return false;
   }
-  // A handle of another accepted kind is left to the kind's own rule, which names the right input.
-  return true;
+  if (!wellFormed(h)) {
+    env.add({ code: 'wiring.forged', path, value: describe(handle), message: `is not the ${h.kind} handle stage '${h.stage}' returned (fields are missing or of the wrong type)`, fix: 'pass the value the stage returned, unchanged (no spreading or hand-built copies)' });
+    return false;
+  }
+  if (!accepts.includes(h.kind)) {
+    env.add({ code: 'wiring.input', path, value: `${h.kind} from ${producer.kind} '${h.stage}'`, message: `takes ${accepts.join(' or ')}, not ${h.kind}`, fix: `pass what a ${accepts.join(' or ')} stage returned`, ...wrongKind });
+    return false;
+  }
+  // Following a handle out of a stage with errors would read facts nobody vouched for.
+  return !env.broken.has(h.stage);
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+const isText = (v: unknown): v is string => typeof v === 'string';
+
+/** The fields the DSL's methods put on each handle, which the kinds read. */
+function wellFormed(h: Partial<ArtifactHandle> & Record<string, unknown>): boolean {
+  const base = (v: unknown) => isObject(v) && isObject(v['source']) && isText(v['template']) && isText(v['stage']);
+  switch (h.kind as string) {
+    case 'base-model':
+      return base(h);
+    case 'dataset':
+      return isText(h['split']) && Array.isArray(h['entries']) && (h['entries'] as unknown[]).every(isText);
+    case 'adapter':
+      return base(h['base']) && isText(h['template']);
+    case 'merged-model':
+      return base(h['base']) && isObject(h['adapter']) && isText(h['template']);
+    case 'quantized-model':
+      return base(h['base']) && isObject(h['source']) && isText(h['template']) && typeof h['bits'] === 'number';
+    case 'eval-report':
+    case 'predictions':
+      return isObject(h['model']) && isObject(h['data']);
+    default:
+      return true;
+  }
 }
 
 function describe(value: unknown): unknown {
@@ -175,7 +217,7 @@ export function checkTemplate(template: unknown, path: string, add: Add): void {
 
 export function checkSecretRef(ref: SecretRef, path: string, add: Add): void {
   if (!ref || typeof ref !== 'object' || typeof ref.secretName !== 'string' || typeof ref.key !== 'string') {
-    add({ code: 'secret.ref', path, message: 'must name a Secret and a key: { secretName, key }', fix: "e.g. { secretName: 'tunepipe-vllm-api-key', key: 'VLLM_API_KEY' }" });
+    add({ code: 'secret.ref', path, message: 'must name a Secret and a key: { secretName, key }', fix: `e.g. { secretName: '${PLATFORM_SECRETS.vllmApiKey.secretName}', key: '${PLATFORM_SECRETS.vllmApiKey.key}' } (PLATFORM_SECRETS.vllmApiKey)` });
     return;
   }
   if (!isDnsLabel(ref.secretName) && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(ref.secretName)) {

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import { count, MAX_TEXT, stageCommon, text } from './schema.ts';
 import { convertInputSources } from '../dsl.ts';
 import { didYouMean } from '../issues.ts';
 import { rowFieldIssues } from '../rules/rows.ts';
@@ -13,6 +15,16 @@ export const convert: StageKindModule<'convert'> = {
   kind: 'convert',
   produces: 'dataset',
   configFormat: 'json',
+  options: z.strictObject({
+    ...stageCommon,
+    sources: z.array(text()).min(1),
+    templateVars: z.record(z.string().max(200), z.string().max(MAX_TEXT)).optional(),
+    seed: z.number().int().min(0).optional(),
+    maxSamples: count().optional(),
+    split: z.strictObject({ validation: z.number().min(0).optional(), test: z.number().min(0).optional() }).optional(),
+    cutoffLen: count(),
+    calibration: z.strictObject({ nsamples: count(), maxlen: count(), source: text().optional() }).optional(),
+  }),
   dataSources: (stage) => convertInputSources(stage.spec.options),
   resolve(spec, env) {
     const o = spec.options;

@@ -1,7 +1,9 @@
+import { z } from 'zod';
+import { handle } from './schema.ts';
 import { checkGate, gateRules } from '../gate.ts';
 import { canonicalJson } from '../hash.ts';
 import { checkInput, offlineEnv } from './common.ts';
-import { generationConfig, generationPlannerInput, resolveGeneration } from './generation.ts';
+import { generationConfig, generationOptions, generationPlannerInput, resolveGeneration } from './generation.ts';
 import type { StageKindModule } from './types.ts';
 
 /** Scores a model on a held-out split (BLEU-4, ROUGE as LLaMA-Factory computes them), optionally gated. */
@@ -9,6 +11,7 @@ export const evaluate: StageKindModule<'evaluate'> = {
   kind: 'evaluate',
   produces: 'eval-report',
   configFormat: 'yaml',
+  options: z.strictObject({ ...generationOptions, gate: z.unknown().optional(), baseline: handle().optional() }),
   toolEnv: offlineEnv,
   resolve(spec, env) {
     const o = spec.options;

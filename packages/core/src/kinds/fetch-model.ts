@@ -1,9 +1,12 @@
+import { z } from 'zod';
+import { architectureSchema, MAX_TEXT, text } from './schema.ts';
 import { workDirOf } from '../artifacts/protocol.ts';
 import { ARTIFACTS_MOUNT, type ResolvedContext } from '../context.ts';
 import { modelSourceOf, type BaseModelOptions, type HubModelOptions, type ObjectStoreModelOptions, type SecretRef } from '../dsl.ts';
 import { objectStoreEnv, secretEnv } from '../pods.ts';
 import { architectureDifferences, architectureFromConfig, localModelDigest, parseObjectStoreUri, requireArchitecture, uploadFolder, type ModelSource } from '../model/source.ts';
-import type { Issue } from '../issues.ts';
+import { catalogueIds, catalogueModel } from '../model/catalogue.ts';
+import { suggest, type Issue } from '../issues.ts';
 import { checkSecretRef, checkTemplate, plannerBase, resolvedStage } from './common.ts';
 import type { ResolveEnv, StageKindModule } from './types.ts';
 
@@ -41,6 +44,23 @@ export const fetchModel: StageKindModule<'fetch-model'> = {
   kind: 'fetch-model',
   produces: 'base-model',
   configFormat: 'json',
+  // One object for the four sources: which combination names a model is checkModelSource's rule.
+  options: z.strictObject({
+    name: text().optional(),
+    image: text().optional(),
+    template: z.string().max(200),
+    architecture: architectureSchema.optional(),
+    hub: z.string().max(200).optional(),
+    id: z.string().max(MAX_TEXT).optional(),
+    revision: z.string().max(200).optional(),
+    token: z.strictObject({ secretName: text(), key: text() }).optional(),
+    path: text().optional(),
+    digest: z.string().max(200).optional(),
+    artifacts: text().optional(),
+    version: z.string().max(MAX_TEXT).optional(),
+    uri: text().optional(),
+    credentials: z.strictObject({ secretName: text() }).optional(),
+  }),
   toolEnv(stage, env) {
     const o = stage.spec.options;
     const source = modelSourceOf(o);
@@ -111,6 +131,7 @@ function checkModelSource(o: BaseModelOptions, path: string, ctx: ResolveEnv['ct
         add({ code: 'model.hub', path: `${path}.hub`, value: source.hub, message: 'unknown model hub', fix: "use 'huggingface' or 'modelscope'" });
       }
       if (typeof source.id !== 'string' || source.id.trim() === '') add({ code: 'model.id', path: `${path}.id`, value: source.id, message: 'names no repository on the hub', fix: "the repository id, e.g. 'meta-llama/Meta-Llama-3-8B-Instruct'" });
+      else checkHubArchitecture(o, source.hub, source.id, path, add);
       const token = (o as { token?: SecretRef }).token;
       if (token) checkSecretRef(token, `${path}.token`, add);
       break;
@@ -152,6 +173,7 @@ function checkModelSource(o: BaseModelOptions, path: string, ctx: ResolveEnv['ct
       break;
     }
     case 'artifacts': {
+      if (!o.architecture) add(architectureUnknown(path, 'a folder on the artifacts volume'));
       const rel = typeof source.path === 'string' ? source.path.replace(/^\/artifacts\//, '') : '';
       if (rel.startsWith('/') || rel.trim() === '' || rel.split('/').includes('..') || !/^[\w.@+/-]+$/.test(rel)) {
         add({ code: 'model.artifacts', path: `${path}.artifacts`, value: source.path, message: 'is not a folder on the artifacts volume', fix: "a path relative to the volume's root, e.g. 'models/llama3-8b-instruct' (no '..', no absolute paths outside /artifacts)" });
@@ -167,6 +189,7 @@ function checkModelSource(o: BaseModelOptions, path: string, ctx: ResolveEnv['ct
         return false;
       }
       checkModelVersion(source.version, 'object-store', path, add);
+      if (!o.architecture) add(architectureUnknown(path, 'a folder in an object store'));
       const credentials = (o as { credentials?: { secretName: string } }).credentials;
       if (credentials) checkSecretRef({ secretName: credentials.secretName, key: 'credentials' }, `${path}.credentials`, add);
       break;
@@ -187,4 +210,38 @@ function checkModelVersion(version: unknown, kind: 'artifacts' | 'object-store',
         ? "declare the store's identity of the content: the S3 object version id or ETag (aws s3api head-object … --query ETag), or the GCS generation (gcloud storage objects describe … --format='value(generation)')"
         : 'declare what identifies the folder, e.g. the sha256 of its SHA256SUMS (sha256sum SHA256SUMS)',
   });
+}
+
+/**
+ * A hub model's architecture comes from the declaration or from the catalogue; without either the
+ * planner cannot size a stage. A catalogue model's template is LLaMA-Factory's for it.
+ */
+function checkHubArchitecture(o: BaseModelOptions, hub: HubModelOptions['hub'], id: string, path: string, add: (i: Issue) => void): void {
+  const known = catalogueModel(id, hub);
+  if (!o.architecture && !known) {
+    const ids = catalogueIds(hub);
+    const lower = id.trim().toLowerCase();
+    // A suffix added or dropped ('-Instruct') is a nearer miss than the few edits between sizes.
+    const contained = ids.filter((known) => lower.includes(known.toLowerCase()) || known.toLowerCase().includes(lower));
+    const near = [...new Set([...contained, ...suggest(id, ids)])].slice(0, 3);
+    add({
+      ...architectureUnknown(path, `'${id}'`),
+      path: `${path}.architecture`,
+      value: id,
+      message: `${hub} model '${id}' is not in tunepipe's model catalogue and declares no architecture: the planner cannot size its stages`,
+      fix: `declare architecture: fromConfigJson(<the model's config.json>) or pick a catalogue model (MODEL_CATALOGUE)${near.length > 0 ? `: did you mean ${near.map((n) => `'${n}'`).join(', ')}?` : ''}`,
+    });
+  }
+  if (known && typeof o.template === 'string' && o.template !== known.template) {
+    add({ code: 'model.template', path: `${path}.template`, value: o.template, severity: 'warning', message: `LLaMA-Factory trains and serves ${known.huggingface} with the '${known.template}' template; '${o.template}' formats its conversations differently from how the model was tuned`, fix: `template: '${known.template}'` });
+  }
+}
+
+function architectureUnknown(path: string, what: string): Issue {
+  return {
+    code: 'model.architecture-unknown',
+    path: `${path}.architecture`,
+    message: `${what} has no declared architecture: tunepipe cannot see its config.json at plan time, and the planner needs its shape`,
+    fix: "declare architecture: fromConfigJson(<the model's config.json>)",
+  };
 }

@@ -1,3 +1,4 @@
+import { handle, stageCommon, toolArgs } from './schema.ts';
 import { workDirOf } from '../artifacts/protocol.ts';
 import { GENERATION_DEFAULTS } from '../defaults.ts';
 import type { EvaluableModel } from '../handles.ts';
@@ -18,6 +19,9 @@ type GenerationKind = 'evaluate' | 'predict';
 const DERIVED = Object.fromEntries(
   ['stage', 'do_predict', 'do_train', 'predict_with_generate', 'model_name_or_path', 'adapter_name_or_path', 'template', 'dataset_dir', 'eval_dataset', 'dataset', 'output_dir'].map((k) => [k, {}]),
 );
+
+/** Options evaluate and predict share. */
+export const generationOptions = { ...stageCommon, model: handle(), data: handle(), args: toolArgs().optional(), extraArgs: toolArgs().optional() };
 
 /** The stages whose artifacts make up a model, and the folders LLaMA-Factory loads. */
 function modelStages(model: EvaluableModel): { model: string; adapter?: string } {

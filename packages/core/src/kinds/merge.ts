@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import { handle, stageCommon, toolArgs } from './schema.ts';
 import { workDirOf } from '../artifacts/protocol.ts';
 import { canonicalJson } from '../hash.ts';
 import { EXPORT_DEFAULTS, llamaFactoryDefault } from '../defaults.ts';
@@ -21,16 +23,13 @@ export const merge: StageKindModule<'merge'> = {
   kind: 'merge',
   produces: 'merged-model',
   configFormat: 'yaml',
+  options: z.strictObject({ ...stageCommon, adapter: handle(), base: handle().optional(), args: toolArgs().optional(), extraArgs: toolArgs().optional() }),
   toolEnv: offlineEnv,
   resolve(spec, env) {
     const o = spec.options;
     const path = `stages.${spec.name}`;
     const add = env.add;
-    const wired = checkInput(o.adapter, `${path}.adapter`, ['adapter'], env);
-    if (wired && o.adapter.kind !== 'adapter') {
-      add({ code: 'merge.input', path: `${path}.adapter`, value: o.adapter.kind, message: 'merge takes the adapter an sft stage produced', fix: 'pass the value returned by p.sft(…)' });
-    }
-    const adapterOk = wired && o.adapter.kind === 'adapter';
+    const adapterOk = checkInput(o.adapter, `${path}.adapter`, ['adapter'], env, { code: 'merge.input', message: 'merge takes the adapter an sft stage produced', fix: 'pass the value returned by p.sft(…)' });
     const baseModel = adapterOk ? (o.base ?? o.adapter.base) : undefined;
     if (o.base !== undefined) checkInput(o.base, `${path}.base`, ['base-model'], env);
     if (adapterOk && o.base && canonicalJson(o.base.source) !== canonicalJson(o.adapter.base.source)) {

@@ -1,6 +1,7 @@
+import { z } from 'zod';
 import type { Dataset, EvaluableModel } from '../handles.ts';
 import { offlineEnv } from './common.ts';
-import { generationConfig, generationPlannerInput, resolveGeneration } from './generation.ts';
+import { generationConfig, generationOptions, generationPlannerInput, resolveGeneration } from './generation.ts';
 import type { StageKindModule } from './types.ts';
 
 /**
@@ -19,6 +20,7 @@ export const predict: StageKindModule<'predict'> = {
   kind: 'predict',
   produces: 'predictions',
   configFormat: 'yaml',
+  options: z.strictObject(generationOptions),
   toolEnv: offlineEnv,
   resolve: (spec, env) => resolveGeneration(spec, env),
   plannerInput: generationPlannerInput,

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import { handle, stageCommon, toolArgs } from './schema.ts';
 import { workDirOf } from '../artifacts/protocol.ts';
 import { requireArchitecture } from '../model/source.ts';
 import type { QuantizePlanArgs } from '../planner/plan.ts';
@@ -12,15 +14,13 @@ export const quantize: StageKindModule<'quantize'> = {
   kind: 'quantize',
   produces: 'quantized-model',
   configFormat: 'yaml',
+  options: z.strictObject({ ...stageCommon, model: handle(), calibration: handle(), args: toolArgs(), extraArgs: toolArgs().optional() }),
   toolEnv: offlineEnv,
   resolve(spec, env) {
     const o = spec.options;
     const path = `stages.${spec.name}`;
     const add = env.add;
-    const wired = checkInput(o.model, `${path}.model`, ['merged-model'], env);
-    if (wired && o.model.kind !== 'merged-model') {
-      add({ code: 'quantize.input', path: `${path}.model`, value: o.model.kind, message: 'GPTQ quantizes a merged model only (LLaMA-Factory: "Please merge adapters before quantizing the model.")', fix: 'add a merge stage and quantize its output: p.quantize({ model: p.merge({ adapter }), … })' });
-    }
+    const wired = checkInput(o.model, `${path}.model`, ['merged-model'], env, { code: 'quantize.input', message: 'GPTQ quantizes a merged model only (LLaMA-Factory: "Please merge adapters before quantizing the model.")', fix: 'add a merge stage and quantize its output: p.quantize({ model: p.merge({ adapter }), … })' });
     const { args, argPaths } = mergeToolArgs({
       path,
       defaults: { ...CALIBRATION_DEFAULTS, ...EXPORT_DEFAULTS },

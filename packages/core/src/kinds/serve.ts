@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import { count, handle, MAX_TEXT, stageCommon, text } from './schema.ts';
 import { VLLM_DEFAULT_PORT } from '../defaults.ts';
 import { modelArchitecture, requireArchitecture } from '../model/source.ts';
 import { readServeArgs } from '../planner/serve.ts';
@@ -11,6 +13,9 @@ import type { ResolvedStage, StageKindModule } from './types.ts';
 const TENSOR_PARALLEL = '--tensor-parallel-size';
 const SECRET_LIKE_FLAG = /(token|api[-_]?key|password|secret)/i;
 
+/** A Deployment is not retried like a Job: serve takes no backoffLimit. */
+const { backoffLimit: _retries, ...serveCommon } = stageCommon;
+
 /** The typed serve options and the flags they set. */
 const TYPED_FLAGS = [
   ['maxModelLen', '--max-model-len'],
@@ -22,15 +27,27 @@ export const serve: StageKindModule<'serve'> = {
   kind: 'serve',
   produces: 'endpoint',
   configFormat: 'json',
+  options: z.strictObject({
+    ...serveCommon,
+    model: handle(),
+    servedModelName: text().optional(),
+    maxModelLen: count().optional(),
+    gpuMemoryUtilization: z.number().optional(),
+    maxNumSeqs: count().optional(),
+    apiKey: z.strictObject({ secretName: text(), key: text() }).optional(),
+    replicas: z.number().int().min(0).max(1000).optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    requires: z.array(handle()).optional(),
+    verify: z
+      .strictObject({ expectName: text(), data: handle().optional(), identityPrompts: z.array(text()).optional(), limit: count().optional() })
+      .optional(),
+    args: z.record(z.string().max(200), z.union([z.string().max(MAX_TEXT), z.number(), z.boolean(), z.array(z.string().max(MAX_TEXT))])).optional(),
+  }),
   resolve(spec, env) {
     const o = spec.options;
     const path = `stages.${spec.name}`;
     const add = env.add;
-    const wired = checkInput(o.model, `${path}.model`, ['merged-model', 'quantized-model'], env);
-    const servable = wired && (o.model.kind === 'merged-model' || o.model.kind === 'quantized-model');
-    if (wired && !servable) {
-      add({ code: 'serve.input', path: `${path}.model`, value: (o.model as { kind: string }).kind, message: 'vLLM serves a merged or quantized model from the artifacts volume', fix: 'serve the output of merge or quantize' });
-    }
+    const servable = checkInput(o.model, `${path}.model`, ['merged-model', 'quantized-model'], env, { code: 'serve.input', message: 'vLLM serves a merged or quantized model from the artifacts volume', fix: 'serve the output of merge or quantize' });
     const requires = Array.isArray(o.requires) ? o.requires : [];
     const requiredOk = requires.map((r, i) => {
       const ok = checkInput(r, `${path}.requires[${i}]`, ['eval-report'], env);

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import { handle, stageCommon, toolArgs } from './schema.ts';
 import { llamaFactoryDefault } from '../defaults.ts';
 import { modelArchitecture, requireArchitecture } from '../model/source.ts';
 import type { SftPlanArgs } from '../planner/sft.ts';
@@ -24,6 +26,7 @@ export const sft: StageKindModule<'sft'> = {
   kind: 'sft',
   produces: 'adapter',
   configFormat: 'yaml',
+  options: z.strictObject({ ...stageCommon, model: handle(), train: handle(), eval: handle().optional(), args: toolArgs().optional(), extraArgs: toolArgs().optional() }),
   toolEnv: offlineEnv,
   resolve(spec, env) {
     const o = spec.options;

@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import type { ResolvedContext } from '../context.ts';
 import type { Pipeline, StageSpec } from '../dsl.ts';
 import type { EnvVar } from 'kubernetes-types/core/v1.js';
@@ -75,6 +76,12 @@ export interface ResolveEnv {
   /** Every stage of the pipeline by name, including later ones (to tell a forward reference from a typo). */
   readonly declared: ReadonlyMap<string, StageSpec>;
   readonly add: (issue: Issue) => void;
+  /** Stages whose options did not have the shape of their kind: their errors are listed, and handles of them are not followed. */
+  readonly unresolved: ReadonlySet<string>;
+  /** Stages with errors of their own or in their inputs. */
+  readonly broken: ReadonlySet<string>;
+  /** Marks the stage being resolved as not sound without a new issue (its input's errors are listed already). */
+  readonly blocked: () => void;
   /** The handle kind a stage kind produces (from the kinds table). */
   readonly produces: (kind: StageKind) => string;
 }
@@ -93,6 +100,8 @@ export interface StageKindModule<K extends StageKind> {
   readonly kind: K;
   /** The handle the DSL method returns, which consumers are checked against. */
   readonly produces: HandleKind;
+  /** The shape of the DSL options, parsed before `resolve` reads any of them. */
+  readonly options: z.ZodType;
   /**
    * Resolves options into the stage every reader trusts, reporting problems with the options
    * through `env.add`. Never throws on bad input.

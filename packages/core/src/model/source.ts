@@ -1,6 +1,8 @@
 import type { ModelArchitecture } from './architecture.ts';
 import type { ModelHub } from '../handles.ts';
-import { stateDictTensors, KNOWN_MODEL_TYPES } from '../planner/shapes.ts';
+import { CheckError, type Issue } from '../issues.ts';
+import { catalogueModel } from './catalogue.ts';
+import { COUNTABLE_MODEL_TYPES, parameterCountOf } from './parameters.ts';
 
 /**
  * Where a base model's files come from, and what pins them. The stage hashes cover `identity`
@@ -73,6 +75,12 @@ function positiveInt(config: Readonly<Record<string, unknown>>, field: string, p
 const DTYPES = new Set(['bfloat16', 'float16', 'float32']);
 
 /**
+ * `tie_word_embeddings` where config.json leaves it out: the default of the transformers config
+ * class (Gemma's classes tie, Llama, Mistral, Qwen2/3 and Phi-3 do not). Gemma checkpoints rely on it.
+ */
+const TIED_BY_DEFAULT: ReadonlySet<string> = new Set(['gemma', 'gemma2', 'gemma3_text']);
+
+/**
  * The architecture facts of a Hugging Face `config.json` (what the planner and checks need), so a
  * user with a local model never types them. `parameterCount` is the exact count from the weights'
  * headers; without it the count is derived from the tensor layout of the known decoder families.
@@ -82,10 +90,15 @@ export function architectureFromConfig(
   parameterCount: number | undefined,
 ): { architecture?: ModelArchitecture; problems: ConfigProblem[] } {
   const problems: ConfigProblem[] = [];
+  const textConfig = config['text_config'];
+  if (config['hidden_size'] === undefined && textConfig !== null && typeof textConfig === 'object') {
+    return { problems: [{ field: 'text_config', message: "belongs to a multimodal checkpoint: tunepipe reads the config.json of a text decoder (hidden_size at the top level), and a vision tower's weights would be left out of the count" }] };
+  }
   const modelType = config['model_type'];
   if (typeof modelType !== 'string' || modelType === '') problems.push({ field: 'model_type', message: 'is missing' });
   const hiddenSize = positiveInt(config, 'hidden_size', problems);
   const numAttentionHeads = positiveInt(config, 'num_attention_heads', problems);
+  const tied = config['tie_word_embeddings'];
   const architecture = {
     modelType: typeof modelType === 'string' ? modelType : '',
     parameterCount: 0,
@@ -97,8 +110,7 @@ export function architectureFromConfig(
     headDim: positiveInt(config, 'head_dim', problems, numAttentionHeads > 0 && hiddenSize % numAttentionHeads === 0 ? hiddenSize / numAttentionHeads : undefined),
     vocabSize: positiveInt(config, 'vocab_size', problems),
     maxPositionEmbeddings: positiveInt(config, 'max_position_embeddings', problems),
-    // transformers' Llama, Mistral and Qwen2 configs default to untied embeddings.
-    tieWordEmbeddings: config['tie_word_embeddings'] === true,
+    tieWordEmbeddings: typeof tied === 'boolean' ? tied : TIED_BY_DEFAULT.has(typeof modelType === 'string' ? modelType : ''),
     torchDtype: 'bfloat16' as ModelArchitecture['torchDtype'],
   };
   // transformers ≥ 4.56 writes `dtype`; older releases `torch_dtype`.
@@ -107,14 +119,34 @@ export function architectureFromConfig(
   else if (typeof dtype === 'string' && DTYPES.has(dtype)) architecture.torchDtype = dtype as ModelArchitecture['torchDtype'];
   else problems.push({ field: 'torch_dtype', message: `is ${JSON.stringify(dtype)}, not one of bfloat16, float16, float32` });
   if (problems.length > 0) return { problems };
-  let count = parameterCount;
+  const count = parameterCount ?? parameterCountOf(architecture);
   if (count === undefined) {
-    if (!KNOWN_MODEL_TYPES.has(architecture.modelType)) {
-      return { problems: [{ field: 'model_type', message: `is '${architecture.modelType}': without safetensors weights the parameter count is derived from the tensor layout, which tunepipe knows for ${[...KNOWN_MODEL_TYPES].join(', ')} only` }] };
-    }
-    count = stateDictTensors({ ...architecture, parameterCount: 0 }).reduce((s, t) => s + t.elements, 0);
+    return { problems: [{ field: 'model_type', message: `is '${architecture.modelType}': without safetensors weights the parameter count is derived from the tensor layout, which tunepipe knows for ${[...COUNTABLE_MODEL_TYPES].join(', ')} only` }] };
   }
   return { architecture: { ...architecture, parameterCount: count }, problems };
+}
+
+/**
+ * A model's architecture from its published config.json, for a pipeline that declares it:
+ * `architecture: fromConfigJson(JSON.parse(readFileSync('config.json', 'utf8')))`. Pass the exact
+ * `parameterCount` (from the safetensors headers) for a family tunepipe cannot count. Throws a
+ * CheckError listing every field that is missing or of the wrong type.
+ */
+export function fromConfigJson(config: unknown, options: { readonly parameterCount?: number } = {}): ModelArchitecture {
+  const fail = (issues: Issue[]) => new CheckError('config.json', issues);
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    throw fail([{ code: 'model.config', path: 'config.json', value: config === null ? 'null' : Array.isArray(config) ? 'an array' : typeof config, message: 'is not a JSON object', fix: "pass the parsed config.json of the model: JSON.parse(readFileSync('<model>/config.json', 'utf8'))" }]);
+  }
+  const read = architectureFromConfig(config as Record<string, unknown>, options.parameterCount);
+  if (read.architecture) return read.architecture;
+  throw fail(
+    read.problems.map((p) => ({
+      code: 'model.config',
+      path: `config.json.${p.field}`,
+      message: `${p.field} ${p.message}; the planner and checks need it`,
+      fix: p.field === 'model_type' && read.problems.length === 1 ? 'pass { parameterCount } (the total from the safetensors headers) with the config' : `fix ${p.field}, or write the architecture out as a ModelArchitecture`,
+    })),
+  );
 }
 
 /** The fields where two architectures differ (a declared one against config.json). */
@@ -139,11 +171,13 @@ export function localModelDigest(source: ModelSource, ctx: ModelContext): string
 }
 
 /**
- * A base model's architecture: as declared, else read from its local folder's config.json.
- * Undefined only when neither is available (check() reports `model.config` then).
+ * A base model's architecture: as declared, else the catalogue's for a hub model it lists, else
+ * read from its local folder's config.json. Undefined only when none is available (check() reports
+ * `model.architecture-unknown` or `model.config` then).
  */
 export function modelArchitecture(model: { readonly source: ModelSource; readonly architecture?: ModelArchitecture }, ctx: ModelContext): ModelArchitecture | undefined {
   if (model.architecture) return model.architecture;
+  if (model.source.kind === 'hub') return catalogueModel(model.source.id, model.source.hub)?.architecture;
   const local = localModelInput(model.source, ctx);
   if (!local?.config) return undefined;
   return architectureFromConfig(local.config, local.parameterCount).architecture;

@@ -1,50 +1,241 @@
-import { PRICES_NOTE } from './gpus.ts';
+import { formatIssue } from '../issues.ts';
+import { gpuById, PRICES_NOTE } from './gpus.ts';
 import type { PipelineResourcePlan, StageResourcePlan } from './plan.ts';
 import type { MemoryBreakdown } from './types.ts';
-import { formatDuration, formatGiB, formatUsd } from './units.ts';
+import { formatDuration, formatGiB, formatUsd, GiB } from './units.ts';
 
-function table(rows: readonly (readonly string[])[]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd()).join('\n');
+/** The width `tunepipe plan` fits its output to, unless asked for everything (`--wide`). */
+export const PLAN_WIDTH = 100;
+
+/** One column of a plan table. */
+export interface TableColumn {
+  readonly header: string;
+  /** Numbers are right-aligned. @default 'left' */
+  readonly align?: 'left' | 'right';
+  /** A column that wraps its words when the table is wider than its width. */
+  readonly flex?: boolean;
+}
+
+export interface TableOptions {
+  /** Flexible columns wrap so the table fits this many characters; unset: no wrapping. */
+  readonly width?: number;
+}
+
+const GAP = '  ';
+/** Indent of a wrapped cell's continued lines. */
+const CONTINUATION = '  ';
+const textWidth = (s: string) => [...s].length;
+const padEnd = (s: string, w: number) => s + ' '.repeat(Math.max(0, w - textWidth(s)));
+const padStart = (s: string, w: number) => ' '.repeat(Math.max(0, w - textWidth(s))) + s;
+
+/**
+ * Breaks text into lines of at most `width` characters at spaces; a word longer than the width
+ * is cut. Continuation lines start with `indent`.
+ */
+export function wrapText(text: string, width: number, indent = ''): string[] {
+  if (width <= 0 || textWidth(text) <= width) return [text];
+  // Leading spaces are the line's own indentation: kept on the first line, not wrapped away.
+  const leading = /^ */.exec(text)![0];
+  const lines: string[] = [];
+  let line = leading;
+  const room = () => Math.max(1, width - (lines.length === 0 ? 0 : textWidth(indent)));
+  const empty = () => line === (lines.length === 0 ? leading : '');
+  for (const word of text.slice(leading.length).split(' ')) {
+    let rest = word;
+    for (;;) {
+      const candidate = empty() ? `${line}${rest}` : `${line} ${rest}`;
+      if (textWidth(candidate) <= room()) {
+        line = candidate;
+        break;
+      }
+      if (!empty()) {
+        lines.push(line);
+        line = '';
+        continue;
+      }
+      const cut = room() - textWidth(line);
+      const chars = [...rest];
+      lines.push(`${line}${chars.slice(0, cut).join('')}`);
+      line = '';
+      rest = chars.slice(cut).join('');
+      if (rest === '') break;
+    }
+  }
+  if (!empty() || lines.length === 0) lines.push(line);
+  return lines.map((l, i) => (i === 0 ? l : `${indent}${l}`));
+}
+
+/**
+ * Wraps every line of a block of text to `width`, continuing a line under the text after its
+ * marker (`! `, `⚠ `) or label (`fix:   `), so wrapped warnings and issues stay readable.
+ */
+export function wrapBlock(text: string, width: number): string {
+  return text
+    .split('\n')
+    .flatMap((line) => {
+      const lead = /^(\s*(?:[!⚠✗•]\s+|[a-z]+:\s+)?)/.exec(line)?.[1] ?? '';
+      return wrapText(line, width, ' '.repeat(textWidth(lead) === 0 ? 2 : textWidth(lead)));
+    })
+    .join('\n');
+}
+
+/**
+ * The one table style of the plan: a header, a rule under each column, cells separated by two
+ * spaces, numbers right-aligned, and cells of several lines (wrapped or holding `\n`).
+ */
+export function formatTable(columns: readonly TableColumn[], rows: readonly (readonly string[])[], options: TableOptions = {}): string {
+  const cellLines = (cell: string) => cell.split('\n');
+  const natural = columns.map((c, i) => Math.max(textWidth(c.header), ...rows.map((r) => Math.max(0, ...cellLines(r[i] ?? '').map(textWidth)))));
+  const widths = [...natural];
+  if (options.width !== undefined) {
+    let excess = widths.reduce((a, b) => a + b, 0) + GAP.length * (columns.length - 1) - options.width;
+    // Flexible columns give up room one character at a time, the widest first, down to their
+    // longest word (plus the indent of a continued line).
+    const least = columns.map((c, i) => (c.flex ? Math.max(textWidth(c.header), ...rows.flatMap((r) => (r[i] ?? '').split(/\s+/).map((w) => textWidth(w) + CONTINUATION.length))) : natural[i]!));
+    while (excess > 0) {
+      const i = widths.reduce((best, w, j) => (columns[j]!.flex && w > least[j]! && (best < 0 || w > widths[best]!) ? j : best), -1);
+      if (i < 0) break;
+      widths[i]!--;
+      excess--;
+    }
+  }
+  const render = (cells: readonly string[]) => {
+    const wrapped = cells.map((cell, i) => cellLines(cell).flatMap((l) => (columns[i]!.flex ? wrapText(l, widths[i]!, CONTINUATION) : [l])));
+    const height = Math.max(1, ...wrapped.map((w) => w.length));
+    const out: string[] = [];
+    for (let line = 0; line < height; line++) {
+      out.push(
+        wrapped
+          .map((w, i) => (columns[i]!.align === 'right' ? padStart(w[line] ?? '', widths[i]!) : padEnd(w[line] ?? '', widths[i]!)))
+          .join(GAP)
+          .trimEnd(),
+      );
+    }
+    return out;
+  };
+  return [
+    ...render(columns.map((c) => c.header)),
+    widths.map((w) => '─'.repeat(w)).join(GAP),
+    ...rows.flatMap(render),
+  ].join('\n');
+}
+
+/** How `formatPipelinePlan` and `formatStageExplain` lay out their text. */
+export interface PlanFormatOptions {
+  /** Every column and no wrapping (`tunepipe plan --wide`). @default false */
+  readonly wide?: boolean;
+  /** @default PLAN_WIDTH */
+  readonly width?: number;
 }
 
 const gpuCell = (p: StageResourcePlan) => (p.gpuType ? `${p.gpus}× ${p.gpuType}${p.placement === 'explicit' ? ' (set)' : ''}` : 'CPU');
+const gib = (bytes: number) => (bytes / GiB).toFixed(2);
 
-function memoryCell(p: StageResourcePlan): string {
-  if (p.requiredGpuBytes !== undefined && p.usableGpuBytes !== undefined) return `${formatGiB(p.requiredGpuBytes)} / ${formatGiB(p.usableGpuBytes)}`;
-  if (p.gpuMemory) return formatGiB(p.gpuMemory.totalBytes);
-  if (p.hostMemory) return `RAM ${formatGiB(p.hostMemory.totalBytes)}`;
+/** GPU memory needed / usable; a CPU stage shows its RAM here unless a RAM column does (`wide`). */
+function memoryCell(p: StageResourcePlan, wide: boolean): string {
+  if (p.requiredGpuBytes !== undefined && p.usableGpuBytes !== undefined) return `${gib(p.requiredGpuBytes)} / ${gib(p.usableGpuBytes)}`;
+  if (p.gpuMemory) return gib(p.gpuMemory.totalBytes);
+  if (p.hostMemory && !wide) return `RAM ${gib(p.hostMemory.totalBytes)}`;
   return '—';
 }
 
-/** One line per stage: GPU, memory needed / usable per GPU, expected time, GPU-hours and cost, then totals. */
-export function formatPipelinePlan(plan: PipelineResourcePlan): string {
-  const rows: string[][] = [['stage', 'GPU', 'memory/GPU (need / usable)', 'time', 'GPU-h', 'cost']];
-  for (const p of plan.stages) {
-    const serve = p.kind === 'serve';
-    rows.push([
-      `${p.name} (${p.kind})`,
-      gpuCell(p),
-      memoryCell(p),
-      serve ? `ready in ${formatDuration(p.expectedSeconds)}` : formatDuration(p.expectedSeconds),
-      serve || p.gpus === 0 ? '—' : p.gpuHours.toFixed(2),
-      serve ? (p.usdPerHour === null ? '—' : `${formatUsd(p.usdPerHour)}/h`) : p.gpus === 0 ? '—' : formatUsd(p.costUsd),
-    ]);
-  }
+const timeCell = (p: StageResourcePlan) => (p.kind === 'serve' ? `ready in ${formatDuration(p.expectedSeconds)}` : formatDuration(p.expectedSeconds));
+const gpuHoursCell = (p: StageResourcePlan) => (p.kind === 'serve' || p.gpus === 0 ? '—' : p.gpuHours.toFixed(2));
+const costCell = (p: StageResourcePlan) => (p.kind === 'serve' ? (p.usdPerHour === null ? '—' : `${formatUsd(p.usdPerHour)}/h`) : p.gpus === 0 ? '—' : formatUsd(p.costUsd));
+
+/**
+ * One line per stage: GPU, memory needed / usable per GPU, expected time, GPU-hours and cost,
+ * then totals, the price note and the planner's warnings. `wide` adds host memory and disk.
+ */
+export function formatPipelinePlan(plan: PipelineResourcePlan, options: PlanFormatOptions = {}): string {
+  const wide = options.wide === true;
+  const width = wide ? undefined : (options.width ?? PLAN_WIDTH);
+  const columns: TableColumn[] = [
+    { header: 'stage' },
+    { header: 'GPU' },
+    { header: 'GiB/GPU need / usable', align: 'right' },
+    ...(wide ? [{ header: 'RAM GiB', align: 'right' as const }, { header: 'disk GiB', align: 'right' as const }] : []),
+    { header: 'time', align: 'right' },
+    { header: 'GPU-h', align: 'right' },
+    { header: 'cost', align: 'right' },
+  ];
+  const rows = plan.stages.map((p) => [
+    p.name,
+    gpuCell(p),
+    memoryCell(p, wide),
+    ...(wide ? [p.hostMemory ? gib(p.hostMemory.totalBytes) : '—', p.disk ? gib(p.disk.totalBytes) : '—'] : []),
+    timeCell(p),
+    gpuHoursCell(p),
+    costCell(p),
+  ]);
   const t = plan.totals;
-  rows.push(['total (batch stages)', '', '', formatDuration(t.expectedSeconds), t.gpuHours.toFixed(2), `${formatUsd(t.costUsd)}${t.costComplete ? '' : ' + unpriced'}`]);
-  const lines = [table(rows)];
-  if (t.servingUsdPerHour > 0) lines.push(`serving: ${formatUsd(t.servingUsdPerHour)}/h while up (${formatUsd(t.servingUsdPerHour * 24 * 30)} per 30 days)`);
-  lines.push(`${plan.cloud} prices, ${Math.round(plan.headroom * 100)}% memory headroom. ${PRICES_NOTE}`);
-  for (const p of plan.stages) for (const w of p.warnings) lines.push(`! ${p.name}: ${w}`);
-  return lines.join('\n');
+  rows.push(['total (batch stages)', '', '', ...(wide ? ['', ''] : []), formatDuration(t.expectedSeconds), t.gpuHours.toFixed(2), `${formatUsd(t.costUsd)}${t.costComplete ? '' : ' + unpriced'}`]);
+  const notes: string[] = [];
+  if (t.servingUsdPerHour > 0) notes.push(`serving: ${formatUsd(t.servingUsdPerHour)}/h while up (${formatUsd(t.servingUsdPerHour * 24 * 30)} per 30 days)`);
+  notes.push(`${plan.cloud} prices, ${Math.round(plan.headroom * 100)}% memory headroom. ${PRICES_NOTE}`);
+  for (const p of plan.stages) for (const w of p.warnings) notes.push(`! ${p.name}: ${w}`);
+  const block = notes.join('\n');
+  return [formatTable(columns, rows, width === undefined ? {} : { width }), width === undefined ? block : wrapBlock(block, width)].join('\n');
 }
 
-/** A memory breakdown as an indented list of terms, for `tunepipe plan --verbose`. */
-export function formatMemoryBreakdown(m: MemoryBreakdown): string {
-  const width = Math.max(...m.terms.map((t) => t.name.length));
-  return [
-    ...m.terms.map((t) => `  ${t.name.padEnd(width)}  ${formatGiB(t.bytes).padStart(10)}  ${t.detail}`),
-    `  ${'total'.padEnd(width)}  ${formatGiB(m.totalBytes).padStart(10)}`,
-  ].join('\n');
+/** A memory breakdown as a table of its named terms and their sum. */
+export function formatMemoryBreakdown(m: MemoryBreakdown, options: PlanFormatOptions = {}): string {
+  const width = options.wide ? undefined : (options.width ?? PLAN_WIDTH);
+  const rows = [...m.terms.map((t) => [t.name, formatGiB(t.bytes), t.detail]), ['total', formatGiB(m.totalBytes), '']];
+  return formatTable([{ header: 'term' }, { header: 'size', align: 'right' }, { header: 'how', flex: true }], rows, width === undefined ? {} : { width });
+}
+
+const seconds = (s: number) => (s > 0 && s < 1 ? '<1s' : formatDuration(s));
+
+/**
+ * Everything the planner knows about one stage (`tunepipe plan --explain <stage>`): placement, the
+ * named terms of GPU memory, host memory and disk, the time per step, cost, and for SFT the
+ * trainable-parameter line exactly as LLaMA-Factory prints it.
+ */
+export function formatStageExplain(
+  p: StageResourcePlan,
+  options: PlanFormatOptions & {
+    readonly headroom?: number;
+    /** The Job's deadline when it also covers waiting for upstream stages (compile() adds their paths). */
+    readonly jobDeadlineSeconds?: number;
+  } = {},
+): string {
+  const width = options.wide ? undefined : (options.width ?? PLAN_WIDTH);
+  const wrap = (text: string) => (width === undefined ? text : wrapBlock(text, width));
+  const gpu = p.gpuType ? gpuById(p.gpuType) : undefined;
+  const where = p.gpuType ? `${p.gpus}× ${p.gpuType} (${p.placement === 'explicit' ? 'set in the pipeline' : 'chosen by the planner'})` : 'CPU';
+  const out: string[] = [wrap(`${p.name} (${p.kind}) on ${where}`)];
+  if (p.details.kind === 'sft') out.push(p.details.paramsLogLine);
+
+  if (p.gpuMemory) {
+    out.push('');
+    if (p.requiredGpuBytes !== undefined && p.usableGpuBytes !== undefined) {
+      const usable = p.kind === 'serve'
+        ? `of vLLM's ${formatGiB(p.usableGpuBytes)} budget; the KV cache takes the rest of it`
+        : `of ${formatGiB(p.usableGpuBytes)} usable${gpu && options.headroom !== undefined ? ` (${formatGiB(gpu.memoryBytes)} less ${Math.round(options.headroom * 100)}% headroom)` : ''}`;
+      out.push(wrap(`GPU memory per GPU: ${formatGiB(p.requiredGpuBytes)} needed ${usable}`));
+    } else out.push('GPU memory per GPU');
+    out.push(formatMemoryBreakdown(p.gpuMemory, options));
+  }
+  if (p.hostMemory) out.push('', 'host memory (per pod)', formatMemoryBreakdown(p.hostMemory, options));
+  if (p.disk) out.push('', 'disk (artifact folder)', formatMemoryBreakdown(p.disk, options));
+
+  const steps = Object.entries(p.secondsBreakdown);
+  const deadline = options.jobDeadlineSeconds ?? p.deadlineSeconds;
+  const waits = options.jobDeadlineSeconds !== undefined && options.jobDeadlineSeconds !== p.deadlineSeconds ? ` (its own ${formatDuration(p.deadlineSeconds)} plus the longest wait for its inputs)` : '';
+  out.push('', wrap(p.kind === 'serve' ? `time: ${formatDuration(p.expectedSeconds)} expected until ready` : `time: ${formatDuration(p.expectedSeconds)} expected; Job deadline ${formatDuration(deadline)}${waits}`));
+  if (steps.length > 0) out.push(formatTable([{ header: 'step' }, { header: 'time', align: 'right' }], [...steps.map(([name, s]) => [name, seconds(s)]), ['total', formatDuration(p.expectedSeconds)]]));
+  if (p.details.kind === 'sft') {
+    const d = p.details;
+    out.push(wrap(`training: ${d.schedule.optimizerSteps} optimizer steps, ${Math.round(d.tokens).toLocaleString('en-US')} tokens${d.tokensAreUpperBound ? ' (upper bound)' : ''}${d.tokensPerSecond ? ` at ${Math.round(d.tokensPerSecond).toLocaleString('en-US')} tokens/s` : ''} (${Math.round(d.utilisation * 100)}% of peak FLOP/s assumed)`));
+  }
+
+  if (p.gpus > 0) {
+    out.push('');
+    if (p.kind === 'serve') out.push(`cost: ${p.usdPerHour === null ? 'no list price' : `${formatUsd(p.usdPerHour)}/h while up`}`);
+    else out.push(`cost: ${p.gpus} GPU × ${formatDuration(p.expectedSeconds)} = ${p.gpuHours.toFixed(2)} GPU-h = ${formatUsd(p.costUsd)}`);
+  }
+  if (p.warnings.length > 0) out.push('', ...p.warnings.map((w) => wrap(`! ${w}`)));
+  if (p.issues.length > 0) out.push('', wrap(p.issues.map(formatIssue).join('\n')));
+  return out.join('\n');
 }

@@ -30,6 +30,11 @@ export interface PlacementRequest {
   readonly fixHint?: string;
   /** GPUs automatic placement may choose (an explicit choice is checked by `fit` alone). @default all */
   readonly autoEligible?: (gpu: GpuSpec) => boolean;
+  /**
+   * Share by which the memory estimate may be too low (the planner's stated error band). A choice
+   * that fits by less gets a `planner.tight-fit` warning naming the next GPU up. @default 0
+   */
+  readonly errorBand?: number;
 }
 
 export interface Placement {
@@ -43,12 +48,14 @@ export interface Placement {
   readonly issues: readonly PlannerIssue[];
 }
 
+/** Memory rounded to 4 GiB, so A10G/L4 and A100-80GB/H100 count as the same size. */
+const memoryClass = (g: GpuSpec) => Math.round(g.memoryBytes / GiB / 4);
+
 /**
- * Candidate order: "smallest" first, by memory class (rounded to 4 GiB, so A10G/L4 and
- * A100-80GB/H100 tie) then by price on the cloud, so ties go to the cheaper card.
+ * Candidate order: "smallest" first, by memory class then by price on the cloud, so ties go to
+ * the cheaper card.
  */
 export function gpuOrder(cloud: Cloud): GpuSpec[] {
-  const memoryClass = (g: GpuSpec) => Math.round(g.memoryBytes / GiB / 4);
   const priceOf = (g: GpuSpec) => g.prices[cloud]?.usdPerGpuHour ?? Number.POSITIVE_INFINITY;
   return [...GPUS].sort((a, b) => memoryClass(a) - memoryClass(b) || priceOf(a) - priceOf(b) || a.id.localeCompare(b.id));
 }
@@ -65,11 +72,12 @@ export function autoPlace(
   counts: readonly number[],
   fit: PlacementRequest['fit'],
   eligible: (gpu: GpuSpec) => boolean = () => true,
+  candidates: readonly GpuSpec[] = gpuOrder(cloud),
 ): { gpu: GpuSpec; gpus: number; fit: FitResult } | undefined {
   const wholeNode = (gpu: GpuSpec, count: number) => (instanceFor(gpu, cloud, count)?.gpus ?? Number.POSITIVE_INFINITY) <= count;
   for (const pass of ['exact-node', 'any-node'] as const) {
     for (const count of counts) {
-      for (const gpu of gpuOrder(cloud)) {
+      for (const gpu of candidates) {
         if (!eligible(gpu) || !offeredOn(gpu, cloud, count)) continue;
         if (pass === 'exact-node' && !wholeNode(gpu, count)) continue;
         const result = fit(gpu, count);
@@ -78,6 +86,43 @@ export function autoPlace(
     }
   }
   return undefined;
+}
+
+/**
+ * Whether a fit is closer than the estimate's error band: were the estimate low by the band, the
+ * stage would no longer fit in what the GPU may use. Stated on the estimate (not on the GPU)
+ * because the band is the estimate's error.
+ */
+export function isTightFit(fit: FitResult, band: number): boolean {
+  return fit.fits && fit.unsupported === undefined && fit.requiredBytes * (1 + band) > fit.usableBytes;
+}
+
+/**
+ * The warning for a choice that fits by less than the error band, naming the next GPU up: the
+ * first larger memory class that fits with the band to spare (else the first that fits at all).
+ */
+function tightFitIssue(req: PlacementRequest, gpu: GpuSpec, count: number, fit: FitResult, path: string): PlannerIssue | undefined {
+  const band = req.errorBand ?? 0;
+  if (band <= 0 || !isTightFit(fit, band)) return undefined;
+  const larger = gpuOrder(req.cloud).filter((g) => memoryClass(g) > memoryClass(gpu));
+  const eligible = req.autoEligible ?? (() => true);
+  const roomy = autoPlace(req.cloud, [count], (g, c) => {
+    const f = req.fit(g, c);
+    return isTightFit(f, band) ? { ...f, fits: false } : f;
+  }, eligible, larger);
+  const next = roomy ?? autoPlace(req.cloud, [count], req.fit, eligible, larger);
+  const value = count > 1 ? `${count}× ${gpu.id}` : gpu.id;
+  const nextName = next ? `gpuType '${next.gpu.id}' (${formatGiB(next.gpu.memoryBytes, 1)}${count > 1 ? ` × ${count}` : ''})` : undefined;
+  return {
+    code: 'planner.tight-fit',
+    path,
+    value,
+    severity: 'warning',
+    message: `fits with less than the planner's ${Math.round(band * 100)}% error band to spare: needs ${(fit.requiredBytes / GiB).toFixed(2)} of ${formatGiB(fit.usableBytes)} usable per GPU`,
+    fix: nextName
+      ? `if it runs out of memory, the next GPU up is ${nextName}${req.fixHint ? `; or ${req.fixHint}` : ''}`
+      : `no larger GPU on ${req.cloud} fits${req.fixHint ? `; ${req.fixHint}` : ''}`,
+  };
 }
 
 function describe(fit: FitResult): string {
@@ -141,6 +186,8 @@ export function place(req: PlacementRequest): Placement {
         fix: autoFix(''),
       });
     }
+    const tight = tightFitIssue(req, explicit, count, fit, typePath);
+    if (tight) issues.push(tight);
     return { gpu: explicit, gpus: count, source: 'explicit', fit, nodeSelector: selector(explicit), issues };
   }
 
@@ -158,5 +205,7 @@ export function place(req: PlacementRequest): Placement {
     });
     return { gpu: undefined, gpus: 0, source: 'auto', fit, nodeSelector: {}, issues };
   }
+  const tight = tightFitIssue(req, chosen.gpu, chosen.gpus, chosen.fit, req.path);
+  if (tight) issues.push(tight);
   return { gpu: chosen.gpu, gpus: chosen.gpus, source: 'auto', fit: chosen.fit, nodeSelector: selector(chosen.gpu), issues };
 }

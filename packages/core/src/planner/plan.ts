@@ -38,7 +38,10 @@ import { GB, GiB, SECONDS_PER_HOUR, formatGB, formatGiB } from './units.ts';
 export interface PlanOptions {
   /** Cloud whose GPUs and list prices are used. @default 'aws' */
   readonly cloud?: Cloud;
-  /** Share of GPU memory kept free beyond the estimate. @default 0.10 */
+  /**
+   * Share of GPU memory kept free beyond the estimate. Until the planner states an error band per
+   * term, it is also the band a fit must clear to go without a `planner.tight-fit` warning. @default 0.10
+   */
   readonly headroom?: number;
   /** Your own USD per GPU-hour by GPU id (negotiated, spot, on-prem); overrides the catalogue. */
   readonly prices?: Readonly<Partial<Record<GpuId, number>>>;
@@ -350,6 +353,7 @@ function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, 
   const placement = place({
     path,
     cloud: o.cloud,
+    errorBand: o.headroom,
     gpuType: input.resources?.gpuType,
     gpus: input.resources?.gpus,
     counts: [1],
@@ -434,7 +438,7 @@ function planMerge(input: Extract<StagePlanInput, { kind: 'merge' }>, path: stri
     return cpuStage(input, path, { hostMemory: estimate.host, disk: estimate.disk, secondsBreakdown: estimate.secondsBreakdown, expectedOutputs: outputs, details, warnings, issues: [...estimate.issues] });
   }
   const gpuBytes = estimate.gpu.totalBytes;
-  const placement = place({ path, cloud: o.cloud, gpuType: input.resources?.gpuType, gpus: input.resources?.gpus, counts: [1], fixHint: "set export_device: 'cpu' (merging needs no GPU)", fit: (gpu, count) => memoryFit(gpuBytes / count, gpu, o.headroom) });
+  const placement = place({ path, cloud: o.cloud, errorBand: o.headroom, gpuType: input.resources?.gpuType, gpus: input.resources?.gpus, counts: [1], fixHint: "set export_device: 'cpu' (merging needs no GPU)", fit: (gpu, count) => memoryFit(gpuBytes / count, gpu, o.headroom) });
   return gpuStage(input, placement, o, { gpuMemory: estimate.gpu, hostMemory: estimate.host, disk: estimate.disk, secondsBreakdown: estimate.secondsBreakdown, expectedOutputs: outputs, details, warnings, issues: estimate.issues });
 }
 
@@ -453,6 +457,7 @@ function planQuantize(input: Extract<StagePlanInput, { kind: 'quantize' }>, path
   const placement = place({
     path,
     cloud: o.cloud,
+    errorBand: o.headroom,
     gpuType: input.resources?.gpuType,
     gpus: input.resources?.gpus,
     counts: [1],
@@ -489,6 +494,7 @@ function planEvaluate(input: Extract<StagePlanInput, { kind: 'evaluate' }>, path
   const placement = place({
     path,
     cloud: o.cloud,
+    errorBand: o.headroom,
     gpuType: input.resources?.gpuType,
     gpus: input.resources?.gpus,
     counts: [1],
@@ -556,6 +562,7 @@ function planServe(input: Extract<StagePlanInput, { kind: 'serve' }>, path: stri
   const placement = place({
     path,
     cloud: o.cloud,
+    errorBand: o.headroom,
     gpuType: input.resources?.gpuType,
     gpus: requested,
     counts: [1, 2, 4, 8].filter(divides),
