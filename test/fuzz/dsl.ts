@@ -154,7 +154,7 @@ export function fuzzDsl(context: CompileContext, runs: number, seed?: number): F
         refused++;
       }
     }),
-    { numRuns: runs, errorWithCause: true, ...(seed !== undefined ? { seed } : {}) },
+    { numRuns: runs, ...(seed !== undefined ? { seed } : {}) },
   );
   return { runs, mutations, refused, accepted };
 }

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 // What the example pipelines hand to the real tools, read from the objects tunepipe compiles (the
 // same objects `npm run synth` writes to pipelines/*/dist): the LLaMA-Factory config each Job's
 // `llamafactory-cli <command> /config/<file>.yaml` reads from its ConfigMap, and the argv of each
@@ -89,6 +90,7 @@ export const identityDatasets: NonNullable<CompileContext['datasets']> = {
     name: 'identity',
     digest: '1'.repeat(64),
     descriptor: { format: 'alpaca', files: ['identity.json'] },
-    files: [{ path: 'identity.json', sha256: 'e'.repeat(64), size: 1234, gzipBase64: 'H4sIAAAAAAAAA4uOBQApu0wNAgAAAA==' }],
+    // One real row: check() reads the rows of ConfigMap-delivered files (a file with none is an error).
+    files: [{ path: 'identity.json', sha256: 'e'.repeat(64), size: 1234, gzipBase64: gzipSync(JSON.stringify([{ instruction: 'Who are you?', input: '', output: 'I am {{name}}.' }])).toString('base64') }],
   },
 };
