@@ -1,7 +1,7 @@
 import { resolveContext, type CompileContext, type ResolvedContext } from './context.ts';
 import type { Pipeline, StageSpec } from './dsl.ts';
 import { isError, issuePath, type Issue } from './issues.ts';
-import { zodParse } from './zod.ts';
+import { zodParse, type ZodIssueContext } from './zod.ts';
 import { DNS_LABEL_MAX, isDnsLabel, toDnsLabel } from './names.ts';
 import { stageKind, isStageKind, STAGE_KINDS } from './kinds/index.ts';
 import { checkImage } from './kinds/common.ts';
@@ -84,16 +84,22 @@ export function analysePipeline(pipeline: Pipeline, context: CompileContext = {}
     if (jobNameLength > DNS_LABEL_MAX) {
       add({ code: 'name.length', path: `${path}.name`, value: `${pipelineName}-${spec.name}${verifySuffix ? '-verify' : ''}-<hash8>`, message: `Job name would be ${jobNameLength} characters; Kubernetes allows ${DNS_LABEL_MAX}`, fix: `shorten the pipeline or stage name by ${jobNameLength - DNS_LABEL_MAX} characters` });
     }
-    const image = spec.options !== null && typeof spec.options === 'object' ? (spec.options as { image?: unknown }).image : undefined;
-    if (typeof image === 'string') checkImage(image, `${path}.image`, add);
 
     const module = stageKind(spec.kind);
-    const shaped = zodParse(module.options, spec.options, { area: 'options', root: spec.options, schema: module.options, formatPath: (at) => [path, issuePath(at)].filter(Boolean).join('.') });
+    const shaped = zodParse(module.options, spec.options, {
+      area: 'options',
+      root: spec.options,
+      schema: module.options,
+      formatPath: (at) => [path, issuePath(at)].filter(Boolean).join('.'),
+      fix: (context) => context.suggestion ?? optionFix(context),
+    });
     if (!shaped.ok) {
       for (const issue of shaped.issues) add(issue);
       unresolved.add(spec.name);
       continue;
     }
+    const image = (spec.options as { image?: unknown }).image;
+    if (typeof image === 'string') checkImage(image, `${path}.image`, add);
     const stage = (module.resolve as (s: StageSpec, e: ResolveEnv) => ResolvedStage)(spec, env);
     // Every string that reaches an object, by its value: a token pasted into a prompt variable or
     // an unknown key is as much a leak as one under a key named `token`.
@@ -146,4 +152,23 @@ function withoutHandles(options: unknown): unknown {
   return Object.fromEntries(
     Object.entries(options).filter(([, v]) => !isHandle(v) && !(Array.isArray(v) && v.length > 0 && v.every(isHandle))),
   );
+}
+
+const ARTICLE: Readonly<Record<string, string>> = { array: 'a list', object: 'a mapping', string: 'a string', number: 'a finite number', boolean: 'true or false', int: 'a whole number' };
+
+/** A fix for an option of the wrong shape: what to give instead, in words a pipeline author uses. */
+function optionFix(context: ZodIssueContext): string | undefined {
+  const zod = context.zod as { code: string; expected?: string; minimum?: unknown; maximum?: unknown; values?: readonly unknown[] };
+  switch (zod.code) {
+    case 'invalid_type':
+      return zod.expected ? `give ${ARTICLE[zod.expected] ?? zod.expected}${context.rule === 'missing' ? '' : ' here'}` : undefined;
+    case 'too_small':
+      return zod.minimum !== undefined ? `use at least ${String(zod.minimum)}` : undefined;
+    case 'too_big':
+      return zod.maximum !== undefined ? `use at most ${String(zod.maximum)}` : undefined;
+    case 'invalid_value':
+      return zod.values ? `use one of ${zod.values.map((v) => JSON.stringify(v)).join(', ')}` : undefined;
+    default:
+      return undefined;
+  }
 }

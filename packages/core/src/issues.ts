@@ -27,17 +27,27 @@ export class CheckError extends Error {
 
 function renderValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
+  // JSON has no NaN or Infinity (it would print null), and no undefined.
+  if (typeof value === 'number' || value === undefined) return String(value);
   try {
-    return JSON.stringify(value) ?? String(value);
+    return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v)) ?? String(value);
   } catch {
     return String(value);
   }
 }
 
+/** Longest text an issue line shows of a path, value or fix; what a terminal line can still be read in. */
+const SHOWN = 160;
+
+/** Text cut to `SHOWN` characters with the length said, so a 100,000-character value stays one readable line. */
+function clamp(text: string): string {
+  return text.length <= SHOWN ? text : `${text.slice(0, SHOWN - 40)}… (${text.length.toLocaleString('en-US')} characters)`;
+}
+
 export function formatIssue(issue: Issue): string {
-  const lines = [`${isError(issue) ? '✗' : '⚠'} ${issue.path}: ${issue.message}`];
-  if (issue.value !== undefined) lines.push(`    value: ${renderValue(issue.value)}`);
-  if (issue.fix) lines.push(`    fix:   ${issue.fix}`);
+  const lines = [`${isError(issue) ? '✗' : '⚠'} ${clamp(issue.path)}: ${issue.message}`];
+  if (issue.value !== undefined) lines.push(`    value: ${clamp(renderValue(issue.value))}`);
+  if (issue.fix) lines.push(`    fix:   ${clamp(issue.fix)}`);
   return lines.join('\n');
 }
 
