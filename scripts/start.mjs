@@ -2,6 +2,8 @@
 // `npm start`: synthesize the example pipelines, print their plans, and run for real what runs on
 // any machine (dataset conversion), through the same CLI a user runs.
 import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -15,4 +17,6 @@ function tunepipe(...args) {
 
 tunepipe('synth');
 tunepipe('plan');
-for (const pipeline of ['llama3-fintech', 'qwen-support']) tunepipe('run', pipeline, '--target', 'local', '--only', 'convert');
+// Every pipeline of the repository, yours included (the same rule the CLI uses: a folder with a pipeline.ts).
+const pipelines = readdirSync(join(root, 'pipelines')).filter((name) => existsSync(join(root, 'pipelines', name, 'pipeline.ts'))).sort();
+for (const pipeline of pipelines) tunepipe('run', pipeline, '--target', 'local', '--only', 'convert');

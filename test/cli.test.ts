@@ -34,12 +34,56 @@ test('an unknown pipeline is a user error with a suggestion', () => {
   assert.doesNotMatch(r.stderr, STACK_LINE);
 });
 
-test('plan prints the stage graph with the shard count of the merge', () => {
+const width = (text: string) => Math.max(...text.split('\n').map((l) => [...l].length));
+
+test('plan prints the stage graph and the planner in one table style within 100 columns; --wide shows everything', () => {
   const r = tunepipe(['plan', 'llama3-fintech']);
   assert.equal(r.code, 0, r.stderr);
-  for (const stage of ['fetch-model', 'convert', 'sft', 'merge', 'quantize', 'eval-base', 'eval-adapter', 'serve']) assert.match(r.stdout, new RegExp(`│ ${stage} `));
+  for (const stage of ['fetch-model', 'convert', 'sft', 'merge', 'quantize', 'eval-base', 'eval-adapter', 'serve']) assert.match(r.stdout, new RegExp(`^${stage} `, 'm'));
   assert.match(r.stdout, /5 shards/);
-  assert.match(r.stdout, /hiyouga\/llamafactory:0\.9\.4/);
+  assert.ok(width(r.stdout) <= 100, `widest line ${width(r.stdout)}`);
+  assert.doesNotMatch(r.stdout, /[│┌┐└┘├┤┬┴┼]/, 'no boxed table');
+  assert.equal(r.stdout.match(/^─[─ ]+$/gm)?.length, 2, 'two tables, each with one rule under its header');
+  assert.match(r.stdout, /⚠ stages\.sft: fits with less than the planner's 10% error band to spare/);
+  assert.match(r.stdout, /next GPU up is gpuType 'l40s'/);
+  const wide = tunepipe(['plan', 'llama3-fintech', '--wide']);
+  assert.match(wide.stdout, /hiyouga\/llamafactory:0\.9\.4/);
+  assert.match(wide.stdout, /\/artifacts\/llama3-fintech\/sft\/[0-9a-f]{64}/);
+});
+
+test('plan --explain names every memory term and prints the trainable-parameter line; --json is for tools', () => {
+  const r = tunepipe(['plan', 'llama3-fintech', '--explain', 'sft']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^trainable params: 20,971,520 \|\| all params: 8,051,232,768 \|\| trainable%: 0\.2605$/m);
+  for (const term of ['frozen weights', 'LoRA gradients (fp32)', 'optimizer states (adamw_torch)', 'logits fp32 copy for the loss', 'CUDA context + workspaces']) assert.ok(r.stdout.includes(`\n${term}  `), term);
+  assert.match(r.stdout, /^host memory \(per pod\)$/m);
+  assert.match(r.stdout, /^train +\d+m \d\ds$/m);
+  assert.ok(width(r.stdout) <= 100);
+  const typo = tunepipe(['plan', 'llama3-fintech', '--explain', 'stf']);
+  assert.equal(typo.code, 1);
+  assert.match(typo.stderr, /did you mean 'sft'\?/);
+
+  const json = tunepipe(['plan', 'qwen-support', '--json']);
+  assert.equal(json.code, 0, json.stderr);
+  const plan = JSON.parse(json.stdout);
+  assert.equal(plan.schema, 'tunepipe.plan/v1');
+  assert.deepEqual(plan.pipelines.map((p: { pipeline: string }) => p.pipeline), ['qwen-support']);
+  const sft = plan.pipelines[0].stages.find((s: { name: string }) => s.name === 'sft');
+  assert.deepEqual([sft.gpuType, sft.gpus, sft.placement], ['a100-80gb', 2, 'explicit']);
+  assert.ok(sft.memory.gpu.terms.some((t: { name: string; bytes: number }) => t.name === 'frozen weights' && t.bytes > 0));
+  assert.match(sft.details.paramsLogLine, /^trainable params: [\d,]+ \|\| all params: [\d,]+ \|\| trainable%: \d\.\d{4}$/);
+  assert.equal(typeof sft.deadlineSeconds, 'number');
+});
+
+test('--version prints the version; diff can be limited to one pipeline, as JSON too', () => {
+  const version = tunepipe(['--version']);
+  assert.equal(version.code, 0);
+  assert.equal(version.stdout.trim(), JSON.parse(readFileSync(join(root, 'packages/cli/package.json'), 'utf8')).version);
+  const diff = tunepipe(['diff', 'qwen-support', '--json']);
+  assert.equal(diff.code, 0, diff.stderr);
+  const parsed = JSON.parse(diff.stdout);
+  assert.equal(parsed.schema, 'tunepipe.diff/v1');
+  assert.deepEqual(parsed.pipelines.map((p: { pipeline: string }) => p.pipeline), ['qwen-support']);
 });
 
 test('--help works on every command', () => {
@@ -123,4 +167,21 @@ test('run --target local --only convert converts the example data for real; a se
   const second = tunepipe(['run', 'llama3-fintech', '--target', 'local', '--only', 'convert', '--artifacts', artifacts]);
   assert.equal(second.code, 0, second.stderr);
   assert.match(second.stdout + second.stderr, /0 run, 1 cached/);
+
+  // status and logs read the local run records; the report takes its durations from them.
+  const status = tunepipe(['status', 'llama3-fintech', '--target', 'local', '--artifacts', artifacts]);
+  assert.equal(status.code, 0, status.stderr);
+  assert.match(status.stdout, /^llama3-fintech on this machine, artifacts in /);
+  assert.match(status.stdout, /^convert +✓ done +in \d+s$/m);
+  assert.match(status.stdout, /^sft +· waiting +not run on this machine$/m);
+  const states = JSON.parse(tunepipe(['status', 'llama3-fintech', '--target', 'local', '--artifacts', artifacts, '--json']).stdout);
+  assert.equal(states.schema, 'tunepipe.status/v1');
+  assert.equal(states.stages.find((s: { stage: string }) => s.stage === 'convert').status, 'done');
+  const logs = tunepipe(['logs', 'llama3-fintech', 'convert', '--target', 'local', '--artifacts', artifacts]);
+  assert.equal(logs.code, 0, logs.stderr);
+  assert.match(logs.stdout, /identity\.test\.jsonl/);
+  const report = tunepipe(['report', 'llama3-fintech', '--artifacts', artifacts, '--json']);
+  assert.equal(report.code, 0, report.stderr);
+  const markdown = readFileSync(JSON.parse(report.stdout).markdown, 'utf8');
+  assert.match(markdown, /^\| convert \| convert \| [0-9a-f]{8} \| ran \| [\d.]+ s \|/m);
 });

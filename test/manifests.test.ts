@@ -1,4 +1,4 @@
-// Golden manifests and Kubernetes OpenAPI validation of every object the example pipelines emit.
+// Golden manifests and Kubernetes OpenAPI validation of every object the repo's pipelines emit.
 // UPDATE_GOLDEN=1 rewrites pipelines/<name>/dist/ (the committed manifests GitOps applies).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,8 +18,19 @@ import { distDir } from '../packages/cli/src/synth.ts';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const pipelines = discoverPipelines(root);
 
-test('the example pipelines exist', () => {
-  assert.deepEqual(pipelines, ['llama3-fintech', 'qwen-support']);
+test('every folder under pipelines/ is a discovered pipeline and a workspace package the lockfile knows', () => {
+  assert.ok(pipelines.includes('llama3-fintech'), `found ${pipelines.join(', ')}`);
+  const folders = readdirSync(join(root, 'pipelines'), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  // A folder without pipeline.ts would be skipped by every command without a word.
+  assert.deepEqual(folders, pipelines, 'each pipelines/<name> needs a pipeline.ts');
+  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { name?: string; resolved?: string; link?: boolean }> };
+  for (const name of pipelines) {
+    const pkg = JSON.parse(readFileSync(join(root, 'pipelines', name, 'package.json'), 'utf8')) as { name: string };
+    assert.equal(pkg.name, `@tunepipe/pipeline-${name}`, `pipelines/${name}/package.json`);
+    // Without these two entries `npm ci` stops: "package.json and package-lock.json are not in sync".
+    assert.equal(lock.packages[`pipelines/${name}`]?.name, pkg.name, `package-lock.json has no pipelines/${name} (run npm install)`);
+    assert.deepEqual(lock.packages[`node_modules/${pkg.name}`], { resolved: `pipelines/${name}`, link: true });
+  }
 });
 
 const validators: Record<string, (o: KubeObject) => void> = {

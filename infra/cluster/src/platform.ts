@@ -287,7 +287,7 @@ export class WorkloadSecrets extends pulumi.ComponentResource {
     this.hubTokens = hub.metadata.name;
     this.vllmApiKey = vllm.metadata.name;
     const hubKeys = Object.keys(hubData);
-    this.keys = pulumi.all([hub.metadata.name, vllm.metadata.name]).apply(([h, v]) => ({ [h]: hubKeys, [v]: ['VLLM_API_KEY'] }));
+    this.keys = pulumi.all([hub.metadata.name, vllm.metadata.name]).apply(([h, v]) => ({ [h]: hubKeys, [v]: Object.keys(objects.vllmApiKey.stringData) }));
     this.registerOutputs({ hubTokens: this.hubTokens, vllmApiKey: this.vllmApiKey, keys: this.keys });
   }
 }

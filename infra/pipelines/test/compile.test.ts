@@ -4,8 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse } from 'yaml';
 import { compile, convertInputSources, LABELS, renderManifests, sha256Hex, type CompileContext, type CompiledPipeline, type Pipeline } from '@tunepipe/core';
-import llama3Fintech from '@tunepipe/pipeline-llama3-fintech';
-import qwenSupport from '@tunepipe/pipeline-qwen-support';
+import { discoverPipelines, findRepoRoot } from '@tunepipe/workspace';
 import { PULUMI_TYPES, PipelineDeployment, type KubeKind } from '../src/index.ts';
 import { installEngineDouble, runProgram } from './engine-double.ts';
 
@@ -26,7 +25,16 @@ async function deployed(compiled: CompiledPipeline, queueName?: string) {
   return { engine, deployment: deployment! };
 }
 
-for (const pipeline of [llama3Fintech, qwenSupport]) {
+// Every pipeline of the repo, imported as its workspace package (which is how `npm ci` links it).
+const pipelines = await Promise.all(
+  discoverPipelines(findRepoRoot(import.meta.dirname)).map(async (name) => ((await import(`@tunepipe/pipeline-${name}`)) as { default: Pipeline }).default),
+);
+
+test('the repository has pipelines to deploy', () => {
+  assert.ok(pipelines.some((p) => p.name === 'llama3-fintech'), `found ${pipelines.map((p) => p.name).join(', ')}`);
+});
+
+for (const pipeline of pipelines) {
   test(`${pipeline.name}: the registered objects are exactly what synth writes`, async () => {
     const compiled = compile(pipeline, contextFor(pipeline, { queueName: 'tunepipe-gpu' }));
     const { engine } = await deployed(compiled, 'tunepipe-gpu');

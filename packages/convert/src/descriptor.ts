@@ -40,6 +40,11 @@ const common = {
   files: z.array(FileEntry).min(1, { error: 'list at least one data file' }),
   /** Fill `{{name}}` / `{{author}}`-style placeholders from the pipeline's templateVars. @default true */
   placeholders: z.boolean().optional(),
+  /**
+   * Bytes that are not UTF-8: `quarantine` the row holding them (reason `invalid_utf8`, with the
+   * byte offset), or `replace` them with U+FFFD and keep the row. @default { invalid: quarantine }
+   */
+  encoding: z.strictObject({ invalid: z.enum(['quarantine', 'replace']).optional() }).optional(),
 };
 
 const fieldName = z.string().min(1);

@@ -1,8 +1,9 @@
+import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
-import { StringDecoder } from 'node:string_decoder';
 import { Transform, type Readable } from 'node:stream';
 import { parse as parseCsv, type CsvError } from 'csv-parse';
+import { firstInvalidUtf8 } from '@tunepipe/core/row-formats';
 import type { FileEncoding } from './descriptor.ts';
 
 /** One record as found in a file, before any interpretation. */
@@ -11,8 +12,21 @@ export interface RawRecord {
   readonly record: number;
   /** 1-based line where the record starts. */
   readonly line: number;
-  /** The record's text exactly as in the file. */
+  /** The record's text exactly as in the file (bytes that are not UTF-8 read as U+FFFD). */
   readonly raw: string;
+  /** Offset in the (decompressed) file of the record's first byte that is not UTF-8, if it has one. */
+  readonly invalidUtf8?: number;
+}
+
+/** A record, with the offset of its first bad byte when there is one (-1: none). */
+function recordOf(record: number, line: number, raw: string, badByte: number): RawRecord {
+  return badByte === -1 ? { record, line, raw } : { record, line, raw, invalidUtf8: badByte };
+}
+
+/** The first byte of `bytes[start, end)` that is not UTF-8, as an offset from `base`; -1 when there is none. */
+function badByteAt(bytes: Buffer, start: number, end: number, base: number): number {
+  if (isUtf8(bytes.subarray(start, end))) return -1;
+  return base + firstInvalidUtf8(bytes, start, end);
 }
 
 /** The file as a whole is not what its descriptor says: one error instead of a row error per line. */
@@ -27,8 +41,11 @@ export class FileFormatError extends Error {
 }
 
 const CHUNK = 1 << 20;
-/** A single JSON-array element larger than this means the bracket structure is broken. */
-export const MAX_RECORD_CHARS = 64 * 1024 * 1024;
+/** A single JSON-array element (or text document) larger than this means the bracket structure is broken. */
+export const MAX_RECORD_BYTES = 64 * 1024 * 1024;
+/** A line longer than this is refused rather than held in memory. */
+export const MAX_LINE_BYTES = 3 * MAX_RECORD_BYTES;
+const mib = (bytes: number): string => `${bytes / 1024 / 1024} MiB`;
 
 const GZIP_MAGIC = [0x1f, 0x8b];
 
@@ -74,19 +91,6 @@ function describeStart(text: string): string {
   return `it starts with ${JSON.stringify(firstLine)}`;
 }
 
-async function* textChunks(bytes: Readable): AsyncGenerator<string> {
-  const decoder = new StringDecoder('utf8');
-  for await (const piece of bytes) {
-    const chunk = piece as Buffer;
-    for (let off = 0; off < chunk.length; off += DECODE_BYTES) {
-      const text = decoder.write(chunk.subarray(off, off + DECODE_BYTES));
-      if (text) yield text;
-    }
-  }
-  const rest = decoder.end();
-  if (rest) yield rest;
-}
-
 /**
  * Text is decoded in pieces of at most this many bytes: V8 puts strings over ~128 KiB in its
  * large-object space, which only a full mark-compact frees, so big decoded chunks pile up as old
@@ -95,47 +99,77 @@ async function* textChunks(bytes: Readable): AsyncGenerator<string> {
 const DECODE_BYTES = 32 * 1024;
 
 /**
- * Calls `onLine` for every line of a byte stream (without the `\n`). Lines are cut on the byte
- * 0x0A, which never occurs inside a multi-byte UTF-8 character, so runs of complete lines are
- * decoded with one `toString` each (much faster than a StringDecoder per chunk).
+ * Calls `onLine` for every line of a byte stream (without the `\n`), with the file offset of the
+ * line's first byte that is not UTF-8 (-1: none; such bytes read as U+FFFD). Lines are cut on the
+ * byte 0x0A, which never occurs inside a multi-byte UTF-8 character, so runs of complete lines are
+ * checked and decoded with one call each (much faster than a StringDecoder per chunk).
  */
-export async function forEachLine(bytes: AsyncIterable<unknown>, onLine: (line: string) => void): Promise<void> {
-  let pending: Buffer | undefined;
+export async function forEachLine(bytes: AsyncIterable<unknown>, onLine: (line: string, badByte: number) => void): Promise<void> {
+  // The unfinished line, in pieces: joined once when its end arrives, so a long line costs linear time.
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  /** File offset of the first pending byte (or of the next piece). */
+  let offset = 0;
   for await (const piece of bytes) {
     let chunk = piece as Buffer;
     const last = chunk.lastIndexOf(10);
     if (last === -1) {
-      pending = pending ? Buffer.concat([pending, chunk]) : chunk;
-      if (pending.length > MAX_RECORD_CHARS * 3) throw new FileFormatError(`a line is longer than ${MAX_RECORD_CHARS / 1024 / 1024} MiB`, 'split the data into one record per line');
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes > MAX_LINE_BYTES) throw new FileFormatError(`a line is longer than ${mib(MAX_LINE_BYTES)}`, 'split the data into one record per line');
       continue;
     }
     let end = last;
-    if (pending) {
-      end += pending.length;
-      chunk = Buffer.concat([pending, chunk]);
-      pending = undefined;
+    if (pendingBytes > 0) {
+      end += pendingBytes;
+      chunk = Buffer.concat([...pending, chunk]);
     }
-    // Decode [pos, end) in newline-aligned segments of at most DECODE_BYTES (one longer line alone).
-    let pos = 0;
-    while (pos <= end) {
-      let segEnd = end;
-      if (end - pos > DECODE_BYTES) {
-        segEnd = chunk.lastIndexOf(10, pos + DECODE_BYTES);
-        if (segEnd < pos) segEnd = chunk.indexOf(10, pos + DECODE_BYTES);
-      }
+    pending = [];
+    pendingBytes = 0;
+    emitLines(chunk, end, offset, onLine);
+    offset += end + 1;
+    if (end + 1 < chunk.length) {
+      pending = [chunk.subarray(end + 1)];
+      pendingBytes = chunk.length - end - 1;
+    }
+  }
+  if (pendingBytes > 0) {
+    const rest = Buffer.concat(pending);
+    onLine(rest.toString('utf8'), badByteAt(rest, 0, rest.length, offset));
+  }
+}
+
+/** The lines of `chunk[0, end)`, `chunk[end]` being a line break; `base` is the file offset of `chunk[0]`. */
+function emitLines(chunk: Buffer, end: number, base: number, onLine: (line: string, badByte: number) => void): void {
+  // Decode in newline-aligned segments of at most DECODE_BYTES (one longer line alone).
+  let pos = 0;
+  while (pos <= end) {
+    let segEnd = end;
+    if (end - pos > DECODE_BYTES) {
+      segEnd = chunk.lastIndexOf(10, pos + DECODE_BYTES);
+      if (segEnd < pos) segEnd = chunk.indexOf(10, pos + DECODE_BYTES);
+    }
+    if (isUtf8(chunk.subarray(pos, segEnd))) {
       const text = chunk.toString('utf8', pos, segEnd);
       let start = 0;
       let nl: number;
       while ((nl = text.indexOf('\n', start)) !== -1) {
-        onLine(text.slice(start, nl));
+        onLine(text.slice(start, nl), -1);
         start = nl + 1;
       }
-      onLine(start === 0 ? text : text.slice(start));
-      pos = segEnd + 1;
+      onLine(start === 0 ? text : text.slice(start), -1);
+    } else {
+      // Rare: line by line, to say which lines hold the bad bytes.
+      for (let lineStart = pos; ; ) {
+        const lineEnd = chunk.indexOf(10, lineStart);
+        const stop = lineEnd === -1 || lineEnd > segEnd ? segEnd : lineEnd;
+        onLine(chunk.toString('utf8', lineStart, stop), badByteAt(chunk, lineStart, stop, base));
+        if (stop >= segEnd) break;
+        lineStart = stop + 1;
+      }
     }
-    if (end + 1 < chunk.length) pending = chunk.subarray(end + 1);
+    pos = segEnd + 1;
   }
-  if (pending && pending.length > 0) onLine(pending.toString('utf8'));
 }
 
 /** JSON Lines: one record per non-blank line. Blank lines are layout, not records. */
@@ -143,7 +177,7 @@ export async function readJsonl(bytes: Readable, onRecord: (r: RawRecord) => voi
   let line = 0;
   let record = 0;
   let sniffed = false;
-  await forEachLine(bytes, (text) => {
+  await forEachLine(bytes, (text, badByte) => {
     line++;
     let end = text.length;
     if (end > 0 && text.charCodeAt(end - 1) === 13) end--;
@@ -160,7 +194,7 @@ export async function readJsonl(bytes: Readable, onRecord: (r: RawRecord) => voi
       }
     }
     record++;
-    onRecord({ record, line, raw: record === 1 ? raw.replace(/^\uFEFF/, '') : raw });
+    onRecord(recordOf(record, line, record === 1 ? raw.replace(/^\uFEFF/, '') : raw, badByte));
   });
   if (!sniffed) throw new FileFormatError('the file has no records (it is empty)', 'add rows, or remove the file from the descriptor');
 }

@@ -1,3 +1,4 @@
+import { readConversation, sharegptColumns as sharegptColumnsOf, type SharegptColumns } from '@tunepipe/core/row-formats';
 import type { DatasetDescriptor } from './descriptor.ts';
 import { measureText, type TextMeasure } from './tokens.ts';
 
@@ -14,6 +15,7 @@ export const QUARANTINE_REASONS = [
   'duplicate',
   'too_long',
   'max_samples',
+  'invalid_utf8',
 ] as const;
 export type QuarantineReason = (typeof QUARANTINE_REASONS)[number];
 
@@ -153,96 +155,37 @@ export function normalizeAlpaca(value: unknown, cols: AlpacaColumns, fill: Fill,
   return { ok: true, line: JSON.stringify(out), measure, messages, flags, text };
 }
 
-/** Canonical ShareGPT roles (LLaMA-Factory's default tags) and the names accepted for each. */
-const ROLE_ALIASES: Readonly<Record<string, 'human' | 'gpt' | 'system' | 'observation' | 'function_call'>> = {
-  human: 'human',
-  user: 'human',
-  gpt: 'gpt',
-  assistant: 'gpt',
-  system: 'system',
-  observation: 'observation',
-  tool: 'observation',
-  function_call: 'function_call',
-};
-
-export interface SharegptColumns {
-  readonly messages: string | undefined;
-  readonly system: string;
-  readonly tools: string;
-}
+export type { SharegptColumns } from '@tunepipe/core/row-formats';
 
 export function sharegptColumns(descriptor: DatasetDescriptor): SharegptColumns {
-  const c = descriptor.format === 'sharegpt' ? descriptor.columns : undefined;
-  return { messages: c?.messages, system: c?.system ?? 'system', tools: c?.tools ?? 'tools' };
+  return sharegptColumnsOf(descriptor);
 }
 
 /**
  * ShareGPT row (`from`/`value` or OpenAI-style `role`/`content` messages) →
  * `{"conversations":[{"from","value"}…][,"system"][,"tools"]}` with LLaMA-Factory's default tags.
- * The turn rules are LLaMA-Factory's (which otherwise drops a broken row with only a warning):
- * an optional system message first, then user/observation and assistant/function_call
- * alternating, ending with the assistant.
+ * What makes a row usable is core's readConversation, the rule check() warns with at synth time.
  */
 export function normalizeSharegpt(value: unknown, cols: SharegptColumns, fill: Fill, wantText: boolean): RowResult {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return reject('wrong_type', `a row must be a JSON object, got ${typeName(value)}`);
-  const obj = value as Record<string, unknown>;
-  const field = cols.messages ?? (obj['conversations'] !== undefined ? 'conversations' : 'messages');
-  const list = obj[field];
-  if (list === undefined || list === null) return reject('missing_field', `the message list \`${cols.messages ?? 'conversations'}\` is missing${cols.messages ? '' : " (also looked for 'messages')"}`);
-  if (!Array.isArray(list)) return reject('wrong_type', `\`${field}\` must be a list of messages, got ${typeName(list)}`);
-  if (list.length === 0) return reject('empty_field', `\`${field}\` has no messages`);
-  let system = optionalString(obj, cols.system, 'system');
-  if (isRejected(system)) return system;
-  const tools = optionalString(obj, cols.tools, 'tools');
-  if (isRejected(tools)) return tools;
-  const turns: { from: string; value: string }[] = [];
+  const conversation = readConversation(value, cols);
+  if (!conversation.ok) return reject(conversation.reason, conversation.hint ? `${conversation.detail} (${conversation.hint})` : conversation.detail);
   const measure: TextMeasure = { cjk: 0, otherBytes: 0 };
-  for (let i = 0; i < list.length; i++) {
-    const m: unknown = list[i];
-    if (m === null || typeof m !== 'object' || Array.isArray(m)) return reject('wrong_type', `\`${field}[${i}]\` must be an object, got ${typeName(m)}`);
-    const msg = m as Record<string, unknown>;
-    const fromValue = 'from' in msg || 'value' in msg;
-    const roleKey = fromValue ? 'from' : 'role';
-    const contentKey = fromValue ? 'value' : 'content';
-    const role = msg[roleKey];
-    const content = msg[contentKey];
-    if (role === undefined || role === null) return reject('missing_field', `\`${field}[${i}].${roleKey}\` is missing`);
-    if (typeof role !== 'string') return reject('wrong_type', `\`${field}[${i}].${roleKey}\` must be a string, got ${typeName(role)}`);
-    const canonical = ROLE_ALIASES[role];
-    if (canonical === undefined) {
-      return reject('wrong_role', `\`${field}[${i}].${roleKey}\` is '${role.slice(0, 40)}'; use ${fromValue ? 'human, gpt, system, observation or function_call' : 'user, assistant, system or tool'}`);
-    }
-    if (content === undefined || content === null) return reject('missing_field', `\`${field}[${i}].${contentKey}\` is missing`);
-    if (typeof content !== 'string') {
-      return reject('wrong_type', `\`${field}[${i}].${contentKey}\` must be a string, got ${typeName(content)}${Array.isArray(content) ? ' (multi-part content: join the text parts into one string)' : ''}`);
-    }
-    if (content.trim() === '') return reject('empty_field', `\`${field}[${i}].${contentKey}\` is empty`);
-    if (canonical === 'system') {
-      if (i !== 0) return reject('system_not_first', `\`${field}[${i}]\` is a system message; only the first message may be one`);
-      if (system !== undefined && system !== '') return reject('system_not_first', `the system prompt is given twice: in \`${cols.system}\` and as \`${field}[0]\``);
-      system = content;
-      continue;
-    }
-    const position = turns.length;
-    const userSide = canonical === 'human' || canonical === 'observation';
-    if (position % 2 === 0 && !userSide) return reject('non_alternating', `\`${field}[${i}]\` is '${role}' where a user (or tool result) turn must come`);
-    if (position % 2 === 1 && userSide) return reject('non_alternating', `\`${field}[${i}]\` is '${role}' where an assistant turn must come`);
-    const filled = fill(content);
+  const turns = conversation.turns.map((t) => {
+    const filled = fill(t.content);
     measureText(filled, measure);
-    turns.push({ from: canonical, value: filled });
-  }
-  if (turns.length === 0) return reject('empty_field', `\`${field}\` has only a system message`);
-  if (turns.length % 2 !== 0) return reject('non_alternating', 'the conversation must end with an assistant turn');
+    return { from: t.role, value: filled };
+  });
   const out: Record<string, unknown> = { conversations: turns };
   let flags = 0;
   let messages = turns.length;
-  if (system !== undefined && system !== '') {
+  const { system, tools } = conversation;
+  if (system !== undefined) {
     out['system'] = fill(system);
     measureText(out['system'] as string, measure);
     flags |= HAS_SYSTEM;
     messages++;
   }
-  if (tools !== undefined && tools !== '') {
+  if (tools !== undefined) {
     out['tools'] = tools;
     measureText(tools, measure);
     flags |= HAS_TOOLS;

@@ -1,10 +1,11 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { evaluateGate } from '@tunepipe/core';
 import { gatherRunReport, lineChartSvg, niceTicks, renderReport, reportCommand, verifyCommand, type RunReportData } from '../src/index.ts';
 import { fakeOpenAiServer } from './fake-openai-server.ts';
 import { byName, compiled, localDir, PIPELINE, runs, writeArtifacts } from './run-fixture.ts';
@@ -155,6 +156,42 @@ test('the compiler\'s gate shape and the verdict the evaluate pod enforced (gate
   assert.deepEqual(fromPod.problems, []);
 });
 
+test('a failed gate shows as failed with metric, threshold and value, from the work folder it left', async () => {
+  const root = await tempRoot();
+  await writeArtifacts(root);
+  // What a gated evaluate leaves when its gate fails: no marker, the tool's output still in <out>.partial.
+  const dir = localDir(root, 'evaluate-gptq');
+  await rm(join(dir, '.tunepipe-complete'));
+  await rename(dir, `${dir}.partial`);
+  const results = JSON.parse(await readFile(join(`${dir}.partial`, 'predict_results.json'), 'utf8')) as Record<string, number>;
+  await writeFile(join(`${dir}.partial`, 'gate.json'), JSON.stringify(evaluateGate([{ metric: 'predict_bleu-4', comparison: 'min', value: 40 }], results)));
+
+  const withoutRecords = await gatherRunReport({ compiled, artifactsDir: root });
+  const stage = withoutRecords.stages.find((s) => s.name === 'evaluate-gptq')!;
+  assert.deepEqual([stage.status, stage.reason], ['failed', 'gate failed: bleu4 38.77 < min 40'], 'said as the runner says it');
+  const evaluation = withoutRecords.evaluations.find((e) => e.stage === 'evaluate-gptq')!;
+  assert.equal(evaluation.gate?.passed, false);
+  assert.equal(evaluation.metrics['predict_bleu-4'], results['predict_bleu-4']);
+  assert.deepEqual(withoutRecords.problems, []);
+
+  // The runner's records give the durations and the headline it printed.
+  const records = [
+    { stage: 'sft', status: 'done' as const, startedAt: '2025-04-30T14:55:20Z', finishedAt: '2025-04-30T15:21:02Z' },
+    { stage: 'evaluate-gptq', status: 'failed' as const, durationSeconds: 95, reason: 'gate failed: bleu4 38.77 < min 40' },
+  ];
+  const data = await gatherRunReport({ compiled, artifactsDir: root, runs: records });
+  assert.deepEqual(data.stages.find((s) => s.name === 'sft')!.durationSeconds, 1542);
+  const gated = data.stages.find((s) => s.name === 'evaluate-gptq')!;
+  assert.deepEqual([gated.status, gated.durationSeconds, gated.reason], ['failed', 95, 'gate failed: bleu4 38.77 < min 40']);
+
+  const { html, markdown } = renderReport(data);
+  assert.match(html, /<span class="badge fail">failed<\/span><br><span class="reason">gate failed: bleu4 38\.77 &lt; min 40<\/span>/);
+  assert.match(html, /<span class="badge fail">gate failed<\/span><table class="verdicts">.*<td><code>predict_bleu-4<\/code><\/td><td>≥ 40\.00<\/td><td class="num">38\.77<\/td><td>✗<\/td>/s);
+  assert.match(html, /<div class="meta">[^\n]*<span class="badge fail">gate failed<\/span><\/div>/, 'the header says the run failed its gate');
+  assert.match(markdown, /\| evaluate-gptq \| evaluate \| \S+ \| failed: gate failed: bleu4 38\.77 &lt; min 40 \| 1m 35s \|/);
+  assert.match(markdown, /Gate of evaluate-gptq: \*\*failed\*\*\n\n\| Metric \| Threshold \| Value \| Result \|\n.*\n\| predict\\_bleu-4 \| ≥ 40\.00 \| 38\.77 \| ✗ FAIL \|/);
+});
+
 test('every text is escaped in HTML and Markdown', () => {
   const evil = '<img src=x onerror="alert(1)"> | `x` & y';
   const data: RunReportData = {
@@ -238,10 +275,10 @@ test('the HTML report renders in headless Chromium with its chart and tables', {
     assert.equal(await page.locator('#loss-chart svg .axis-label').count(), 2);
     assert.match(await page.locator('p.trend').innerText(), /^Eval loss was lowest at step 100 \(0\.8903\) and rose to 1\.0199 by step 300/);
 
-    const rows = page.locator('#eval-table tbody tr');
+    const rows = page.locator('#eval-table > tbody > tr');
     assert.equal(await rows.count(), 5);
     assert.match((await page.locator('#eval-table tr[data-model="adapter"]').innerText()).replace(/\s+/g, ' '), /41\.29 58\.90 39\.44 52\.77 .*gate passed/);
-    assert.match(await page.locator('#eval-table tr[data-model="gptq"]').innerText(), /gate failed[\s\S]*predict_bleu-4 = 38\.77 < 40\.00 \(required\)/);
+    assert.match((await page.locator('#eval-table tr[data-model="gptq"]').innerText()).replace(/\s+/g, ' '), /gate failed Metric Threshold Value predict_bleu-4 ≥ 40\.00 38\.77 ✗/i);
     assert.equal(await page.locator('#timeline tbody tr').count(), 10);
     assert.equal(await page.locator('#timeline .bar.cached').count(), 0, 'cached stages have no duration bar');
     assert.match(await page.locator('#timeline tr[data-stage="fetch-model"]').innerText(), /cache hit/);

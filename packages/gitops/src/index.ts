@@ -1,6 +1,6 @@
 export { GitopsError, compiledIssues, stageDepths, type GitopsFile } from './pipeline.ts';
 export * from './options.ts';
-export { renderPlain } from './plain.ts';
+export { generatedHeader, renderPlain, withGeneratedHeader } from './plain.ts';
 export * from './argocd.ts';
 export * from './flux.ts';
 export { renderGitops } from './render.ts';

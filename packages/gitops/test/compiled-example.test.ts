@@ -3,7 +3,7 @@
 import { gzipSync } from 'node:zlib';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
@@ -15,7 +15,15 @@ import { diffPipelineSets, renderArgoCd, renderFlux, stageDepths, synthAtRef, ty
 import { TempRepo } from './temp-repo.ts';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const EXAMPLES = ['llama3-fintech', 'qwen-support'] as const;
+/** Every pipeline of the repo, as the workspace discovers them (a folder under pipelines/ with a pipeline.ts). */
+const EXAMPLES = readdirSync(join(REPO_ROOT, 'pipelines'), { withFileTypes: true })
+  .filter((e) => e.isDirectory() && existsSync(join(REPO_ROOT, 'pipelines', e.name, 'pipeline.ts')))
+  .map((e) => e.name)
+  .sort();
+
+test('the repository has pipelines to render', () => {
+  assert.ok(EXAMPLES.includes('llama3-fintech'), `found ${EXAMPLES.join(', ')}`);
+});
 
 function standInContext(pipeline: Pipeline): CompileContext {
   const datasets: Record<string, DatasetSourceInput> = {};

@@ -18,7 +18,17 @@ export {
   type TrainingNumbers,
 } from './progress/parse.ts';
 export { parsePythonDict } from './progress/python-literal.ts';
-export { formatStageLine, formatSummary, formatFailure, formatDuration } from './progress/format.ts';
+export { formatStageLine, formatSummary, formatFailure, formatDuration, gateHeadline, gateHeadlineInLog, wantsColour } from './progress/format.ts';
+export {
+  localStatus,
+  readRunRecord,
+  recordingReporter,
+  stageRunDir,
+  RUNS_DIR,
+  RUN_RECORD_FILE,
+  STAGE_LOG_FILE,
+  type LocalRunRecord,
+} from './progress/record.ts';
 export { createConsoleReporter, type ConsoleReporterOptions } from './progress/reporter.ts';
 export {
   pickResumeCheckpoint,

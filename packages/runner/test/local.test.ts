@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,7 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLocally, type LocalRunOptions, type RunConvertStage } from '../src/local/run.ts';
 import { planLocalStage } from '../src/local/plan.ts';
+import { localStatus, readRunRecord } from '../src/progress/record.ts';
 import { gzipSync } from 'node:zlib';
 import { compile, definePipeline, LLAMA3_8B, type CompileContext } from '@tunepipe/core';
 import type { CompiledPipeline } from '@tunepipe/core/compiled';
@@ -229,6 +230,50 @@ test('local: a failing tool reports its exit code, error line and last log lines
     assert.equal(sft.failure?.logTail.at(-1), 'ValueError: Template llama does not exist.');
     assert.match(sft.failure?.source ?? '', /stage\.log$/);
     assert.match(rec.output(), /✗ sft failed: llamafactory-cli exited with code 1 — ValueError: Template llama does not exist\.\n  last \d+ log lines of .*stage\.log:\n/);
+  } finally {
+    rmSync(b.dir, { recursive: true, force: true });
+  }
+});
+
+test('local: a failed gate is headlined by its verdict; run records say what happened for status and report', async () => {
+  const b = box();
+  try {
+    // Stands in for `tunepipe gate` on PATH: writes its verdict where the gate step is told to, exits 3.
+    const bin = join(b.dir, 'bin');
+    mkdirSync(bin);
+    const gate = join(bin, 'tunepipe');
+    writeFileSync(
+      gate,
+      `#!${process.execPath}
+const { writeFileSync } = require('node:fs');
+const out = process.argv[process.argv.indexOf('--out') + 1];
+const rule = { metric: 'predict_bleu-4', comparison: 'min', value: 50 };
+writeFileSync(out, JSON.stringify({ passed: false, summary: 'gate failed', verdicts: [{ rule, passed: false, actual: 41.2, required: 50, message: 'predict_bleu-4 = 41.20 < 50.00 (required)' }] }));
+console.log('gate failed: bleu4 41.2 < min 50');
+process.exit(3);
+`,
+    );
+    chmodSync(gate, 0o755);
+    const path = { PATH: `${bin}${delimiter}${b.env()['PATH']}` };
+    const { rec, result, pipeline } = await runBox(b, { gate: true }, { extraEnv: path });
+    assert.equal(result.outcome, 'failed', rec.output());
+    const evaluate = result.stages.find((s) => s.stage === 'evaluate')!;
+    assert.equal(evaluate.failure?.reason, 'gate failed: bleu4 41.2 < min 50');
+    assert.match(rec.output(), /✗ evaluate failed: gate failed: bleu4 41\.2 < min 50/);
+    assert.doesNotMatch(rec.output(), /exited with code 3/);
+
+    const status = new Map(localStatus(pipeline, b.artifacts).map((s) => [s.stage, s]));
+    assert.equal(status.get('evaluate')!.status, 'failed');
+    assert.equal(status.get('evaluate')!.failure?.reason, 'gate failed: bleu4 41.2 < min 50');
+    assert.equal(status.get('sft')!.status, 'done');
+    const sftRecord = readRunRecord(b.artifacts, stageOf(pipeline, 'sft'))!;
+    assert.equal(sftRecord.status, 'done');
+    assert.ok(sftRecord.durationSeconds! >= 0 && Date.parse(sftRecord.finishedAt!) >= Date.parse(sftRecord.startedAt!));
+    assert.equal(sftRecord.runnerPid, process.pid);
+    // A second run finds sft cached: its record still tells when it ran.
+    await runBox(b, { gate: true }, { extraEnv: path });
+    assert.deepEqual(readRunRecord(b.artifacts, stageOf(pipeline, 'sft')), sftRecord);
+    assert.equal(localStatus(pipeline, b.artifacts).find((s) => s.stage === 'sft')!.status, 'done');
   } finally {
     rmSync(b.dir, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { classifyDeployment, classifyJob } from '../src/cluster/classify.ts';
 import { descendantsOf, selectStages } from '../src/graph.ts';
-import { formatStageLine, formatSummary } from '../src/progress/format.ts';
+import { formatStageLine, formatSummary, gateHeadline, gateHeadlineInLog, wantsColour } from '../src/progress/format.ts';
 import { parseLog } from '../src/progress/parse.ts';
 import { createConsoleReporter } from '../src/progress/reporter.ts';
 import { installHint, versionFromImage } from '../src/local/preflight.ts';
@@ -158,26 +158,62 @@ test('formatSummary: detach says how to look, follow, reattach and stop', () => 
   assert.match(text, /tunepipe cancel llama3-fintech --namespace ml/);
 });
 
-test('TTY reporter redraws the stage lines in place (cli-progress)', async () => {
-  let text = '';
-  const stream = Object.assign(
-    new Writable({
-      write(chunk: Buffer, _e, cb) {
-        text += chunk.toString();
-        cb();
-      },
-    }),
-    { isTTY: true, columns: 160, cursorTo: () => true, moveCursor: () => true, clearLine: () => true, clearScreenDown: () => true },
+test('TTY reporter redraws the stage lines in place (cli-progress), coloured unless NO_COLOR', async () => {
+  const draw = async (colour: boolean) => {
+    let text = '';
+    const stream = Object.assign(
+      new Writable({
+        write(chunk: Buffer, _e, cb) {
+          text += chunk.toString();
+          cb();
+        },
+      }),
+      { isTTY: true, columns: 160, cursorTo: () => true, moveCursor: () => true, clearLine: () => true, clearScreenDown: () => true },
+    );
+    const reporter = createConsoleReporter({ stream: stream as never, tty: true, colour });
+    const stages = [state({ status: 'waiting' }), state({ stage: 'merge', kind: 'merge', status: 'waiting' })];
+    reporter.start({ pipeline: 'p', target: 'cluster', where: 'ns', stages });
+    reporter.update(state({ status: 'queued', detail: 'waiting for Kueue to admit it (queue gpu)' }));
+    await new Promise((r) => setTimeout(r, 200));
+    reporter.finish({ pipeline: 'p', target: 'cluster', outcome: 'succeeded', where: 'ns', startedAt: 0, finishedAt: 1000, stages });
+    return text;
+  };
+  const plain = await draw(false);
+  assert.match(plain, /sft +⏸ queued +waiting for Kueue/);
+  assert.match(plain, /merge +· waiting/);
+  assert.match(plain, /\u001b\[\?25l/, 'cursor hidden while redrawing');
+  assert.doesNotMatch(plain, /\u001b\[33m/);
+  assert.match(await draw(true), /sft +\u001b\[33m⏸ queued +\u001b\[39m waiting for Kueue/, 'queued in yellow');
+});
+
+test('colour: a terminal without NO_COLOR; never a pipe; FORCE_COLOR wins', () => {
+  assert.equal(wantsColour({ isTTY: true }, {}), true);
+  assert.equal(wantsColour({ isTTY: true }, { NO_COLOR: '1' }), false);
+  assert.equal(wantsColour({ isTTY: true }, { TERM: 'dumb' }), false);
+  assert.equal(wantsColour({ isTTY: false }, {}), false);
+  assert.equal(wantsColour({ isTTY: false }, { FORCE_COLOR: '1' }), true);
+  assert.equal(wantsColour({ isTTY: true }, { NO_COLOR: '1', FORCE_COLOR: '1' }), false, 'NO_COLOR is the user saying no');
+});
+
+test('a failed gate is headlined by its verdict', () => {
+  const rule = (metric: 'predict_bleu-4' | 'predict_rouge-l', comparison: 'min' | 'minOverBaseline', value: number) => ({ metric, comparison, value });
+  assert.equal(
+    gateHeadline({ passed: false, verdicts: [{ rule: rule('predict_bleu-4', 'min', 20), passed: false, actual: 18.2, required: 20, message: '' }] }),
+    'gate failed: bleu4 18.2 < min 20',
   );
-  const reporter = createConsoleReporter({ stream: stream as never, tty: true });
-  const stages = [state({ status: 'waiting' }), state({ stage: 'merge', kind: 'merge', status: 'waiting' })];
-  reporter.start({ pipeline: 'p', target: 'cluster', where: 'ns', stages });
-  reporter.update(state({ status: 'queued', detail: 'waiting for Kueue to admit it (queue gpu)' }));
-  await new Promise((r) => setTimeout(r, 200));
-  reporter.finish({ pipeline: 'p', target: 'cluster', outcome: 'succeeded', where: 'ns', startedAt: 0, finishedAt: 1000, stages });
-  assert.match(text, /sft +⏸ queued +waiting for Kueue/);
-  assert.match(text, /merge +· waiting/);
-  assert.match(text, /\u001b\[\?25l/, 'cursor hidden while redrawing');
+  assert.equal(
+    gateHeadline({
+      passed: false,
+      verdicts: [
+        { rule: rule('predict_bleu-4', 'min', 20), passed: true, actual: 21, required: 20, message: '' },
+        { rule: rule('predict_rouge-l', 'minOverBaseline', 5), passed: false, actual: 30, baseline: 27.5, required: 32.5, message: '' },
+        { rule: rule('predict_bleu-4', 'min', 20), passed: false, message: '' },
+      ],
+    }),
+    'gate failed: rougeL 30 < baseline 27.5 + 5; bleu4 missing from the results',
+  );
+  assert.equal(gateHeadlineInLog(['FAIL  predict_bleu-4 = 18.20 < 20.00 (required)', 'gate failed: bleu4 18.2 < min 20']), 'gate failed: bleu4 18.2 < min 20');
+  assert.equal(gateHeadlineInLog(['Traceback', 'exit 1']), undefined);
 });
 
 test('install hints pin the version of the image the cluster would run', () => {

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { convertInputSources, modelSourceOf, type CompileContext, type DatasetSourceInput, type LocalModelInput, type Pipeline } from '@tunepipe/core';
+import { CLUSTER_SECRET_KEYS, convertInputSources, modelSourceOf, type CompileContext, type DatasetSourceInput, type LocalModelInput, type Pipeline } from '@tunepipe/core';
 import { DigestCache, loadLocalModel } from './model-folder.ts';
 import { loadDatasetSources, sourceStats } from '@tunepipe/convert';
 
@@ -34,6 +34,8 @@ export async function loadCompileContext(root: string, pipeline: Pipeline, overr
   const models = await loadLocalModels(root, pipeline);
   return {
     datasets,
+    // The Secrets infra/cluster creates: a SecretRef to anything else is a check() warning.
+    knownSecrets: CLUSTER_SECRET_KEYS,
     ...(Object.keys(models).length > 0 ? { models } : {}),
     ...(overrides.namespace ? { namespace: overrides.namespace } : {}),
     ...(overrides.queueName ? { queueName: overrides.queueName } : {}),

@@ -1,9 +1,9 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Pipeline } from '@tunepipe/core';
 import { didYouMean } from '@tunepipe/core';
 import { WorkspaceError } from './errors.ts';
+import { importPipelineModule } from './pipeline-module.ts';
 
 /** The monorepo root: the nearest folder up from `start` with a `pipelines/` folder and a workspaces package.json. */
 export function findRepoRoot(start = process.cwd()): string {
@@ -52,7 +52,7 @@ function isPipeline(value: unknown): value is Pipeline {
 
 export async function loadPipeline(root: string, name: string): Promise<Pipeline> {
   const file = join(root, 'pipelines', name, 'pipeline.ts');
-  const module = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  const module = await importPipelineModule(root, file, name);
   if (!isPipeline(module.default)) {
     throw new WorkspaceError(`${file} must \`export default definePipeline({ name: '${name}' }, (p) => …)\``);
   }

@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { evaluateGate, GATE_FAILED_EXIT_CODE, PREDICT_METRICS, zodParse, type GateReport, type GateRule } from '@tunepipe/core';
+import { gateHeadline } from '@tunepipe/runner';
 import { UserError } from '../errors.ts';
 
 const GateFile = z.object({
@@ -36,7 +37,8 @@ export function gateCommand(options: GateCommandOptions, write: (text: string) =
   const baseline = parsed.value.baselineResults ? (readJson(parsed.value.baselineResults, 'baseline results') as Record<string, unknown>) : undefined;
   const report: GateReport = evaluateGate(parsed.value.rules as GateRule[], results, baseline);
   for (const verdict of report.verdicts) write(`${verdict.passed ? 'pass' : 'FAIL'}  ${verdict.message}\n`);
-  write(`${report.summary}\n`);
+  // The last line is the verdict a failed stage is headlined with (runners look for `gate failed: `).
+  write(`${report.passed ? report.summary : gateHeadline(report)}\n`);
   if (options.out) writeFileSync(options.out, `${JSON.stringify(report, null, 2)}\n`);
   return report.passed ? 0 : GATE_FAILED_EXIT_CODE;
 }

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { lstat, mkdir, symlink } from 'node:fs/promises';
+import { lstat, mkdir, open, stat, symlink } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
@@ -13,14 +13,18 @@ import {
   formatCancel,
   formatStatus,
   loadKubeConfig,
+  localStatus,
+  stageRunDir,
+  STAGE_LOG_FILE,
   runLocally,
   runOnCluster,
   streamStageLogs,
   waitForServers,
   type RunConvertStage,
 } from '@tunepipe/runner';
-import { uploadFolder, type CompileContext, type CompiledPipeline } from '@tunepipe/core';
+import { didYouMean, uploadFolder, type CompileContext, type CompiledPipeline } from '@tunepipe/core';
 import { UserError } from '../errors.ts';
+import { toJson, type StatusJson } from '../json.ts';
 import { findRepoRoot, selectPipelines, synthPipeline, type ContextOverrides } from '@tunepipe/workspace';
 
 interface Io {
@@ -140,7 +144,7 @@ export function registerRunCommands(program: Command, io: Io): void {
           await convertCommand({ config: stage.config, workDir: paths.workDir, repoRoot: root, log: paths.log });
         };
         const result = await asUserErrors(() =>
-          runLocally(compiled, { ...selection, artifactsDir: resolve(root, flags.artifacts), runConvertStage: convert, selfCommand: selfCommand(), reporter: createConsoleReporter({ command: `tunepipe run ${name} --target local` }), signal: interrupt.signal }),
+          runLocally(compiled, { ...selection, artifactsDir: resolve(root, flags.artifacts), runConvertStage: convert, selfCommand: selfCommand(), reporter: createConsoleReporter({ command: 'tunepipe' }), signal: interrupt.signal }),
         );
         for (const line of convertSummary(compiled, resolve(root, flags.artifacts), root)) io.out(`${line}\n`);
         if (result.servers.length > 0) {
@@ -151,7 +155,7 @@ export function registerRunCommands(program: Command, io: Io): void {
         return;
       }
       const result = await asUserErrors(() =>
-        runOnCluster(compiled, { ...selection, kubeConfig: kubeConfigOf(flags), namespace: compiled.namespace, reporter: createConsoleReporter({ command: `tunepipe run ${name}` }), signal: interrupt.signal }),
+        runOnCluster(compiled, { ...selection, kubeConfig: kubeConfigOf(flags), namespace: compiled.namespace, reporter: createConsoleReporter({ command: 'tunepipe' }), signal: interrupt.signal }),
       );
       process.exitCode = result.outcome === 'failed' ? 1 : 0;
     } finally {
@@ -159,25 +163,55 @@ export function registerRunCommands(program: Command, io: Io): void {
     }
   });
 
-  kube(program.command('status').description('the state of every stage of a pipeline on the cluster').argument('<pipeline>', 'pipeline name')).action(async (name: string, flags: KubeFlags) => {
+  const target = (command: Command) =>
+    command
+      .addOption(new Option('--target <target>', 'where the pipeline ran').choices(['cluster', 'local']).default('cluster'))
+      .option('--artifacts <dir>', 'local target: folder standing in for the artifacts volume', '.tunepipe/artifacts');
+
+  kube(
+    target(
+      program
+        .command('status')
+        .description('the state of every stage of a pipeline, on the cluster or (--target local) on this machine')
+        .argument('<pipeline>', 'pipeline name')
+        .option('--json', 'print the states as JSON (schema tunepipe.status/v1)'),
+    ),
+  ).action(async (name: string, flags: KubeFlags & { target: 'cluster' | 'local'; artifacts: string; json?: boolean }) => {
     const root = findRepoRoot();
     selectPipelines(root, [name]);
     const { compiled } = await synthPipeline(root, name, io.overrides(flags));
-    const states = await asUserErrors(() => clusterStatus(compiled, { namespace: compiled.namespace, kubeConfig: kubeConfigOf(flags) }));
-    io.out(`${formatStatus(name, compiled.namespace, states)}\n`);
+    const local = flags.target === 'local';
+    const where = local ? resolve(root, flags.artifacts) : compiled.namespace;
+    const states = local ? localStatus(compiled, where) : await asUserErrors(() => clusterStatus(compiled, { namespace: compiled.namespace, kubeConfig: kubeConfigOf(flags) }));
+    if (flags.json) {
+      io.out(toJson({ schema: 'tunepipe.status/v1', pipeline: name, target: flags.target, where, stages: states } satisfies StatusJson));
+      return;
+    }
+    const text = formatStatus(name, compiled.namespace, states);
+    const shown = relative(root, where).startsWith('..') ? where : relative(root, where) || '.';
+    io.out(`${local ? text.replace(/^.*\n/, `${name} on this machine, artifacts in ${shown}\n`) : text}\n`);
   });
 
   kube(
-    program
-      .command('logs')
-      .description("a stage's pod log on the cluster")
-      .argument('<pipeline>', 'pipeline name')
-      .argument('<stage>', 'stage name')
-      .option('-f, --follow', 'keep streaming until the pod ends (Ctrl-C detaches)'),
-  ).action(async (name: string, stage: string, flags: KubeFlags & { follow?: boolean }) => {
-    const config = io.overrides(flags);
+    target(
+      program
+        .command('logs')
+        .description("a stage's log: its pod's on the cluster, or (--target local) the last local run's")
+        .argument('<pipeline>', 'pipeline name')
+        .argument('<stage>', 'stage name')
+        .option('-f, --follow', 'keep streaming until the stage ends (Ctrl-C detaches)'),
+    ),
+  ).action(async (name: string, stage: string, flags: KubeFlags & { target: 'cluster' | 'local'; artifacts: string; follow?: boolean }) => {
     const interrupt = detachOnInterrupt();
     try {
+      if (flags.target === 'local') {
+        const root = findRepoRoot();
+        selectPipelines(root, [name]);
+        const { compiled } = await synthPipeline(root, name, io.overrides(flags));
+        await localLogs(compiled, stage, resolve(root, flags.artifacts), flags.follow === true, interrupt.signal, (t) => io.out(t));
+        return;
+      }
+      const config = io.overrides(flags);
       await asUserErrors(() =>
         streamStageLogs(name, stage, { namespace: config.namespace ?? 'tunepipe', kubeConfig: kubeConfigOf(flags), follow: flags.follow === true, out: process.stdout, signal: interrupt.signal }),
       );
@@ -198,4 +232,49 @@ export function registerRunCommands(program: Command, io: Io): void {
     const result = await asUserErrors(() => cancelRun(name, { namespace, kubeConfig: kubeConfigOf(flags), scaleServe: flags.scaleServe === true }));
     io.out(`${formatCancel(name, namespace, result)}\n`);
   });
+}
+
+/**
+ * Prints the log the last local run of a stage wrote; with `follow`, keeps printing what is
+ * appended until the stage's record says it ended (or Ctrl-C).
+ */
+async function localLogs(compiled: CompiledPipeline, stageName: string, artifactsDir: string, follow: boolean, signal: AbortSignal, write: (text: string) => void): Promise<void> {
+  const stage = compiled.stages.find((s) => s.name === stageName);
+  if (!stage) {
+    const names = compiled.stages.map((s) => s.name);
+    throw new UserError(`no stage '${stageName}' in pipeline ${compiled.pipeline}`, [
+      { code: 'logs.stage', path: stageName, value: stageName, message: 'is not a stage of the pipeline', fix: didYouMean(stageName, names) ?? `one of: ${names.join(', ')}` },
+    ]);
+  }
+  const file = join(stageRunDir(artifactsDir, stage), STAGE_LOG_FILE);
+  if (!existsSync(file)) {
+    write(`(${stageName} has not run on this machine for hash ${stage.hash.slice(0, 8)}: no ${file})\n`);
+    return;
+  }
+  let offset = 0;
+  const drain = async () => {
+    const size = (await stat(file)).size;
+    if (size <= offset) return;
+    const handle = await open(file, 'r');
+    try {
+      const buffer = Buffer.alloc(size - offset);
+      await handle.read(buffer, 0, buffer.length, offset);
+      offset = size;
+      write(buffer.toString('utf8'));
+    } finally {
+      await handle.close();
+    }
+  };
+  await drain();
+  if (!follow) return;
+  // A record left `running` by a runner that is gone counts as ended (localStatus says stopped).
+  const ended = () => {
+    const status = localStatus(compiled, artifactsDir).find((s) => s.stage === stageName)?.status;
+    return status !== 'starting' && status !== 'running' && status !== 'retrying';
+  };
+  while (!signal.aborted && !ended()) {
+    await new Promise((r) => setTimeout(r, 500));
+    await drain();
+  }
+  await drain();
 }

@@ -10,12 +10,12 @@ import type { ResolveEnv, StageKindModule } from './types.ts';
 
 
 /** Keys of an export the compiler derives; `template` is the adapter's, so it cannot differ. */
-export function exportDerivedKeys(template: string): Record<string, DerivedKey> {
+export function exportDerivedKeys(template: unknown): Record<string, DerivedKey> {
   return {
     model_name_or_path: {},
     adapter_name_or_path: {},
     export_dir: {},
-    template: { code: 'export.template', message: `the template is the one the model was trained with ('${template}'); another one changes the prompt format the model learned`, fix: 'remove template (tunepipe writes the trained one)' },
+    template: { code: 'export.template', message: `the template is the one the model was trained with${typeof template === 'string' ? ` ('${template}')` : ''}; another one changes the prompt format the model learned`, fix: 'remove template (tunepipe writes the trained one)' },
   };
 }
 
@@ -40,7 +40,7 @@ export const merge: StageKindModule<'merge'> = {
       defaults: { finetuning_type: 'lora', ...EXPORT_DEFAULTS, export_device: llamaFactoryDefault('export_device') },
       args: o.args as Record<string, unknown> | undefined,
       extraArgs: o.extraArgs,
-      derived: { ...exportDerivedKeys(adapterOk ? o.adapter.template : '?'), finetuning_type: {}, export_quantization_bit: { fix: 'quantize in a quantize stage after the merge' } },
+      derived: { ...exportDerivedKeys((o.adapter as { template?: unknown } | undefined)?.template), finetuning_type: {}, export_quantization_bit: { fix: 'quantize in a quantize stage after the merge' } },
       add,
     });
     const stage = resolvedStage(spec, { image: o.image ?? env.ctx.images.llamafactory, dependsOn: stagesOf([baseModel, adapterOk ? o.adapter : undefined]), args, argPaths });

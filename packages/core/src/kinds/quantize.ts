@@ -27,7 +27,7 @@ export const quantize: StageKindModule<'quantize'> = {
       args: o.args as unknown as Record<string, unknown> | undefined,
       extraArgs: o.extraArgs,
       derived: {
-        ...exportDerivedKeys(wired ? o.model.template : '?'),
+        ...exportDerivedKeys((o.model as { template?: unknown } | undefined)?.template),
         export_quantization_dataset: { fix: "wire convert's calibration output as calibration" },
         adapter_name_or_path: { code: 'quantize.adapter', message: 'LLaMA-Factory refuses to quantize with an adapter attached ("Please merge adapters before quantizing the model.")', fix: 'remove it; quantize the merged model' },
       },

@@ -401,7 +401,7 @@ function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, 
       { name: 'tokenised dataset', bytes: placement.gpus * rows * config.cutoffLen * 3 * 8, detail: `${placement.gpus} × ${n(rows)} rows × ≤ ${n(config.cutoffLen)} tokens × 3 int64 columns` },
     ]),
     disk: breakdown('disk', [
-      { name: `${keptCheckpoints} checkpoint-N folders`, bytes: keptCheckpoints * checkpointBytes, detail: `adapter (fp32) + optimizer state, ${formatGB(checkpointBytes)} each, every ${config.saveSteps} steps` },
+      { name: `${keptCheckpoints} checkpoint-N folders`, bytes: keptCheckpoints * checkpointBytes, detail: `adapter (fp32) + optimizer state, ${formatGB(checkpointBytes)} each, every ${config.saveSteps < 1 ? `${Math.round(config.saveSteps * 100)} % of the steps` : `${config.saveSteps} steps`}` },
       { name: 'final adapter', bytes: lora.trainable * 4, detail: `${n(lora.trainable)} × 4 B` },
     ]),
     secondsBreakdown,

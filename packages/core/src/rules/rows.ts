@@ -1,7 +1,8 @@
+import { isUtf8 } from 'node:buffer';
 import { gunzipSync } from 'node:zlib';
 import type { DatasetFileInput, DatasetSourceInput } from '../context.ts';
 import type { Issue } from '../issues.ts';
-import { rowEncoding, rowShape, type RowShape } from './row-formats.ts';
+import { firstInvalidUtf8, invalidUtf8Policy, readConversation, rowEncoding, rowShape, sharegptColumns, type RowShape, type SharegptColumns } from './row-formats.ts';
 
 /**
  * Synth-time row checks of the dataset and calibration files a compile ships (the ones with
@@ -42,32 +43,83 @@ interface FileScan {
   fileProblem?: FileProblem;
 }
 
+/** What a file's rows are read with besides their shape. */
+interface ScanContext {
+  readonly sharegpt: SharegptColumns;
+  /** How a `.txt` corpus splits into documents. */
+  readonly separator: 'blank-line' | 'line' | 'file';
+  /**
+   * Lines (1-based) holding bytes that are not UTF-8, with the file offset of the first such byte;
+   * empty when the file is valid or the descriptor lets the converter replace them.
+   */
+  readonly invalidUtf8: ReadonlyMap<number, number>;
+}
+
 export function rowFieldIssues(sourceName: string, loaded: DatasetSourceInput, pathPrefix: string): Issue[] {
   const issues: Issue[] = [];
   for (const file of loaded.files) {
     const shape = rowShape(loaded.descriptor, file.path);
     if (!shape) continue;
-    const content = decode(file);
-    if (content === undefined) continue;
+    const bytes = decode(file);
+    if (bytes === undefined) continue;
+    const content = bytes.toString('utf8').replace(/^\uFEFF/, '');
     const where = `datasets/${sourceName}/${file.path}`;
-    const scan = scanFile(content, shape, file.path);
+    const separator = loaded.descriptor['separator'];
+    const context: ScanContext = {
+      sharegpt: sharegptColumns(loaded.descriptor),
+      separator: separator === 'line' || separator === 'file' ? separator : 'blank-line',
+      invalidUtf8: invalidUtf8Policy(loaded.descriptor) === 'quarantine' ? invalidUtf8Lines(bytes) : new Map(),
+    };
+    const scan = scanFile(content, shape, file.path, context);
     issues.push(...fileIssues(scan, shape, where, sourceName, pathPrefix));
   }
   return issues;
 }
 
-function decode(file: DatasetFileInput): string | undefined {
+function decode(file: DatasetFileInput): Buffer | undefined {
   if (file.gzipBase64 === undefined) return undefined;
   try {
     let bytes = gunzipSync(Buffer.from(file.gzipBase64, 'base64'), { maxOutputLength: MAX_DECODED_BYTES });
     // A `.gz` data file travels gzipped once more.
     if (rowEncoding(file.path).gzip && bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipSync(bytes, { maxOutputLength: MAX_DECODED_BYTES });
-    return bytes.toString('utf8').replace(/^\uFEFF/, '');
+    return bytes;
   } catch {
     // Undecodable content is the loader's problem, not the rows'; the convert Job reports it.
     return undefined;
   }
 }
+
+/** The lines of `bytes` that are not UTF-8, each with the offset of its first bad byte. */
+function invalidUtf8Lines(bytes: Buffer): Map<number, number> {
+  const lines = new Map<number, number>();
+  if (isUtf8(bytes)) return lines;
+  let line = 1;
+  for (let start = 0; start <= bytes.length; line++) {
+    let end = bytes.indexOf(10, start);
+    if (end === -1) end = bytes.length;
+    const bad = isUtf8(bytes.subarray(start, end)) ? -1 : firstInvalidUtf8(bytes, start, end);
+    if (bad !== -1) lines.set(line, bad);
+    start = end + 1;
+  }
+  return lines;
+}
+
+/**
+ * The offset of the bad byte behind a record read from lines first..last, or undefined. Bad bytes
+ * decode to U+FFFD, so a record without one holds none (another record on the same line does).
+ */
+function invalidUtf8At(context: ScanContext, first: number, last: number, text: string): number | undefined {
+  if (context.invalidUtf8.size === 0 || !text.includes('\uFFFD')) return undefined;
+  for (let line = first; line <= last; line++) {
+    const offset = context.invalidUtf8.get(line);
+    if (offset !== undefined) return offset;
+  }
+  return undefined;
+}
+
+const invalidUtf8Problem = (offset: number): Found => ({ code: 'dataset.row-parse', field: INVALID_UTF8, detail: `the row is not valid UTF-8 (byte offset ${offset} of the file)` });
+/** The `field` of an encoding problem, for its fix. */
+const INVALID_UTF8 = '(encoding)';
 
 function fileIssues(scan: FileScan, shape: RowShape, where: string, sourceName: string, path: string): Issue[] {
   const descriptor = `datasets/${sourceName}/dataset.yaml`;
@@ -83,7 +135,9 @@ function fileIssues(scan: FileScan, shape: RowShape, where: string, sourceName: 
     const first = scan.problems[0]!;
     const byField = new Map<string, number>();
     for (const p of scan.problems) byField.set(p.field ?? 'unparseable', (byField.get(p.field ?? 'unparseable') ?? 0) + 1);
-    const counts = [...byField].sort((a, b) => b[1] - a[1]).map(([field, n]) => (field === 'unparseable' ? `${n} cannot be parsed` : `${n} lack a usable \`${field}\``));
+    const counts = [...byField]
+      .sort((a, b) => b[1] - a[1])
+      .map(([field, n]) => (field === 'unparseable' ? `${n} cannot be parsed` : field === INVALID_UTF8 ? `${n} are not valid UTF-8` : `${n} lack a usable \`${field}\``));
     return [
       {
         code: first.code,
@@ -118,6 +172,7 @@ function fileIssues(scan: FileScan, shape: RowShape, where: string, sourceName: 
 
 function fixFor(shape: RowShape, field: string | undefined, descriptor: string): string {
   if (field === undefined) return 'fix the row so it is one valid JSON object';
+  if (field === INVALID_UTF8) return `re-save the file as UTF-8 (e.g. \`iconv -f <its encoding> -t UTF-8\`), or let the converter replace bad bytes with U+FFFD: \`encoding: { invalid: replace }\` in ${descriptor}`;
   switch (shape.kind) {
     case 'object': {
       const f = shape.fields.find((x) => x.name === field);
@@ -134,19 +189,25 @@ function fixFor(shape: RowShape, field: string | undefined, descriptor: string):
   }
 }
 
-function scanFile(content: string, shape: RowShape, path: string): FileScan {
+function scanFile(content: string, shape: RowShape, path: string, context: ScanContext): FileScan {
   const scan: FileScan = { rows: 0, problems: [] };
   const { encoding } = rowEncoding(path);
   if (shape.kind === 'text') {
-    scan.rows = content.trim() === '' ? 0 : 1;
+    scanText(content, context, scan);
     return scan;
   }
   if (shape.kind === 'table') {
-    scanTable(content, shape, scan);
+    scanTable(content, shape, scan, context);
     return scan;
   }
   const onRecord = (line: number, raw: string) => {
     scan.rows++;
+    const lastLine = line + countNewlines(raw);
+    const badByte = invalidUtf8At(context, line, lastLine, raw);
+    if (badByte !== undefined) {
+      scan.problems.push({ line, ...invalidUtf8Problem(badByte) });
+      return;
+    }
     let value: unknown;
     try {
       value = JSON.parse(raw);
@@ -154,12 +215,44 @@ function scanFile(content: string, shape: RowShape, path: string): FileScan {
       scan.problems.push({ line, code: 'dataset.row-parse', detail: `the row is not valid JSON (${(e as Error).message})` });
       return;
     }
-    const problem = shape.kind === 'object' ? objectProblem(value, shape.fields) : messagesProblem(value, shape.field);
+    const problem = shape.kind === 'object' ? objectProblem(value, shape.fields) : messagesProblem(value, context.sharegpt);
     if (problem) scan.problems.push({ line, ...problem });
   };
   if (encoding === 'jsonl') jsonLines(content, scan, onRecord);
   else jsonArray(content, scan, onRecord);
   return scan;
+}
+
+function countNewlines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
+/** A `.txt` corpus, cut into documents as the converter cuts it (dataset.yaml `separator`). */
+function scanText(content: string, context: ScanContext, scan: FileScan): void {
+  const lines = content.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
+  let docStart = 0;
+  let doc: string[] = [];
+  const flush = (lastLine: number) => {
+    const text = doc.join('\n');
+    doc = [];
+    if (text.trim() === '') return;
+    scan.rows++;
+    const badByte = invalidUtf8At(context, docStart, lastLine, text);
+    if (badByte !== undefined) scan.problems.push({ line: docStart, ...invalidUtf8Problem(badByte) });
+  };
+  lines.forEach((line, i) => {
+    const number = i + 1;
+    if (context.separator !== 'file' && line.trim() === '') {
+      flush(number - 1);
+      return;
+    }
+    if (doc.length === 0) docStart = number;
+    doc.push(line);
+    if (context.separator === 'line') flush(number);
+  });
+  flush(lines.length);
 }
 
 const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`);
@@ -179,31 +272,10 @@ function objectProblem(value: unknown, fields: readonly { name: string; label: s
   return undefined;
 }
 
-function messagesProblem(value: unknown, mapped: string | undefined): Found | undefined {
+function messagesProblem(value: unknown, columns: SharegptColumns): Found | undefined {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return { code: 'dataset.row-parse', detail: `the row is ${typeName(value)}, not a JSON object` };
-  const row = value as Record<string, unknown>;
-  const field = mapped ?? (row['conversations'] !== undefined ? 'conversations' : 'messages');
-  const list = row[field];
-  if (list === undefined || list === null) {
-    return { code: 'dataset.row-field', field: mapped ?? 'conversations', detail: mapped ? `the message list \`${mapped}\` is missing` : 'the message list is missing (neither `conversations` nor `messages`)' };
-  }
-  if (!Array.isArray(list)) return { code: 'dataset.row-field', field, detail: `\`${field}\` is ${typeName(list)}, not a list of messages` };
-  if (list.length === 0) return { code: 'dataset.row-field', field, detail: `\`${field}\` has no messages` };
-  for (let i = 0; i < list.length; i++) {
-    const m: unknown = list[i];
-    if (m === null || typeof m !== 'object' || Array.isArray(m)) return { code: 'dataset.row-field', field: `${field}[${i}]`, detail: `\`${field}[${i}]\` is ${typeName(m)}, not a message object` };
-    const msg = m as Record<string, unknown>;
-    // The converter reads a message as {from, value} when it has either key, else {role, content}.
-    const sharegptStyle = 'from' in msg || 'value' in msg;
-    for (const key of sharegptStyle ? ['from', 'value'] : ['role', 'content']) {
-      const v = msg[key];
-      const at = `${field}[${i}].${key}`;
-      if (v === undefined || v === null) return { code: 'dataset.row-field', field: at, detail: `\`${at}\` is missing` };
-      if (typeof v !== 'string') return { code: 'dataset.row-field', field: at, detail: `\`${at}\` is ${typeName(v)}, not text` };
-      if (v.trim() === '') return { code: 'dataset.row-field', field: at, detail: `\`${at}\` is empty` };
-    }
-  }
-  return undefined;
+  const conversation = readConversation(value, columns);
+  return conversation.ok ? undefined : { code: 'dataset.row-field', field: conversation.field, detail: conversation.detail };
 }
 
 /** JSON Lines: one record per non-blank line; a first record that is not an object means the file is something else. */
@@ -285,7 +357,7 @@ function jsonArray(content: string, scan: FileScan, onRecord: (line: number, raw
 }
 
 /** RFC 4180 records (quoted fields may hold delimiters, quotes as `""`, and newlines), with their first line. */
-function* tableRecords(content: string, delimiter: string): Generator<{ line: number; fields: string[]; error?: string }> {
+function* tableRecords(content: string, delimiter: string): Generator<{ line: number; lastLine: number; fields: string[]; error?: string }> {
   let line = 1;
   let i = 0;
   const n = content.length;
@@ -329,11 +401,13 @@ function* tableRecords(content: string, delimiter: string): Generator<{ line: nu
     if (quoted) error = 'a quoted field is never closed';
     fields.push(field);
     if (fields.length === 1 && fields[0]!.trim() === '' && error === undefined) continue;
-    yield error === undefined ? { line: startLine, fields } : { line: startLine, fields, error };
+    // `line` has moved past the record's line break, if it had one.
+    const lastLine = i > 0 && content[i - 1] === '\n' ? line - 1 : line;
+    yield error === undefined ? { line: startLine, lastLine, fields } : { line: startLine, lastLine, fields, error };
   }
 }
 
-function scanTable(content: string, shape: Extract<RowShape, { kind: 'table' }>, scan: FileScan): void {
+function scanTable(content: string, shape: Extract<RowShape, { kind: 'table' }>, scan: FileScan, context: ScanContext): void {
   let header: string[] | undefined;
   for (const record of tableRecords(content, shape.delimiter)) {
     if (header === undefined) {
@@ -353,6 +427,11 @@ function scanTable(content: string, shape: Extract<RowShape, { kind: 'table' }>,
     scan.rows++;
     if (record.error !== undefined || record.fields.length !== header.length) {
       scan.problems.push({ line: record.line, code: 'dataset.row-parse', detail: record.error ?? `the row has ${record.fields.length} fields, the header ${header.length}` });
+      continue;
+    }
+    const badByte = invalidUtf8At(context, record.line, record.lastLine, record.fields.join(''));
+    if (badByte !== undefined) {
+      scan.problems.push({ line: record.line, ...invalidUtf8Problem(badByte) });
       continue;
     }
     for (const f of shape.fields) {

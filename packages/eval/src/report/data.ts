@@ -8,6 +8,8 @@ export interface ReportStage {
   readonly kind: StageKind;
   readonly hash: string;
   readonly status: StageStatus;
+  /** Why a failed stage failed (a failed gate's verdict). */
+  readonly reason?: string;
   /** Skipped because its completion marker already existed. */
   readonly cacheHit: boolean;
   readonly startedAt?: string;

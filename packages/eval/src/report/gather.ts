@@ -5,6 +5,7 @@ import {
   COMPLETION_MARKER,
   artifactPath,
   evaluateGate,
+  METRIC_ALIASES,
   type CompiledPipeline,
   type CompiledStage,
   type Gate,
@@ -15,6 +16,7 @@ import {
   zodParse,
   VLLM_DEFAULT_PORT,
   parseMarker,
+  workDirOf,
 } from '@tunepipe/core';
 import { z } from 'zod';
 import { lossCurves, parsePythonJson, readGeneratedPredictions, readPredictResults, readResultsFile, readTrainerLog } from '../readers.ts';
@@ -40,6 +42,8 @@ export interface StageRunRecord {
   readonly startedAt?: string;
   readonly finishedAt?: string;
   readonly durationSeconds?: number;
+  /** Why a failed stage failed, as the runner says it (`gate failed: bleu4 18.2 < min 20`). */
+  readonly reason?: string;
 }
 
 /** The gate of an evaluate stage and the evaluate stage it compares with. */
@@ -173,6 +177,26 @@ async function readEnforcedGate(dir: string | undefined, problems: Issue[]): Pro
   return undefined;
 }
 
+const SHORT_METRIC: ReadonlyMap<string, string> = new Map(Object.entries(METRIC_ALIASES).map(([alias, key]) => [key, alias]));
+const shortNumber = (n: number) => String(Number(n.toFixed(2)));
+
+/**
+ * A failed gate in one line, the way the runner headlines the failed stage (`tunepipe gate` and
+ * the runner say it the same way): `gate failed: bleu4 38.77 < min 40`.
+ */
+export function gateVerdictLine(report: GateReport): string {
+  if (report.passed) return report.summary;
+  const words = (v: GateReport['verdicts'][number]) => {
+    const metric = SHORT_METRIC.get(v.rule.metric) ?? v.rule.metric;
+    if (v.actual === undefined) return `${metric} missing from the results`;
+    const lower = v.rule.comparison === 'min' || v.rule.comparison === 'minOverBaseline';
+    if (v.rule.comparison === 'min' || v.rule.comparison === 'max') return `${metric} ${shortNumber(v.actual)} ${lower ? '<' : '>'} ${v.rule.comparison} ${shortNumber(v.rule.value)}`;
+    const offset = `${v.rule.value < 0 ? '−' : '+'} ${shortNumber(Math.abs(v.rule.value))}`;
+    return v.baseline === undefined ? `${metric} ${shortNumber(v.actual)}, no baseline to compare with (baseline ${offset})` : `${metric} ${shortNumber(v.actual)} ${lower ? '<' : '>'} baseline ${shortNumber(v.baseline)} ${offset}`;
+  };
+  return `gate failed: ${report.verdicts.filter((v) => !v.passed).map(words).join('; ')}`;
+}
+
 /** Reads what a run left on the artifacts volume into `RunReportData`; problems are collected, not thrown. */
 export async function gatherRunReport(options: GatherOptions): Promise<RunReportData> {
   const { compiled, artifactsDir } = options;
@@ -190,6 +214,7 @@ export async function gatherRunReport(options: GatherOptions): Promise<RunReport
   const results = new Map<string, MetricResults>();
   let training: ReportTraining | undefined;
   let endpoint: ReportEndpoint | undefined;
+  const gateFailed = new Set<string>();
 
   for (const stage of compiled.stages) {
     const run = runs.get(stage.name);
@@ -240,6 +265,30 @@ export async function gatherRunReport(options: GatherOptions): Promise<RunReport
             const curves = lossCurves(log.value);
             training = { stage: stage.name, ...curves, summary: summary.value ?? {} };
           }
+        }
+      }
+
+      // A failed gate leaves no completion marker: its scores and verdict stay in the work folder.
+      if (!complete && stage.kind === 'evaluate') {
+        const work = stage.run.mode === 'rename' ? workDirOf(dir) : dir;
+        const verdict = await readEnforcedGate(work, problems);
+        if (verdict) {
+          const predict = await readPredictResults(join(work, 'predict_results.json'));
+          problems.push(...predict.issues);
+          const rows = await readGeneratedPredictions(join(work, 'generated_predictions.jsonl'));
+          if (predict.value) {
+            results.set(stage.name, predict.value);
+            if (!duration && predict.value['predict_runtime'] !== undefined) duration = { seconds: predict.value['predict_runtime'], source: 'predict_results.json' };
+          }
+          evaluations.push({
+            model: evaluatedModel(stage, byName),
+            stage: stage.name,
+            method: 'LLaMA-Factory predict',
+            ...(rows.value ? { samples: rows.value.length } : {}),
+            metrics: predict.value ?? {},
+            gate: verdict,
+          });
+          if (!verdict.passed) gateFailed.add(stage.name);
         }
       }
 
@@ -303,12 +352,15 @@ export async function gatherRunReport(options: GatherOptions): Promise<RunReport
       };
     }
 
-    const status: StageStatus = run?.status ?? (complete ? 'done' : stage.kind === 'serve' && endpoint?.postDeploy ? 'done' : 'pending');
+    const status: StageStatus = run?.status ?? (complete ? 'done' : gateFailed.has(stage.name) ? 'failed' : stage.kind === 'serve' && endpoint?.postDeploy ? 'done' : 'pending');
+    const failedGate = gateFailed.has(stage.name) ? evaluations.find((e) => e.stage === stage.name)?.gate : undefined;
+    const reason = run?.reason ?? (failedGate ? gateVerdictLine(failedGate) : undefined);
     stages.push({
       name: stage.name,
       kind: stage.kind,
       hash: stage.hash,
       status,
+      ...(status === 'failed' && reason ? { reason } : {}),
       cacheHit: status === 'cached',
       ...(run?.startedAt ? { startedAt: run.startedAt } : {}),
       ...(duration ? { durationSeconds: duration.seconds, durationSource: duration.source } : {}),
@@ -323,7 +375,7 @@ export async function gatherRunReport(options: GatherOptions): Promise<RunReport
   const judged: ReportEvaluation[] = [];
   for (const e of evaluations) {
     const stage = byName.get(e.stage);
-    if (!stage || stage.kind !== 'evaluate') {
+    if (!stage || stage.kind !== 'evaluate' || e.gate) {
       judged.push(e);
       continue;
     }

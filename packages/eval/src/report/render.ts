@@ -1,4 +1,4 @@
-import { formatIssue } from '@tunepipe/core';
+import { formatIssue, type GateVerdict } from '@tunepipe/core';
 import { lineChartSvg } from './chart.ts';
 import type { EvalModelKind, ReportStage, RunReportData } from './data.ts';
 import { escapeHtml as h, escapeMarkdown, escapeMarkdownCell as md } from './escape.ts';
@@ -49,8 +49,10 @@ code { font: 12px/1.4 ui-monospace, "SFMono-Regular", Menlo, monospace; backgrou
 .bar { height: 10px; border-radius: 5px; background: var(--accent); min-width: 2px; }
 .bar.cached { background: repeating-linear-gradient(45deg, #b9c3d6, #b9c3d6 4px, #dfe4ee 4px, #dfe4ee 8px); }
 .bar.failed { background: var(--bad); }
-.verdicts { margin: 4px 0 0; padding-left: 18px; font-size: 12px; }
-.verdicts li.fail-line { color: var(--bad); }
+.verdicts { margin: 4px 0 0; font-size: 12px; width: auto; }
+.verdicts th, .verdicts td { padding: 2px 6px; }
+.verdicts tr.fail-line td { color: var(--bad); }
+.reason { color: var(--bad); font-size: 12px; }
 .chart { max-width: 100%; height: auto; background: #fff; }
 .chart .grid { stroke: #eceff4; }
 .chart .axis, .chart .tick-mark { stroke: #8a93a3; }
@@ -65,6 +67,22 @@ function gateBadge(passed: boolean | undefined): string {
   return passed ? '<span class="badge pass">gate passed</span>' : '<span class="badge fail">gate failed</span>';
 }
 
+/** The bound a gate rule sets, with the number it came to: `≥ 20.00`, `≥ baseline 17.55 + 5.00 = 22.55`. */
+export function thresholdOf(v: GateVerdict): string {
+  const lower = v.rule.comparison === 'min' || v.rule.comparison === 'minOverBaseline';
+  const symbol = lower ? '≥' : '≤';
+  if (v.rule.comparison === 'min' || v.rule.comparison === 'max') return `${symbol} ${v.rule.value.toFixed(2)}`;
+  const offset = `${v.rule.value < 0 ? '−' : '+'} ${Math.abs(v.rule.value).toFixed(2)}`;
+  return v.baseline !== undefined && v.required !== undefined ? `${symbol} baseline ${v.baseline.toFixed(2)} ${offset} = ${v.required.toFixed(2)}` : `${symbol} baseline ${offset}`;
+}
+
+const valueOf = (v: GateVerdict) => (v.actual === undefined ? 'missing' : v.actual.toFixed(2));
+
+function verdictsHtml(verdicts: readonly GateVerdict[]): string {
+  const rows = verdicts.map((v) => `<tr class="${v.passed ? 'pass-line' : 'fail-line'}" title="${h(v.message)}"><td><code>${h(v.rule.metric)}</code></td><td>${h(thresholdOf(v))}</td><td class="num">${h(valueOf(v))}</td><td>${v.passed ? '✓' : '✗'}</td></tr>`);
+  return `<table class="verdicts"><thead><tr><th>Metric</th><th>Threshold</th><th class="num">Value</th><th></th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
 function timelineHtml(data: RunReportData): string {
   const longest = Math.max(1, ...data.stages.map((s) => s.durationSeconds ?? 0));
   const rows = data.stages.map((s) => {
@@ -74,7 +92,7 @@ function timelineHtml(data: RunReportData): string {
     return `<tr data-stage="${h(s.name)}">
 <td><strong>${h(s.name)}</strong><br><span class="meta">${h(s.kind)}${s.gpus > 0 ? ` · ${h(s.gpus)}× ${h(s.gpuType ?? 'GPU')}` : ''}</span></td>
 <td><code>${h(s.hash.slice(0, 8))}</code></td>
-<td><span class="badge ${statusClass}">${h(s.cacheHit ? 'cache hit' : STATUS_TEXT[s.status])}</span></td>
+<td><span class="badge ${statusClass}">${h(s.cacheHit ? 'cache hit' : STATUS_TEXT[s.status])}</span>${s.reason ? `<br><span class="reason">${h(s.reason)}</span>` : ''}</td>
 <td class="num">${h(formatDuration(s.durationSeconds))}${s.durationSource && s.durationSource !== 'runner' ? `<br><span class="meta">${h(s.durationSource)}</span>` : ''}</td>
 <td class="num">${h(formatDuration(s.expectedSeconds))}</td>
 <td style="width:32%">${width > 0 ? `<div class="${barClass}" style="width:${width.toFixed(1)}%"></div>` : ''}</td>
@@ -115,9 +133,7 @@ function evaluationHtml(data: RunReportData): string {
   if (data.evaluations.length === 0) return '<p class="meta">No evaluation results found.</p>';
   const rows = data.evaluations.map((e) => {
     const cells = METRIC_COLUMNS.map(([key]) => `<td class="num">${h(formatMetric(e.metrics[key]))}</td>`).join('');
-    const verdicts = e.gate
-      ? `<ul class="verdicts">${e.gate.verdicts.map((v) => `<li class="${v.passed ? 'pass-line' : 'fail-line'}">${h(v.message)}</li>`).join('')}</ul>`
-      : '';
+    const verdicts = e.gate ? verdictsHtml(e.gate.verdicts) : '';
     return `<tr data-model="${h(e.model)}">
 <td><strong>${h(MODEL_LABEL[e.model])}</strong><br><span class="meta">${h(e.stage)} · ${h(e.method)}</span></td>
 <td class="num">${h(e.samples ?? '—')}</td>${cells}
@@ -227,7 +243,7 @@ function renderMarkdown(data: RunReportData): string {
         s.name,
         s.kind,
         s.hash.slice(0, 8),
-        s.cacheHit ? 'cache hit' : STATUS_TEXT[s.status],
+        `${s.cacheHit ? 'cache hit' : STATUS_TEXT[s.status]}${s.reason ? `: ${s.reason}` : ''}`,
         `${formatDuration(s.durationSeconds)}${s.durationSource && s.durationSource !== 'runner' ? ` (${s.durationSource})` : ''}`,
         formatDuration(s.expectedSeconds),
       ]),
@@ -274,7 +290,12 @@ function renderMarkdown(data: RunReportData): string {
       '',
     );
     for (const e of data.evaluations.filter((x) => x.gate)) {
-      out.push(`Gate of ${escapeMarkdown(e.stage)}:`, '', ...e.gate!.verdicts.map((v) => `- ${v.passed ? '✓' : '✗'} ${escapeMarkdown(v.message)}`), '');
+      out.push(
+        `Gate of ${escapeMarkdown(e.stage)}: ${e.gate!.passed ? 'passed' : '**failed**'}`,
+        '',
+        mdTable(['Metric', 'Threshold', 'Value', 'Result'], e.gate!.verdicts.map((v) => [v.rule.metric, thresholdOf(v), valueOf(v), v.passed ? '✓ pass' : '✗ FAIL']), new Set([2])),
+        '',
+      );
     }
   } else out.push('No evaluation results found.', '');
   out.push('## Artifacts', '');

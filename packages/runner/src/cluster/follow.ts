@@ -3,7 +3,9 @@ import type { KubeClient } from './kube.ts';
 
 /**
  * Follows the log of a stage's current pod, switching when Kubernetes replaces the pod, and
- * keeps one parser across pods so the numbers carry over a preemption.
+ * keeps one parser across pods so the numbers carry over a preemption. The stage loop runs on
+ * watch events, not on a timer, so a stream that ends or breaks calls `onStreamEnd` (at once
+ * when it ended, after `retryMs` when it failed) for the loop to look again and pick it up.
  */
 export class PodLogFollower {
   readonly parser = new LogProgressParser();
@@ -13,14 +15,26 @@ export class PodLogFollower {
   #ended = false;
   #lastTextAt: Date | undefined;
   readonly #runSignal: AbortSignal;
+  readonly #onStreamEnd: () => void;
+  readonly #retryMs: number;
+  #wakeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly client: KubeClient,
     readonly namespace: string,
     runSignal: AbortSignal,
     readonly onProgress: (progress: LogProgress) => void,
+    options: { onStreamEnd?: () => void; retryMs?: number } = {},
   ) {
     this.#runSignal = runSignal;
+    this.#onStreamEnd = options.onStreamEnd ?? (() => undefined);
+    this.#retryMs = options.retryMs ?? 1000;
+  }
+
+  #wakeLater(ms: number): void {
+    if (this.#runSignal.aborted) return;
+    clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = setTimeout(this.#onStreamEnd, ms);
   }
 
   get pod(): string | undefined {
@@ -46,6 +60,7 @@ export class PodLogFollower {
     this.#controller = controller;
     const onRunAbort = () => controller.abort();
     this.#runSignal.addEventListener('abort', onRunAbort, { once: true });
+    const startedAt = Date.now();
     this.#stream = this.client
       .followPodLog(
         this.namespace,
@@ -59,14 +74,22 @@ export class PodLogFollower {
         since,
       )
       .then((outcome) => {
-        if (this.#pod !== key) return;
-        // Not readable yet (container still starting): let the next poll try again.
-        if (outcome === 'unavailable') this.#pod = undefined;
-        else this.#ended = true;
+        if (this.#pod !== key || controller.signal.aborted) return;
+        // Not readable yet (container still starting): look again a little later.
+        if (outcome === 'unavailable') {
+          this.#pod = undefined;
+          this.#wakeLater(this.#retryMs);
+        } else {
+          this.#ended = true;
+          // Picked up again at once, but not in a tight loop when a server ends every stream early.
+          this.#wakeLater(Math.max(0, 100 - (Date.now() - startedAt)));
+        }
       })
       .catch(() => {
         // A broken log stream only costs progress detail; the Job's conditions decide the outcome.
-        if (this.#pod === key) this.#pod = undefined;
+        if (this.#pod !== key || controller.signal.aborted) return;
+        this.#pod = undefined;
+        this.#wakeLater(this.#retryMs);
       })
       .finally(() => this.#runSignal.removeEventListener('abort', onRunAbort));
   }
@@ -84,6 +107,7 @@ export class PodLogFollower {
   }
 
   stop(): void {
+    clearTimeout(this.#wakeTimer);
     this.#controller?.abort();
   }
 }

@@ -2,7 +2,7 @@ import type { KubeConfig, V1Deployment, V1Job, V1Pod } from '@kubernetes/client-
 import type { CompiledPipeline, StageKind } from '@tunepipe/core/compiled';
 import { ANNOTATIONS, LABELS } from '@tunepipe/core/labels';
 import { parseLog } from '../progress/parse.ts';
-import { formatStageLine } from '../progress/format.ts';
+import { formatStageLine, gateHeadlineInLog } from '../progress/format.ts';
 import { RunnerError, type StageState } from '../types.ts';
 import { activeContainer, classifyDeployment, classifyJob, sortPods, type WorkloadSnapshot } from './classify.ts';
 import { KubeClient, loadKubeConfig } from './kube.ts';
@@ -115,7 +115,9 @@ export async function clusterStatus(
     if (snap.status === 'failed' && (snap.failure?.pod ?? snap.currentPod)) {
       const pod = snap.failure?.pod ?? snap.currentPod!;
       const logTail = await client.podLogTail(ns, pod, 20, snap.currentContainer);
-      state = { ...state, failure: { ...state.failure!, source: `pod ${pod}`, logTail } };
+      // A failed gate's headline is its verdict, the last line `tunepipe gate` printed.
+      const verdict = snap.currentContainer === 'gate' ? gateHeadlineInLog(logTail) : undefined;
+      state = { ...state, failure: { ...state.failure!, ...(verdict ? { reason: verdict } : {}), source: `pod ${pod}`, logTail } };
     }
     if (wantHash && hash && !wantHash.startsWith(hash)) {
       state = { ...state, detail: `${state.detail ? `${state.detail}; ` : ''}workload is for hash ${hash.slice(0, 8)}, the pipeline now has ${wantHash.slice(0, 8)}` };

@@ -1,4 +1,4 @@
-import type { KubeConfig, KubernetesObject, V1Job } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject, V1Deployment, V1Job, V1Pod } from '@kubernetes/client-node';
 import { sharedObjects, type CompiledPipeline, type CompiledStage } from '@tunepipe/core/compiled';
 import { LABELS } from '@tunepipe/core/labels';
 import { markerCheckJob, STAGE_ENV } from '@tunepipe/core';
@@ -8,11 +8,12 @@ import type { Service } from 'kubernetes-types/core/v1.js';
 import { selectStages, type SelectionOptions } from '../graph.ts';
 import { createConsoleReporter } from '../progress/reporter.ts';
 import { runGraph, type StageContext, type StageOutcome } from '../scheduler.ts';
-import type { RunReporter, RunResult } from '../types.ts';
+import { RunnerError, type RunReporter, type RunResult, type StageFailure } from '../types.ts';
 import { activeContainer, classifyDeployment, classifyJob, isDisrupted } from './classify.ts';
 import { PodLogFollower } from './follow.ts';
-import { ForbiddenKubeError, KubeClient, TransientKubeError, loadKubeConfig } from './kube.ts';
-
+import { ApiOutageError, DEPLOYMENTS, JOBS, KubeClient, PODS, RequestAbortedError, loadKubeConfig, type BackoffOptions } from './kube.ts';
+import { acquireRunLock, NO_LOCK, type RunLock, type RunLockOptions } from './lease.ts';
+import { Informer, sleep, Waker } from './watch.ts';
 
 export interface MarkerCheckOptions {
   /**
@@ -31,16 +32,31 @@ export interface ClusterRunOptions extends SelectionOptions {
   readonly namespace?: string;
   /** @default createConsoleReporter() */
   readonly reporter?: RunReporter;
-  /** Abort to detach: the runner stops watching and leaves the Jobs running. */
+  /** Abort to detach: the runner stops watching (ending any request in flight) and leaves the Jobs running. */
   readonly signal?: AbortSignal;
-  /** @default 2000 */
+  /**
+   * Stages are watched (list+watch with resourceVersion and bookmarks), not polled. This is the
+   * slow poll used instead when the API refuses watches, and the upper bound of a few short
+   * waits (the marker check, log streams that are not readable yet). @default 15000
+   */
   readonly pollIntervalMs?: number;
   /**
-   * How long a running stage keeps polling through an API server it cannot reach (or that
-   * answers 5xx/429) before it gives up on the stage. The Job goes on in the cluster either way.
-   * @default 300000
+   * How long the run rides out an API server it cannot reach (or that answers 5xx/429) before
+   * it stops, with a message naming what was in flight and which Jobs are still in the cluster.
+   * Nothing is deleted either way. @default 300000
    */
   readonly apiOutageMs?: number;
+  /** Longest wait for one API answer (for a watch: for its headers). @default 30000 */
+  readonly requestTimeoutMs?: number;
+  /** Backoff between retries of a failed API call. @default { initialMs: 250, maxMs: 8000 } */
+  readonly retryBackoff?: BackoffOptions;
+  /** A watch silent this long (not even a bookmark) is re-opened. @default 150000 */
+  readonly watchIdleMs?: number;
+  /**
+   * The run lock: a Lease per pipeline and namespace, so two runs never steer the same Jobs.
+   * `false` runs without it. @default {} (stop at once, naming the run that holds it)
+   */
+  readonly lock?: false | RunLockOptions;
   /** Log lines shown for a failed stage. @default 20 */
   readonly logTailLines?: number;
   /**
@@ -52,19 +68,70 @@ export interface ClusterRunOptions extends SelectionOptions {
   readonly now?: () => number;
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-
 const hasCondition = (job: V1Job, type: string) => job.status?.conditions?.some((c) => c.type === type && c.status === 'True') ?? false;
+
+const clamp = (value: number, low: number, high: number) => Math.min(high, Math.max(low, value));
+
+/** Pods of an earlier Job of the same name (deleted for --force, still terminating) are not this Job's. */
+function ownedBy(pod: V1Pod, uid: string | undefined): boolean {
+  if (!uid) return true;
+  const labels = pod.metadata?.labels ?? {};
+  const owner = pod.metadata?.ownerReferences?.find((o) => o.kind === 'Job')?.uid ?? labels['batch.kubernetes.io/controller-uid'] ?? labels['controller-uid'];
+  return owner === undefined || owner === uid;
+}
+
+const unfinished = (pod: V1Pod) => {
+  const phase = pod.status?.phase;
+  return (phase === 'Pending' || phase === 'Running') && !pod.metadata?.deletionTimestamp && !isDisrupted(pod);
+};
+
+/**
+ * Counts a Job's pods across watch events: every pod seen is an attempt; a pod is lost when it
+ * shows DisruptionTarget, or when it is deleted while it was still pending or running (an
+ * evicted or preempted pod is deleted moments after it stops, often before its last state is
+ * seen).
+ */
+class PodLedger {
+  readonly #seen = new Set<string>();
+  readonly #lost = new Map<string, string>();
+
+  /** The pods lost since the last call, with the reason to tell. */
+  observe(present: readonly V1Pod[], deleted: readonly V1Pod[]): { pod: string; why: string }[] {
+    const fresh: { pod: string; why: string }[] = [];
+    const lose = (name: string, why: string) => {
+      if (this.#lost.has(name)) return;
+      this.#lost.set(name, why);
+      fresh.push({ pod: name, why });
+    };
+    for (const pod of [...present, ...deleted]) if (pod.metadata?.name) this.#seen.add(pod.metadata.name);
+    for (const pod of present) {
+      if (pod.metadata?.name && isDisrupted(pod)) lose(pod.metadata.name, pod.status?.conditions?.find((c) => c.type === 'DisruptionTarget')?.reason ?? 'disrupted');
+    }
+    for (const pod of deleted) {
+      const name = pod.metadata?.name;
+      if (!name) continue;
+      if (isDisrupted(pod)) lose(name, pod.status?.conditions?.find((c) => c.type === 'DisruptionTarget')?.reason ?? 'disrupted');
+      else if (unfinished(pod)) lose(name, 'deleted before it finished: preempted, evicted or its node went away');
+    }
+    return fresh;
+  }
+
+  get attempts(): number {
+    return this.#seen.size;
+  }
+
+  get lost(): number {
+    return this.#lost.size;
+  }
+}
+
+/** What a stage was doing when the run had to stop, for the message that says what is left in the cluster. */
+interface InFlight {
+  was: string;
+  /** Whether the stage's workload is known to exist in the cluster. */
+  exists: boolean;
+  pod?: string;
+}
 
 /** The stage's objects as the runner applies them: namespaced, and for a forced Job, with TUNEPIPE_FORCE=1. */
 export function objectsToApply(stage: CompiledStage, namespace: string, options: { forced?: boolean; restartedAt?: string } = {}): KubernetesObject[] {
@@ -100,49 +167,71 @@ function serviceEndpoint(stage: CompiledStage, namespace: string): string | unde
 }
 
 /**
- * Runs a compiled pipeline on a cluster: server-side applies each stage's objects in graph order,
- * watches its Job (or serve Deployment) and pod log, and starts dependents as stages finish.
- * Stages whose Job already completed for the same hash are shown as cached and not touched.
+ * Runs a compiled pipeline on a cluster: takes the pipeline's run lock, server-side applies each
+ * stage's objects in graph order, watches its Job (or serve Deployment), its pods and its log,
+ * and starts dependents as stages finish. Stages whose Job already completed for the same hash
+ * are shown as cached and not touched. API failures are retried; an outage longer than
+ * `apiOutageMs` ends the run with the Jobs left as they are and a message saying what to do.
  */
 export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterRunOptions = {}): Promise<RunResult> {
   const selection = selectStages(pipeline, options);
-  const client = new KubeClient(options.kubeConfig ?? loadKubeConfig());
   const namespace = options.namespace ?? pipeline.namespace;
   const reporter = options.reporter ?? createConsoleReporter();
-  const pollMs = options.pollIntervalMs ?? 2000;
+  const pollMs = options.pollIntervalMs ?? 15_000;
   const tailLines = options.logTailLines ?? 20;
   const now = options.now ?? Date.now;
-  const signal = options.signal ?? new AbortController().signal;
-  const outageMs = options.apiOutageMs ?? 300_000;
+  const userSignal = options.signal ?? new AbortController().signal;
+  // The run also ends itself: an API outage past the budget, or its lock taken over.
+  const stop = new AbortController();
+  const signal = AbortSignal.any([userSignal, stop.signal]);
+  let ended: { readonly outage: ApiOutageError } | { readonly lockLost: string } | undefined;
+  const endRun = (why: NonNullable<typeof ended>) => {
+    if (ended) return;
+    ended = why;
+    stop.abort();
+  };
+  const client = new KubeClient(options.kubeConfig ?? loadKubeConfig(), {
+    signal,
+    retryBudgetMs: options.apiOutageMs ?? 300_000,
+    ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+    ...(options.retryBackoff ? { backoff: options.retryBackoff } : {}),
+    onNote: (message) => reporter.note(undefined, message),
+  });
+  const informerOptions = (waker: Waker) => ({ signal, onChange: waker.wake, pollMs, ...(options.watchIdleMs !== undefined ? { idleMs: options.watchIdleMs } : {}) });
+  const drainMs = clamp(pollMs * 2, 200, 2000);
+  const followRetryMs = clamp(pollMs, 50, 1000);
+  // Waits are woken by watch events; this only bounds a wait nothing wakes.
+  const safetyMs = 30_000;
+  const cmd = `tunepipe`;
+  const ns = `--namespace ${namespace}`;
 
-  /**
-   * Runs one poll of a stage. A transient API failure (restart, failover, 5xx) is waited out for
-   * up to `outageMs`, with one note when contact is lost and one when it is back; the stage is
-   * failed only after that. Before, a single restart of the API server failed every running stage.
-   */
-  const outage = (ctx: StageContext) => {
-    let since: number | undefined;
-    return async <T>(poll: () => Promise<T>): Promise<T | 'retry'> => {
-      try {
-        const value = await poll();
-        if (since !== undefined) ctx.note(`the Kubernetes API answers again after ${Math.round((now() - since) / 1000)}s`);
-        since = undefined;
-        return value;
-      } catch (error) {
-        // A restarted kube-apiserver answers before its RBAC caches are filled, and refuses the
-        // runner (403) for a few seconds (seen on the real server in test:real): within an outage
-        // that is part of it; outside one it is a real lack of rights.
-        const warmingUp = since !== undefined && error instanceof ForbiddenKubeError;
-        if (!(error instanceof TransientKubeError) && !warmingUp) throw error;
-        if (since === undefined) {
-          since = now();
-          ctx.note(`${error.message.split(';')[0]}; retrying for up to ${Math.round(outageMs / 1000)}s (the Job keeps running in the cluster)`);
-        }
-        if (now() - since > outageMs) throw error;
-        await sleep(pollMs, signal);
-        return 'retry';
-      }
+  /** The failure of a stage the run stopped watching because the API could not be reached. */
+  const unreachable = (stage: CompiledStage, ctx: StageContext, outage: ApiOutageError, inFlight: InFlight): StageFailure => {
+    const workload = `${stage.workload.kind} ${stage.workload.name}`;
+    const status = ctx.state().status;
+    const left = inFlight.exists
+      ? `${workload} was ${status}${inFlight.pod ? ` (pod ${inFlight.pod})` : ''} and is still in the cluster: nothing was deleted`
+      : `${workload} may or may not have been created`;
+    return {
+      reason: 'ApiUnreachable',
+      message: [
+        outage.message,
+        `  in flight: ${inFlight.was}; ${left}`,
+        `  fix: once the API answers, \`${cmd} run ${pipeline.pipeline} --target cluster ${ns}\` reattaches to it (finished stages show as cached); \`${cmd} cancel ${pipeline.pipeline} ${ns}\` stops it`,
+      ].join('\n'),
+      logTail: [],
     };
+  };
+
+  /** How a stage ends when the run stops watching: the API outage, Ctrl-C, or a lost lock. */
+  const stopped = (stage: CompiledStage, ctx: StageContext, error: unknown, inFlight: InFlight): StageOutcome => {
+    if (error instanceof ApiOutageError) endRun({ outage: error });
+    if (!(error instanceof ApiOutageError || error instanceof RequestAbortedError || signal.aborted)) throw error;
+    if (ended && 'outage' in ended) {
+      ctx.update({ failure: unreachable(stage, ctx, ended.outage, inFlight) });
+      return 'failed';
+    }
+    return 'detached';
   };
 
   // Objects of the pipeline that belong to no stage (shared ones), applied once before the first
@@ -179,7 +268,7 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
     if (options.markerCheck !== false && missingJobs.length > 0) {
       // Shared objects (the artifacts claim, say) first: the check pod may need them.
       await ensureShared();
-      const present = await checkMarkers(client, pipeline, namespace, missingJobs, options.markerCheck ?? {}, pollMs, signal, reporter);
+      const present = await checkMarkers(client, pipeline, namespace, missingJobs, options.markerCheck ?? {}, Math.min(pollMs, 1000), signal, reporter);
       for (const stage of missingJobs) {
         if (stage.completionMarker && present.has(stage.completionMarker)) {
           cached.set(stage.name, 'artifact complete on the volume (its Job was cleaned up)');
@@ -191,168 +280,223 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
 
   const executeJob = async (stage: CompiledStage, ctx: StageContext): Promise<StageOutcome> => {
     const name = stage.workload.name;
-    let existing = await client.readJob(namespace, name);
-    if (existing && (ctx.forced || hasCondition(existing, 'Failed'))) {
-      ctx.note(
-        ctx.forced
-          ? `deleting Job ${name} to re-run it (--force)`
-          : `Job ${name} failed in an earlier run (${existing.status?.conditions?.find((c) => c.type === 'Failed')?.reason ?? 'Failed'}); deleting it to retry`,
-      );
-      await client.deleteJob(namespace, name);
-      while ((await client.readJob(namespace, name)) && !signal.aborted) await sleep(pollMs, signal);
-      existing = undefined;
-    }
-    if (existing) {
-      ctx.note(`attached to Job ${name}, which is already running`);
-    } else {
-      await ensureShared();
-      for (const object of objectsToApply(stage, namespace, { forced: ctx.forced })) await client.apply(object);
-    }
-
-    const follower = new PodLogFollower(client, namespace, signal, (progress) => ctx.update({ progress }));
-    let seenPreemptions = 0;
-    // Pods last seen pending or running. An evicted or preempted pod is deleted once it has
-    // stopped (the real API server showed it gone within a poll), so its DisruptionTarget
-    // condition is rarely seen: a pod that vanishes before it was seen finished was taken away.
-    const unfinished = new Set<string>();
-    const vanished: string[] = [];
-    const guarded = outage(ctx);
+    const waker = new Waker();
+    const jobs = new Informer<V1Job>(client, JOBS(namespace), { fieldSelector: `metadata.name=${name}` }, `Job ${name}`, informerOptions(waker));
+    const pods = new Informer<V1Pod>(client, PODS(namespace), { labelSelector: `job-name=${name}` }, `the pods of Job ${name}`, informerOptions(waker));
+    const follower = new PodLogFollower(client, namespace, signal, (progress) => ctx.update({ progress }), { onStreamEnd: waker.wake, retryMs: followRetryMs });
+    const inFlight: InFlight = { was: `reading Job ${name}`, exists: false };
+    const broken = () => {
+      const failure = jobs.failure ?? pods.failure;
+      if (failure) throw failure;
+      if (signal.aborted) throw new RequestAbortedError();
+    };
     try {
-      while (!signal.aborted) {
-        const read = await guarded(async () => ({ job: await client.readJob(namespace, name), pods: await client.listPods(namespace, `job-name=${name}`) }));
-        if (read === 'retry') continue;
-        const { job, pods } = read;
-        if (!job) {
-          ctx.update({
-            failure: { reason: 'JobDeleted', message: `Job ${name} was deleted while the stage ran (tunepipe cancel?)`, logTail: [] },
-          });
-          return 'failed';
-        }
-        const snap = classifyJob(job, pods);
-        const present = new Set(pods.map((p) => p.metadata?.name));
-        const newlyVanished = [...unfinished].filter((pod) => !present.has(pod));
-        for (const pod of newlyVanished) unfinished.delete(pod);
-        vanished.push(...newlyVanished);
-        for (const pod of pods) {
-          const podName = pod.metadata?.name;
-          if (!podName) continue;
-          const phase = pod.status?.phase;
-          if ((phase === 'Pending' || phase === 'Running') && !pod.metadata?.deletionTimestamp && !isDisrupted(pod)) unfinished.add(podName);
-          else unfinished.delete(podName);
-        }
-        const preemptions = snap.preemptions + vanished.length;
-        if (preemptions > seenPreemptions) {
-          const resumes = stage.kind === 'sft' ? ' and training resumes from the last checkpoint' : '';
-          const lost = pods.filter(isDisrupted).at(-1);
-          if (snap.preemptions > 0 && lost && newlyVanished.length === 0) {
-            ctx.note(`pod ${lost.metadata?.name ?? ''} was lost (${lost.status?.conditions?.find((c) => c.type === 'DisruptionTarget')?.reason ?? 'disrupted'}); Kubernetes retries it${resumes}`);
-          } else {
-            ctx.note(`pod ${newlyVanished.join(', ')} was lost (deleted before it finished: preempted, evicted or its node went away); Kubernetes retries it${resumes}`);
-          }
-          seenPreemptions = preemptions;
-        }
-        if (snap.currentPod && snap.currentContainer && snap.logReadable) follower.follow(snap.currentPod, snap.currentContainer, snap.status === 'running');
-        const terminal = snap.status === 'done' || snap.status === 'failed';
-        ctx.update({
-          ...(terminal ? {} : { status: snap.status, detail: snap.detail }),
-          attempts: snap.attempts + vanished.length,
-          preemptions,
-        });
-        if (snap.status === 'done') {
-          await follower.drain(Math.max(pollMs * 2, 200));
-          // The last lines (final metrics) even if the stream was cut: re-reading is harmless.
-          if (snap.currentPod) follower.parser.push(`\n${(await client.podLogTail(namespace, snap.currentPod, 60, snap.currentContainer)).join('\n')}\n`);
-          ctx.update({ progress: follower.parser.progress });
-          return 'done';
-        }
-        if (snap.status === 'failed') {
-          const { lastError } = await follower.drain(Math.max(pollMs, 100));
-          const message = [snap.failure?.message, lastError].filter(Boolean).join('; ');
-          const pod = snap.failure?.pod ?? snap.currentPod;
-          const failedPod = pods.find((p) => p.metadata?.name === pod);
-          const container = failedPod ? activeContainer(failedPod)?.name : undefined;
-          const logTail = pod ? await client.podLogTail(namespace, pod, tailLines, container) : [];
-          ctx.update({
-            failure: {
-              reason: snap.failure?.reason ?? 'Failed',
-              ...(message ? { message } : {}),
-              ...(pod ? { source: `pod ${pod}${container ? ` (container ${container})` : ''}` } : {}),
-              logTail,
-            },
-          });
-          return 'failed';
-        }
-        await sleep(pollMs, signal);
+      jobs.start();
+      pods.start();
+      await Promise.all([jobs.ready(), pods.ready()]);
+      broken();
+      let existing = jobs.get(name);
+      if (existing && (ctx.forced || hasCondition(existing, 'Failed'))) {
+        ctx.note(
+          ctx.forced
+            ? `deleting Job ${name} to re-run it (--force)`
+            : `Job ${name} failed in an earlier run (${existing.status?.conditions?.find((c) => c.type === 'Failed')?.reason ?? 'Failed'}); deleting it to retry`,
+        );
+        Object.assign(inFlight, { was: `deleting Job ${name} to re-run it`, exists: true });
+        await client.deleteJob(namespace, name);
+        for (broken(); jobs.get(name); broken()) await waker.wait(safetyMs, signal);
+        existing = undefined;
       }
-      return 'detached';
+      let uid = existing?.metadata?.uid;
+      if (existing) {
+        ctx.note(`attached to Job ${name}, which is already running`);
+        Object.assign(inFlight, { exists: true });
+      } else {
+        Object.assign(inFlight, { was: `applying the objects of ${stage.name}`, exists: false });
+        await ensureShared();
+        for (const object of objectsToApply(stage, namespace, { forced: ctx.forced })) {
+          const applied = await client.apply(object);
+          if (object.kind === 'Job') {
+            uid = applied.metadata?.uid;
+            jobs.observe(applied as V1Job);
+            inFlight.exists = true;
+          }
+        }
+      }
+      inFlight.was = `watching Job ${name} and its pods`;
+      const ledger = new PodLedger();
+      const resumes = stage.kind === 'sft' ? ' and training resumes from the last checkpoint' : '';
+      for (;;) {
+        broken();
+        const job = jobs.get(name);
+        if (!job) {
+          if (jobs.seen(name)) {
+            ctx.update({ failure: { reason: 'JobDeleted', message: `Job ${name} was deleted while the stage ran (tunepipe cancel?)`, logTail: [] } });
+            return 'failed';
+          }
+        } else {
+          if (uid && job.metadata?.uid && job.metadata.uid !== uid) {
+            ctx.note(`Job ${name} was re-created outside this run; following the new one`);
+            uid = job.metadata.uid;
+          }
+          const present = pods.items().filter((p) => ownedBy(p, uid));
+          const deleted = pods.takeDeleted().filter((p) => ownedBy(p, uid));
+          const snap = classifyJob(job, present);
+          for (const { pod, why } of ledger.observe(present, deleted)) ctx.note(`pod ${pod} was lost (${why}); Kubernetes retries it${resumes}`);
+          if (snap.currentPod) inFlight.pod = snap.currentPod;
+          if (snap.currentPod && snap.currentContainer && snap.logReadable) follower.follow(snap.currentPod, snap.currentContainer, snap.status === 'running');
+          const terminal = snap.status === 'done' || snap.status === 'failed';
+          ctx.update({
+            ...(terminal ? {} : { status: snap.status, detail: snap.detail }),
+            attempts: Math.max(snap.attempts, ledger.attempts),
+            preemptions: Math.max(snap.preemptions, ledger.lost),
+          });
+          if (snap.status === 'done') {
+            await follower.drain(drainMs);
+            // The last lines (final metrics) even if the stream was cut: re-reading is harmless.
+            if (snap.currentPod) follower.parser.push(`\n${(await logTail(snap.currentPod, 60, snap.currentContainer)).join('\n')}\n`);
+            ctx.update({ progress: follower.parser.progress });
+            return 'done';
+          }
+          if (snap.status === 'failed') {
+            const { lastError } = await follower.drain(Math.min(drainMs, 1000));
+            const message = [snap.failure?.message, lastError].filter(Boolean).join('; ');
+            const pod = snap.failure?.pod ?? snap.currentPod;
+            const failedPod = present.find((p) => p.metadata?.name === pod);
+            const container = failedPod ? activeContainer(failedPod)?.name : undefined;
+            const tail = pod ? await logTail(pod, tailLines, container) : [];
+            ctx.update({
+              failure: {
+                reason: snap.failure?.reason ?? 'Failed',
+                ...(message ? { message } : {}),
+                ...(pod ? { source: `pod ${pod}${container ? ` (container ${container})` : ''}` } : {}),
+                logTail: tail,
+              },
+            });
+            return 'failed';
+          }
+        }
+        await waker.wait(safetyMs, signal);
+      }
+    } catch (error) {
+      return stopped(stage, ctx, error, inFlight);
     } finally {
       follower.stop();
+      jobs.stop();
+      pods.stop();
+    }
+  };
+
+  /** A finished stage's log tail: detail only, so an unreadable one is empty, never a failure. */
+  const logTail = async (pod: string, lines: number, container?: string): Promise<string[]> => {
+    try {
+      return await client.podLogTail(namespace, pod, lines, container);
+    } catch (error) {
+      if (error instanceof RequestAbortedError) throw error;
+      return [];
     }
   };
 
   const executeServe = async (stage: CompiledStage, ctx: StageContext): Promise<StageOutcome> => {
     const name = stage.workload.name;
     const restartedAt = ctx.forced ? new Date(now()).toISOString() : undefined;
-    await ensureShared();
-    for (const object of objectsToApply(stage, namespace, restartedAt ? { restartedAt } : {})) await client.apply(object);
-    const follower = new PodLogFollower(client, namespace, signal, (progress) => ctx.update({ progress }));
-    const guarded = outage(ctx);
+    const compiled = stage.objects.find((o) => o.kind === 'Deployment') as Deployment | undefined;
+    const selector = Object.entries(compiled?.spec?.selector?.matchLabels ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
+    const waker = new Waker();
+    const deployments = new Informer<V1Deployment>(client, DEPLOYMENTS(namespace), { fieldSelector: `metadata.name=${name}` }, `Deployment ${name}`, informerOptions(waker));
+    const pods = selector ? new Informer<V1Pod>(client, PODS(namespace), { labelSelector: selector }, `the pods of Deployment ${name}`, informerOptions(waker)) : undefined;
+    const follower = new PodLogFollower(client, namespace, signal, (progress) => ctx.update({ progress }), { onStreamEnd: waker.wake, retryMs: followRetryMs });
+    const inFlight: InFlight = { was: `applying the objects of ${stage.name}`, exists: false };
     try {
-      while (!signal.aborted) {
-        const read = await guarded(async () => {
-          const found = await client.readDeployment(namespace, name);
-          const selector = Object.entries(found?.spec?.selector?.matchLabels ?? {})
-            .map(([k, v]) => `${k}=${v}`)
-            .join(',');
-          return { deployment: found, pods: found && selector ? await client.listPods(namespace, selector) : [] };
-        });
-        if (read === 'retry') continue;
-        const { deployment, pods } = read;
-        if (!deployment) {
+      deployments.start();
+      pods?.start();
+      await Promise.all([deployments.ready(), pods?.ready()]);
+      await ensureShared();
+      let generation = 0;
+      for (const object of objectsToApply(stage, namespace, restartedAt ? { restartedAt } : {})) {
+        const applied = await client.apply(object);
+        if (object.kind === 'Deployment') {
+          generation = applied.metadata?.generation ?? 0;
+          deployments.observe(applied as V1Deployment);
+          inFlight.exists = true;
+        }
+      }
+      inFlight.was = `watching Deployment ${name} roll out`;
+      for (;;) {
+        const failure = deployments.failure ?? pods?.failure;
+        if (failure) throw failure;
+        if (signal.aborted) throw new RequestAbortedError();
+        const deployment = deployments.get(name);
+        pods?.takeDeleted();
+        if (!deployment && deployments.seen(name)) {
           ctx.update({ failure: { reason: 'DeploymentDeleted', message: `Deployment ${name} was deleted`, logTail: [] } });
           return 'failed';
         }
-        const snap = classifyDeployment(deployment, pods);
-        if (snap.currentPod && snap.currentContainer && snap.logReadable) follower.follow(snap.currentPod, snap.currentContainer);
-        if (snap.status === 'done') {
-          follower.stop();
-          const endpoint = serviceEndpoint(stage, namespace);
-          ctx.update({ attempts: snap.attempts, endpoint });
-          return 'done';
+        // Until the watch delivers the applied generation, the cache may hold the one before.
+        if (deployment && (deployment.metadata?.generation ?? 0) >= generation) {
+          const snap = classifyDeployment(deployment, pods?.items() ?? []);
+          if (snap.currentPod) inFlight.pod = snap.currentPod;
+          if (snap.currentPod && snap.currentContainer && snap.logReadable) follower.follow(snap.currentPod, snap.currentContainer);
+          if (snap.status === 'done') {
+            follower.stop();
+            ctx.update({ attempts: snap.attempts, endpoint: serviceEndpoint(stage, namespace) });
+            return 'done';
+          }
+          if (snap.status === 'failed') {
+            const pod = snap.failure?.pod;
+            const tail = pod ? await logTail(pod, tailLines, snap.currentContainer) : [];
+            ctx.update({
+              failure: {
+                reason: snap.failure?.reason ?? 'Failed',
+                ...(snap.failure?.message ? { message: snap.failure.message } : {}),
+                ...(pod ? { source: `pod ${pod}` } : {}),
+                logTail: tail,
+              },
+            });
+            return 'failed';
+          }
+          ctx.update({ status: snap.status, attempts: snap.attempts, detail: snap.detail });
         }
-        if (snap.status === 'failed') {
-          const pod = snap.failure?.pod;
-          const logTail = pod ? await client.podLogTail(namespace, pod, tailLines, snap.currentContainer) : [];
-          ctx.update({
-            failure: {
-              reason: snap.failure?.reason ?? 'Failed',
-              ...(snap.failure?.message ? { message: snap.failure.message } : {}),
-              ...(pod ? { source: `pod ${pod}` } : {}),
-              logTail,
-            },
-          });
-          return 'failed';
-        }
-        ctx.update({ status: snap.status, attempts: snap.attempts, detail: snap.detail });
-        await sleep(pollMs, signal);
+        await waker.wait(safetyMs, signal);
       }
-      return 'detached';
+    } catch (error) {
+      return stopped(stage, ctx, error, inFlight);
     } finally {
       follower.stop();
+      deployments.stop();
+      pods?.stop();
     }
   };
 
-  return runGraph({
-    pipeline,
-    selection,
-    target: 'cluster',
-    where: namespace,
-    reporter,
-    signal,
-    now,
-    findCached,
-    execute: (stage, ctx) => (stage.workload.kind === 'Job' ? executeJob(stage, ctx) : executeServe(stage, ctx)),
+  const lock: RunLock =
+    options.lock === false ? NO_LOCK : await acquireRunLock(client, namespace, pipeline.pipeline, options.lock ?? {}, (message) => reporter.note(undefined, message), signal);
+  lock.keep((why, outage) => {
+    if (outage) return endRun({ outage });
+    reporter.note(undefined, `${why}: this run stops watching; the Jobs keep running`);
+    endRun({ lockLost: why });
   });
+  try {
+    return await runGraph({
+      pipeline,
+      selection,
+      target: 'cluster',
+      where: namespace,
+      reporter,
+      signal,
+      now,
+      findCached,
+      execute: (stage, ctx) => (stage.workload.kind === 'Job' ? executeJob(stage, ctx) : executeServe(stage, ctx)),
+    });
+  } catch (error) {
+    // Before any stage started (looking for cached stages): nothing of this run is in the cluster.
+    if (error instanceof RequestAbortedError) throw new RunnerError(`stopped before any stage of ${pipeline.pipeline} started; nothing was changed`);
+    throw error;
+  } finally {
+    // A black-holed API must not hold up Ctrl-C: the lock then frees itself when it expires.
+    await lock.release(signal.aborted ? 1000 : client.requestTimeoutMs);
+  }
 }
 
 /**
@@ -402,6 +546,7 @@ export async function checkMarkers(
     reporter.note(undefined, 'could not check the artifacts volume in time; the stages run and skip work their markers show as done');
     return new Set();
   } finally {
-    await client.deleteJob(namespace, name).catch(() => undefined);
+    // Clean-up even after Ctrl-C, but briefly: the Job's own deadline removes it otherwise.
+    await client.deleteJob(namespace, name, { signal: AbortSignal.timeout(1000), retry: false }).catch(() => undefined);
   }
 }

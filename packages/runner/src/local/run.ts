@@ -1,11 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { GATE_FAILED_EXIT_CODE, type GateReport } from '@tunepipe/core';
 import type { CompiledPipeline, CompiledStage } from '@tunepipe/core/compiled';
 import { repairOutputDir } from '../checkpoint.ts';
 import { selectStages, type SelectionOptions } from '../graph.ts';
 import { LogProgressParser } from '../progress/parse.ts';
+import { gateHeadline } from '../progress/format.ts';
+import { RUN_RECORD_FILE, recordingReporter } from '../progress/record.ts';
 import { createConsoleReporter } from '../progress/reporter.ts';
 import { runGraph, type StageContext, type StageOutcome } from '../scheduler.ts';
 import { RunnerError, type RunReporter, type RunResult } from '../types.ts';
@@ -117,6 +120,17 @@ async function stopChild(child: ChildProcess, exited: Promise<unknown>, graceMs 
   clearTimeout(timer);
 }
 
+/** A failed gate's headline from the `gate.json` its step wrote into the work folder. */
+async function gateVerdict(workDir: string): Promise<string> {
+  try {
+    const report = JSON.parse(await readFile(join(workDir, 'gate.json'), 'utf8')) as GateReport;
+    if (Array.isArray(report.verdicts) && report.passed === false) return gateHeadline(report);
+  } catch {
+    // No verdict file: the gate could not judge (its log says why).
+  }
+  return `gate failed (exit code ${GATE_FAILED_EXIT_CODE}); no verdict in ${join(workDir, 'gate.json')}`;
+}
+
 /**
  * Runs a compiled pipeline on this machine: the same stages, configs, caching (completion
  * markers) and resume as on a cluster, with `artifactsDir` standing in for the artifacts volume.
@@ -127,7 +141,6 @@ export async function runLocally(pipeline: CompiledPipeline, options: LocalRunOp
   const selection = selectStages(pipeline, options);
   const artifactsDir = resolve(options.artifactsDir ?? '.tunepipe/artifacts');
   const env = options.env ?? process.env;
-  const reporter = options.reporter ?? createConsoleReporter();
   const signal = options.signal ?? new AbortController().signal;
   const tailLines = options.logTailLines ?? 20;
   const plans = new Map(
@@ -137,6 +150,10 @@ export async function runLocally(pipeline: CompiledPipeline, options: LocalRunOp
     ]),
   );
   const servers: LocalServer[] = [];
+  const reporter = recordingReporter(options.reporter ?? createConsoleReporter(), (name) => {
+    const plan = plans.get(name);
+    return plan ? join(plan.runDir, RUN_RECORD_FILE) : undefined;
+  });
 
   const findCached = async (stages: readonly CompiledStage[]) => {
     const cached = new Map<string, string>();
@@ -263,7 +280,9 @@ export async function runLocally(pipeline: CompiledPipeline, options: LocalRunOp
           ? `could not start ${step.command[0]}: ${result.error.message}`
           : result.signal
             ? `${step.command[0]} killed by ${result.signal}`
-            : `${step.command[0]} exited with code ${result.code}`;
+            : result.code === GATE_FAILED_EXIT_CODE && step.container === 'gate'
+              ? await gateVerdict(plan.workDir)
+              : `${step.command[0]} exited with code ${result.code}`;
         const message = parser.progress.lastError;
         ctx.update({ failure: { reason, ...(message ? { message } : {}), source: plan.logFile, logTail: [...tail] } });
         return 'failed';

@@ -1,3 +1,4 @@
+import { METRIC_ALIASES, type GateReport, type GateVerdict } from '@tunepipe/core';
 import type { RunResult, StageState, StageStatus } from '../types.ts';
 import type { BarReading, LogProgress } from './parse.ts';
 
@@ -100,11 +101,29 @@ export interface LineOptions {
   /** Draw a bar (TTY) or a bare percentage (plain logs). */
   readonly bar: boolean;
   readonly now: number;
+  /** Colours the status symbol and word (a terminal that wants colour). @default none */
+  readonly paint?: (status: StageStatus, text: string) => string;
+}
+
+const ANSI: Partial<Record<StageStatus, number>> = { done: 32, cached: 32, failed: 31, blocked: 31, queued: 33, retrying: 33, stopped: 33, running: 36 };
+
+/** Colours a status the way a terminal shows it (green done, red failed, yellow waiting on something). */
+export function ansiStatus(status: StageStatus, text: string): string {
+  const code = ANSI[status];
+  return code === undefined ? text : `\x1b[${code}m${text}\x1b[39m`;
+}
+
+/** Whether a terminal stream should get colour: a TTY, `NO_COLOR` unset, `TERM` not dumb (`FORCE_COLOR` wins). */
+export function wantsColour(stream: { isTTY?: boolean }, env: Readonly<Record<string, string | undefined>> = process.env): boolean {
+  if (env['NO_COLOR'] !== undefined && env['NO_COLOR'] !== '') return false;
+  if (env['FORCE_COLOR'] !== undefined && env['FORCE_COLOR'] !== '0') return true;
+  return Boolean(stream.isTTY) && env['TERM'] !== 'dumb';
 }
 
 /** One stage as one line: name, status, then a bar and numbers or the reason it waits. */
 export function formatStageLine(state: StageState, options: LineOptions): string {
-  const head = `${state.stage.padEnd(options.nameWidth)}  ${SYMBOL[state.status]} ${state.status.padEnd(8)}`;
+  const word = `${SYMBOL[state.status]} ${state.status.padEnd(8)}`;
+  const head = `${state.stage.padEnd(options.nameWidth)}  ${options.paint ? options.paint(state.status, word) : word}`;
   const tail: string[] = [];
   const bar = mainBar(state.progress);
   const active = state.status === 'running' || state.status === 'retrying' || state.status === 'starting';
@@ -169,6 +188,7 @@ export function formatSummary(result: RunResult, options: SummaryOptions = {}): 
       for (const s of result.stages) if (s.status === 'failed') lines.push(formatFailure(s));
       break;
     case 'detached': {
+      // `cmd` is how to invoke the CLI (`tunepipe`), never a whole command line.
       const ns = `--namespace ${result.where}`;
       const active = result.stages.find((s) => s.status === 'running' || s.status === 'retrying' || s.status === 'queued');
       lines.push(`Detached after ${took}; the Jobs keep running in namespace ${result.where}.`);
@@ -183,4 +203,30 @@ export function formatSummary(result: RunResult, options: SummaryOptions = {}): 
       break;
   }
   return lines.join('\n');
+}
+
+const SHORT_METRIC: ReadonlyMap<string, string> = new Map(Object.entries(METRIC_ALIASES).map(([alias, key]) => [key, alias]));
+/** `18.2`, `20`: as few digits as say the number to two decimals. */
+const short = (n: number) => String(Number(n.toFixed(2)));
+
+function verdictWords(v: GateVerdict): string {
+  const metric = SHORT_METRIC.get(v.rule.metric) ?? v.rule.metric;
+  const lower = v.rule.comparison === 'min' || v.rule.comparison === 'minOverBaseline';
+  if (v.actual === undefined) return `${metric} missing from the results`;
+  const symbol = lower ? (v.passed ? '≥' : '<') : v.passed ? '≤' : '>';
+  const relative = v.rule.comparison === 'minOverBaseline' || v.rule.comparison === 'maxOverBaseline';
+  if (!relative) return `${metric} ${short(v.actual)} ${symbol} ${v.rule.comparison} ${short(v.rule.value)}`;
+  const offset = `${v.rule.value < 0 ? '−' : '+'} ${short(Math.abs(v.rule.value))}`;
+  return v.baseline === undefined ? `${metric} ${short(v.actual)}, no baseline to compare with (baseline ${offset})` : `${metric} ${short(v.actual)} ${symbol} baseline ${short(v.baseline)} ${offset}`;
+}
+
+/** A gate's verdict in one line, as a failure headline: `gate failed: bleu4 18.2 < min 20`. */
+export function gateHeadline(report: Pick<GateReport, 'passed' | 'verdicts'>): string {
+  if (report.passed) return `gate passed (${report.verdicts.length}/${report.verdicts.length} rules)`;
+  return `gate failed: ${report.verdicts.filter((v) => !v.passed).map(verdictWords).join('; ')}`;
+}
+
+/** The headline `tunepipe gate` printed last, found in a log tail (a cluster's failed gate container). */
+export function gateHeadlineInLog(lines: readonly string[]): string | undefined {
+  return [...lines].reverse().find((l) => l.startsWith('gate failed: '));
 }

@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { RunReporter, RunResult, StageState } from '../types.ts';
-import { formatDuration, formatStageLine, formatSummary, mainBar } from './format.ts';
+import { ansiStatus, formatDuration, formatStageLine, formatSummary, mainBar, wantsColour } from './format.ts';
 
 export interface ConsoleReporterOptions {
   /** @default process.stderr */
@@ -11,8 +11,10 @@ export interface ConsoleReporterOptions {
   readonly throttleMs?: number;
   /** Plain mode: also print when progress crosses a multiple of this many percent. @default 10 */
   readonly percentStep?: number;
-  /** How to invoke the CLI in hints. @default 'tunepipe' */
+  /** How to invoke the CLI in hints (`tunepipe`, not a whole command line). @default 'tunepipe' */
   readonly command?: string;
+  /** Colour the statuses on a terminal. @default wantsColour(stream): a TTY without NO_COLOR */
+  readonly colour?: boolean;
   readonly now?: () => number;
 }
 
@@ -92,6 +94,7 @@ class TtyReporter implements RunReporter {
   readonly #stream: NodeJS.WritableStream & { columns?: number };
   readonly #now: () => number;
   readonly #command: string;
+  readonly #colour: boolean;
   #multibar: cliProgress.MultiBar | undefined;
   readonly #bars = new Map<string, cliProgress.SingleBar>();
   #nameWidth = 8;
@@ -100,6 +103,7 @@ class TtyReporter implements RunReporter {
     this.#stream = stream;
     this.#now = options.now ?? Date.now;
     this.#command = options.command ?? 'tunepipe';
+    this.#colour = options.colour ?? wantsColour(stream as { isTTY?: boolean });
   }
 
   start(info: { pipeline: string; target: string; where: string; stages: readonly StageState[] }): void {
@@ -107,6 +111,7 @@ class TtyReporter implements RunReporter {
     this.#stream.write(`${header(info)}\n`);
     const nameWidth = this.#nameWidth;
     const now = this.#now;
+    const paint = this.#colour ? { paint: ansiStatus } : {};
     this.#multibar = new cliProgress.MultiBar({
       stream: this.#stream,
       hideCursor: true,
@@ -115,7 +120,7 @@ class TtyReporter implements RunReporter {
       linewrap: false,
       fps: 8,
       format: (_options, _params, payload: { state: StageState }) =>
-        formatStageLine(payload.state, { nameWidth, bar: true, now: now() }),
+        formatStageLine(payload.state, { nameWidth, bar: true, now: now(), ...paint }),
     });
     for (const state of info.stages) this.#bars.set(state.stage, this.#multibar.create(100, 0, { state }));
   }

@@ -8,6 +8,15 @@
  * node yet), preemption (DisruptionTarget, honoured by the Job's podFailurePolicy), failures
  * with backoffLimit, and completion. Pod logs are scripted per stage (e.g. the seed's
  * training log), and a stage retried after preemption resumes after its last checkpoint.
+ *
+ * Watches work as on the real server: every change (found by comparing each object with what
+ * was last published, after every write and every controller tick) gets the next
+ * resourceVersion and goes into a bounded event log; `?watch=true` replays the log from the
+ * given resourceVersion (410 Gone when it was compacted away), then streams, with bookmarks.
+ * Leases (coordination.k8s.io/v1) take create/update with optimistic concurrency. Faults are
+ * injected per verb and path (`inject`): 5xx, 429, 409, 410, connection resets, cut watch
+ * streams and black holes (accepted, never answered); `blackhole(ms)` swallows everything. With
+ * `rbac`, requests the given Role rules do not allow are refused with 403.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -66,6 +75,51 @@ export interface FakeKubeOptions {
    * runner never sees its DisruptionTarget condition.
    */
   readonly deleteLostPods?: boolean;
+  /** Refuse (403) what these Role rules do not allow, as the runner's ServiceAccount would be. */
+  readonly rbac?: readonly PolicyRule[];
+  /** Bookmark interval of watches that ask for them. @default 50 */
+  readonly bookmarkMs?: number;
+  /** Events kept for watches to resume from; older resourceVersions get 410 Gone. @default 5000 */
+  readonly eventLogSize?: number;
+}
+
+export interface PolicyRule {
+  readonly apiGroups: readonly string[];
+  readonly resources: readonly string[];
+  readonly verbs: readonly string[];
+}
+
+/** How a request is named for fault injection. */
+export type FaultVerb = 'GET' | 'LIST' | 'WATCH' | 'LOG' | 'PATCH' | 'POST' | 'PUT' | 'DELETE';
+
+/**
+ * An injected fault: an HTTP status (409 on apply is a conflict, 410 on a watch an ERROR event
+ * "too old resource version", on a list an expired continue token), `reset` (the connection is
+ * destroyed before an answer), `drop` (a watch answers 200 and is cut moments later),
+ * `blackhole` (accepted, never answered).
+ */
+export type Fault = 500 | 502 | 503 | 504 | 429 | 409 | 410 | 'reset' | 'drop' | 'blackhole';
+
+interface FaultRule {
+  readonly verb: FaultVerb | '*';
+  readonly path: string | RegExp;
+  readonly queue: Fault[];
+}
+
+interface Watcher {
+  readonly kind: string;
+  readonly match: (obj: Json) => boolean;
+  readonly send: (type: string, obj: Json) => void;
+  readonly res: ServerResponse;
+  readonly bookmarks: boolean;
+  lastBookmark: number;
+}
+
+interface StoredEvent {
+  readonly rv: number;
+  readonly type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  readonly kind: string;
+  readonly obj: Json;
 }
 
 const RESOURCES: Record<string, { group: string; kind: string; plural: string }[]> = {
@@ -78,6 +132,7 @@ const RESOURCES: Record<string, { group: string; kind: string; plural: string }[
   ],
   'batch/v1': [{ group: 'batch/v1', kind: 'Job', plural: 'jobs' }],
   'apps/v1': [{ group: 'apps/v1', kind: 'Deployment', plural: 'deployments' }],
+  'coordination.k8s.io/v1': [{ group: 'coordination.k8s.io/v1', kind: 'Lease', plural: 'leases' }],
 };
 
 const canonical = (v: unknown): string =>
@@ -93,8 +148,20 @@ function matches(labels: Record<string, string> | undefined, selector: string | 
   });
 }
 
-function status(res: ServerResponse, code: number, reason: string, message: string): void {
-  res.writeHead(code, { 'content-type': 'application/json' });
+function fieldsMatch(obj: Json, selector: string | null): boolean {
+  if (!selector) return true;
+  return selector.split(',').every((term) => {
+    const [k, v] = term.split('=');
+    if (k === 'metadata.name') return obj['metadata']?.name === v;
+    if (k === 'metadata.namespace') return obj['metadata']?.namespace === v;
+    return false;
+  });
+}
+
+const withoutVersion = (obj: Json): string => JSON.stringify({ ...obj, metadata: { ...obj['metadata'], resourceVersion: undefined } });
+
+function status(res: ServerResponse, code: number, reason: string, message: string, headers: Record<string, string> = {}): void {
+  res.writeHead(code, { 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason, message, code }));
 }
 
@@ -126,7 +193,26 @@ export class FakeKubeApi {
   readonly created: string[] = [];
   /** Jobs deleted, in order. */
   readonly deletedJobs: string[] = [];
+  /** Every answer: method, path, status. */
+  readonly responses: { method: string; path: string; status: number }[] = [];
+  /** Faults served, in order. */
+  readonly injected: { verb: FaultVerb; path: string; fault: Fault }[] = [];
   url = '';
+  readonly #rbac: readonly PolicyRule[] | undefined;
+  readonly #bookmarkMs: number;
+  readonly #eventLogSize: number;
+  #rv = 0;
+  /** Oldest resourceVersion a watch can resume from. */
+  #compactedRv = 0;
+  readonly #published = new Map<string, { json: string; obj: Json; kind: string }>();
+  readonly #events: StoredEvent[] = [];
+  readonly #watchers = new Set<Watcher>();
+  /** Open streaming answers (watches, followed logs): a restart or a black hole ends them. */
+  readonly #streams = new Set<ServerResponse>();
+  /** Requests swallowed by a black hole. */
+  readonly #held = new Set<IncomingMessage>();
+  readonly #faults: FaultRule[] = [];
+  #blackholeUntil = 0;
 
   constructor(options: FakeKubeOptions = {}) {
     this.#tickMs = options.tickMs ?? 5;
@@ -135,6 +221,9 @@ export class FakeKubeApi {
     this.#retryDelayMs = options.retryDelayMs ?? 40;
     this.#dropFollowAfterMs = options.dropFollowAfterMs;
     this.#deleteLostPods = options.deleteLostPods ?? false;
+    this.#rbac = options.rbac;
+    this.#bookmarkMs = options.bookmarkMs ?? 50;
+    this.#eventLogSize = options.eventLogSize ?? 5000;
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch((error: unknown) => status(res, 500, 'InternalError', String(error)));
     });
@@ -149,6 +238,9 @@ export class FakeKubeApi {
 
   async stop(): Promise<void> {
     clearInterval(this.#timer);
+    this.#blackholeUntil = 0;
+    for (const req of this.#held) req.socket.destroy();
+    for (const res of this.#streams) res.destroy();
     for (const pod of this.#pods.values()) for (const l of pod.listeners) l(null);
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
@@ -177,6 +269,61 @@ export class FakeKubeApi {
   interrupt(ms: number, forbiddenMs = 0): void {
     this.#downUntil = Date.now() + ms;
     this.#forbiddenUntil = this.#downUntil + forbiddenMs;
+    // A restart ends every open stream.
+    if (ms > 0) this.#cutStreams();
+  }
+
+  /**
+   * Queues faults for requests of `verb` (`*`: any) whose path contains `path` (or matches it):
+   * each matching request takes the next one, until the queue is empty.
+   */
+  inject(verb: FaultVerb | '*', path: string | RegExp, ...faults: Fault[]): void {
+    this.#faults.push({ verb, path, queue: [...faults] });
+  }
+
+  /** Faults still queued. */
+  pendingFaults(): number {
+    return this.#faults.reduce((n, r) => n + r.queue.length, 0);
+  }
+
+  /**
+   * For `ms` (Infinity: until `heal`), every request is accepted and never answered, and open
+   * streams go silent; the simulated cluster goes on. When it ends, the silent streams are cut.
+   */
+  blackhole(ms: number): void {
+    this.#blackholeUntil = Date.now() + ms;
+  }
+
+  heal(): void {
+    this.#blackholeUntil = 0;
+    this.#endBlackhole();
+  }
+
+  /** Forgets events up to now: every watch resuming from an older resourceVersion gets 410 Gone. */
+  compact(): void {
+    this.#compactedRv = this.#rv;
+    this.#events.length = 0;
+  }
+
+  /** The current resourceVersion of the whole store. */
+  get resourceVersion(): number {
+    return this.#rv;
+  }
+
+  #blackholed(): boolean {
+    return Date.now() < this.#blackholeUntil;
+  }
+
+  #endBlackhole(): void {
+    for (const req of this.#held) req.socket.destroy();
+    this.#held.clear();
+    this.#cutStreams();
+  }
+
+  #cutStreams(): void {
+    for (const res of this.#streams) res.destroy();
+    this.#streams.clear();
+    this.#watchers.clear();
   }
 
   /** Lets a held pod of `stage` go on. */
@@ -209,17 +356,19 @@ export class FakeKubeApi {
   // ---------------------------------------------------------------- HTTP
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://double');
+    res.on('finish', () => this.responses.push({ method: req.method ?? '', path: url.pathname, status: res.statusCode }));
     if (Date.now() < this.#downUntil) {
       // An API server restarting: the connection is reset, as the real one does (test:real).
       req.socket.destroy();
       return;
     }
+    if (this.#blackholed()) return this.#hold(req);
     if (Date.now() < this.#forbiddenUntil) {
       // ...and then refuses requests while its authorizer's caches fill (the real one, too).
       req.resume();
       return status(res, 403, 'Forbidden', 'jobs.batch is forbidden: User "system:serviceaccount:tunepipe:tunepipe-runner" cannot get resource "jobs"');
     }
-    const url = new URL(req.url ?? '/', 'http://double');
     const contentType = req.headers['content-type'];
     this.requests.push({ method: req.method ?? '', path: url.pathname, ...(contentType ? { contentType } : {}), query: url.search });
     const body = await new Promise<string>((resolve) => {
@@ -248,16 +397,54 @@ export class FakeKubeApi {
       return;
     }
 
-    const m = /^\/(?:api\/v1|apis\/(batch|apps)\/v1)\/namespaces\/([^/]+)\/([a-z]+)(?:\/([^/]+))?(?:\/(log))?$/.exec(url.pathname);
+    const m = /^\/(?:api\/v1|apis\/(batch|apps|coordination\.k8s\.io)\/v1)\/namespaces\/([^/]+)\/([a-z]+)(?:\/([^/]+))?(?:\/(log))?$/.exec(url.pathname);
     if (!m) return status(res, 404, 'NotFound', `no route ${url.pathname}`);
-    const [, , ns, plural, name, sub] = m;
+    const [, group, ns, plural, name, sub] = m;
     const resource = Object.values(RESOURCES)
       .flat()
       .find((r) => r.plural === plural);
     if (!resource) return status(res, 404, 'NotFound', `no resource ${plural}`);
     const kind = resource.kind;
+    const key = `${kind}/${ns}/${name}`;
+    const watching = req.method === 'GET' && !name && url.searchParams.get('watch') === 'true';
+    const verb: FaultVerb =
+      req.method === 'GET' ? (sub ? 'LOG' : name ? 'GET' : watching ? 'WATCH' : 'LIST') : ((req.method ?? 'GET') as FaultVerb);
+
+    if (this.#rbac) {
+      const rbacVerb = { GET: 'get', LOG: 'get', LIST: 'list', WATCH: 'watch', PATCH: 'patch', POST: 'create', PUT: 'update', DELETE: 'delete' }[verb];
+      const needed = [rbacVerb, ...(verb === 'PATCH' && !this.#objects.has(key) && kind !== 'Pod' ? ['create'] : [])];
+      const res_ = sub ? `${plural}/${sub}` : plural!;
+      const denied = needed.find(
+        (v) => !this.#rbac!.some((r) => r.apiGroups.includes(group ?? '') && r.resources.includes(res_) && r.verbs.includes(v)),
+      );
+      if (denied) {
+        return status(res, 403, 'Forbidden', `${res_}${group ? `.${group}` : ''}${name ? ` "${name}"` : ''} is forbidden: User "system:serviceaccount:${ns}:tunepipe-runner" cannot ${denied} resource "${res_}" in API group "${group ?? ''}" in the namespace "${ns}"`);
+      }
+    }
+
+    const fault = this.#takeFault(verb, url.pathname);
+    if (fault !== undefined) {
+      this.injected.push({ verb, path: url.pathname, fault });
+      if (fault === 'reset') return void req.socket.destroy();
+      if (fault === 'blackhole') return this.#hold(req);
+      if (fault === 'drop' || (fault === 410 && watching)) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        if (fault === 410) {
+          res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: `too old resource version: ${url.searchParams.get('resourceVersion')} (${this.#rv})`, reason: 'Expired', code: 410 } })}\n`);
+        } else {
+          res.write('');
+          setTimeout(() => res.destroy(), 5);
+        }
+        return;
+      }
+      if (fault === 409) return status(res, 409, 'Conflict', `Operation cannot be fulfilled on ${plural} "${name ?? ''}": the object has been modified; please apply your changes to the latest version and try again`);
+      if (fault === 410) return status(res, 410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.');
+      if (fault === 429) return status(res, 429, 'TooManyRequests', 'the server has received too many requests and has asked us to try again later', { 'retry-after': '0' });
+      return status(res, fault, fault === 503 ? 'ServiceUnavailable' : 'InternalError', `injected ${fault}: etcdserver: request timed out`);
+    }
 
     if (sub === 'log') return this.#log(ns!, name!, url, res);
+    if (watching) return this.#watch(kind, ns!, url, res);
     if (kind === 'Pod') {
       if (req.method !== 'GET') return status(res, 405, 'MethodNotAllowed', 'pods are read-only here');
       if (name) {
@@ -265,19 +452,26 @@ export class FakeKubeApi {
         if (!pod || pod.gone) return status(res, 404, 'NotFound', `pods "${name}" not found`);
         return this.#json(res, pod.obj);
       }
-      const items = [...this.#pods.values()].filter((p) => !p.gone).map((p) => p.obj).filter((p) => p['metadata'].namespace === ns && matches(p['metadata'].labels, url.searchParams.get('labelSelector')));
-      return this.#json(res, { apiVersion: 'v1', kind: 'PodList', metadata: {}, items });
+      this.#publish();
+      const items = [...this.#pods.values()]
+        .filter((p) => !p.gone)
+        .map((p) => p.obj)
+        .filter((p) => p['metadata'].namespace === ns && matches(p['metadata'].labels, url.searchParams.get('labelSelector')) && fieldsMatch(p, url.searchParams.get('fieldSelector')));
+      return this.#json(res, { apiVersion: 'v1', kind: 'PodList', metadata: { resourceVersion: String(this.#rv) }, items });
     }
+    if (kind === 'Lease' && (req.method === 'POST' || req.method === 'PUT')) return this.#writeLease(req.method, ns!, name, body, res);
 
-    const key = `${kind}/${ns}/${name}`;
     switch (req.method) {
       case 'GET': {
         if (name) {
           const obj = this.#objects.get(key);
           return obj ? this.#json(res, obj) : status(res, 404, 'NotFound', `${plural} "${name}" not found`);
         }
-        const items = this.list(kind).filter((o) => o['metadata'].namespace === ns && matches(o['metadata'].labels, url.searchParams.get('labelSelector')));
-        return this.#json(res, { apiVersion: resource.group, kind: `${kind}List`, metadata: {}, items });
+        this.#publish();
+        const items = this.list(kind).filter(
+          (o) => o['metadata'].namespace === ns && matches(o['metadata'].labels, url.searchParams.get('labelSelector')) && fieldsMatch(o, url.searchParams.get('fieldSelector')),
+        );
+        return this.#json(res, { apiVersion: resource.group, kind: `${kind}List`, metadata: { resourceVersion: String(this.#rv) }, items });
       }
       case 'PATCH':
         return this.#patch(kind, ns!, name!, key, contentType, url, body, res);
@@ -305,8 +499,121 @@ export class FakeKubeApi {
     }
   }
 
-  #json(res: ServerResponse, value: unknown): void {
+  #hold(req: IncomingMessage): void {
+    req.resume();
+    this.#held.add(req);
+    req.socket.on('close', () => this.#held.delete(req));
+  }
+
+  #takeFault(verb: FaultVerb, path: string): Fault | undefined {
+    for (const rule of this.#faults) {
+      if (rule.queue.length === 0) continue;
+      if (rule.verb !== '*' && rule.verb !== verb) continue;
+      if (typeof rule.path === 'string' ? !path.includes(rule.path) : !rule.path.test(path)) continue;
+      return rule.queue.shift();
+    }
+    return undefined;
+  }
+
+  #writeLease(method: 'POST' | 'PUT', ns: string, name: string | undefined, body: string, res: ServerResponse): void {
+    const lease = JSON.parse(body) as Json;
+    const leaseName = (name ?? lease['metadata']?.name) as string;
+    const key = `Lease/${ns}/${leaseName}`;
+    const existing = this.#objects.get(key);
+    if (method === 'POST') {
+      if (existing) return status(res, 409, 'AlreadyExists', `leases.coordination.k8s.io "${leaseName}" already exists`);
+      this.#objects.set(key, { ...lease, metadata: { ...lease['metadata'], name: leaseName, namespace: ns, uid: `uid-${++this.#seq}`, creationTimestamp: this.#now() } });
+      this.#publish();
+      return this.#json(res, this.#objects.get(key), 201);
+    }
+    if (!existing) return status(res, 404, 'NotFound', `leases.coordination.k8s.io "${leaseName}" not found`);
+    if (lease['metadata']?.resourceVersion !== existing['metadata'].resourceVersion) {
+      return status(res, 409, 'Conflict', `Operation cannot be fulfilled on leases.coordination.k8s.io "${leaseName}": the object has been modified; please apply your changes to the latest version and try again`);
+    }
+    this.#objects.set(key, { ...lease, metadata: { ...lease['metadata'], uid: existing['metadata'].uid, creationTimestamp: existing['metadata'].creationTimestamp, namespace: ns } });
+    return this.#json(res, this.#objects.get(key));
+  }
+
+  #watch(kind: string, ns: string, url: URL, res: ServerResponse): void {
+    this.#publish();
+    const label = url.searchParams.get('labelSelector');
+    const field = url.searchParams.get('fieldSelector');
+    const match = (o: Json) => o['metadata']?.namespace === ns && matches(o['metadata']?.labels, label) && fieldsMatch(o, field);
+    const send = (type: string, obj: Json) => res.write(`${JSON.stringify({ type, object: obj })}\n`);
     res.writeHead(200, { 'content-type': 'application/json' });
+    const from = url.searchParams.get('resourceVersion');
+    if (!from || from === '0') {
+      for (const { obj, kind: k } of this.#published.values()) if (k === kind && match(obj)) send('ADDED', obj);
+    } else {
+      if (Number(from) < this.#compactedRv) {
+        send('ERROR', { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: `too old resource version: ${from} (${this.#compactedRv})`, reason: 'Expired', code: 410 });
+        res.end();
+        return;
+      }
+      for (const e of this.#events) if (e.rv > Number(from) && e.kind === kind && match(e.obj)) send(e.type, e.obj);
+    }
+    const watcher: Watcher = { kind, match, send, res, bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true', lastBookmark: Date.now() };
+    this.#watchers.add(watcher);
+    this.#streams.add(res);
+    const timeout = Number(url.searchParams.get('timeoutSeconds') ?? 0);
+    const timer = timeout > 0 ? setTimeout(() => res.end(), timeout * 1000) : undefined;
+    res.on('close', () => {
+      clearTimeout(timer);
+      this.#watchers.delete(watcher);
+      this.#streams.delete(res);
+    });
+  }
+
+  /**
+   * Gives every object that changed since the last call the next resourceVersion and tells the
+   * watches; objects gone are DELETED with the state last published.
+   */
+  #publish(): void {
+    const current = new Map<string, { obj: Json; kind: string }>();
+    // Pods first: a watch of a Job's pods hears of a new pod before the Job's status changes.
+    for (const pod of this.#pods.values()) if (!pod.gone) current.set(`Pod/${pod.obj['metadata'].namespace}/${pod.obj['metadata'].name}`, { obj: pod.obj, kind: 'Pod' });
+    for (const [key, obj] of this.#objects) current.set(key, { obj, kind: key.split('/')[0]! });
+    const events: StoredEvent[] = [];
+    for (const [key, { obj, kind }] of current) {
+      const json = withoutVersion(obj);
+      const before = this.#published.get(key);
+      if (before?.json === json) continue;
+      obj['metadata'].resourceVersion = String(++this.#rv);
+      const copy = structuredClone(obj);
+      this.#published.set(key, { json, obj: copy, kind });
+      events.push({ rv: this.#rv, type: before ? 'MODIFIED' : 'ADDED', kind, obj: copy });
+    }
+    for (const [key, before] of this.#published) {
+      if (current.has(key)) continue;
+      this.#published.delete(key);
+      const last = { ...before.obj, metadata: { ...before.obj['metadata'], resourceVersion: String(++this.#rv) } };
+      events.push({ rv: this.#rv, type: 'DELETED', kind: before.kind, obj: last });
+    }
+    if (events.length === 0) return;
+    this.#events.push(...events);
+    if (this.#events.length > this.#eventLogSize) {
+      const dropped = this.#events.splice(0, this.#events.length - this.#eventLogSize);
+      this.#compactedRv = dropped.at(-1)!.rv;
+    }
+    if (this.#blackholed()) return;
+    for (const e of events) for (const w of this.#watchers) if (w.kind === e.kind && w.match(e.obj)) w.send(e.type, e.obj);
+  }
+
+  #bookmarks(): void {
+    if (this.#blackholed()) return;
+    const now = Date.now();
+    for (const w of this.#watchers) {
+      if (!w.bookmarks || now - w.lastBookmark < this.#bookmarkMs) continue;
+      w.lastBookmark = now;
+      const group = Object.values(RESOURCES).flat().find((r) => r.kind === w.kind)?.group ?? 'v1';
+      w.send('BOOKMARK', { kind: w.kind, apiVersion: group, metadata: { resourceVersion: String(this.#rv) } });
+    }
+  }
+
+  #json(res: ServerResponse, value: unknown, code = 200): void {
+    // What a write changed gets its resourceVersion (and reaches the watches) before the answer.
+    this.#publish();
+    res.writeHead(code, { 'content-type': 'application/json' });
     res.end(JSON.stringify(value));
   }
 
@@ -396,10 +703,14 @@ export class FakeKubeApi {
       if (line === null) {
         pod.listeners.delete(listener);
         res.end();
-      } else res.write(`${line}\n`);
+      } else if (!this.#blackholed()) res.write(`${line}\n`);
     };
     pod.listeners.add(listener);
-    res.on('close', () => pod.listeners.delete(listener));
+    this.#streams.add(res);
+    res.on('close', () => {
+      pod.listeners.delete(listener);
+      this.#streams.delete(res);
+    });
     if (this.#dropFollowAfterMs !== undefined) setTimeout(() => listener(null), this.#dropFollowAfterMs);
   }
 
@@ -410,9 +721,15 @@ export class FakeKubeApi {
   // ---------------------------------------------------------------- controller
 
   #tick(): void {
+    if (this.#blackholeUntil !== 0 && !this.#blackholed()) {
+      this.#blackholeUntil = 0;
+      this.#endBlackhole();
+    }
     for (const [key, job] of [...this.#objects.entries()].filter(([k]) => k.startsWith('Job/'))) this.#reconcileJob(key, job);
     for (const pod of [...this.#pods.values()]) this.#runPod(pod);
     for (const d of this.list('Deployment')) this.#reconcileDeployment(d);
+    this.#publish();
+    this.#bookmarks();
   }
 
   #jobScript(job: Json): PodScript {
@@ -476,7 +793,8 @@ export class FakeKubeApi {
       metadata: {
         name: podName,
         namespace: job['metadata'].namespace,
-        labels: { ...template.metadata?.labels, 'job-name': name, 'batch.kubernetes.io/job-name': name },
+        labels: { ...template.metadata?.labels, 'job-name': name, 'batch.kubernetes.io/job-name': name, 'controller-uid': job['metadata'].uid },
+        ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid: job['metadata'].uid, controller: true }],
         creationTimestamp: this.#now(),
       },
       spec: template.spec,
