@@ -17,12 +17,16 @@ const fix = 'run `npm run pins:apply`';
 test('pins.gen.ts is exactly what scripts/pins.mjs renders from pins.json', () => {
   const committed = readFileSync(join(root, 'packages/core/src/reference/pins.gen.ts'), 'utf8');
   assert.equal(committed, renderPinsGen(pins), `pins.gen.ts is stale; ${fix}`);
-  assert.deepEqual(PINS, { images: pins.images, python: pins.python });
+  const { $comment: _why, ...imageDigests } = pins.imageDigests;
+  assert.deepEqual(PINS, { images: pins.images, imageDigests, python: pins.python });
 });
 
 test("core's default images are the pinned ones", () => {
-  assert.equal(DEFAULT_IMAGES.llamafactory, pins.images.llamafactory);
-  assert.equal(DEFAULT_IMAGES.vllm, pins.images.vllm);
+  // The tag for humans, then the recorded digest when pins.json has one.
+  const pinned = (image: string) => (pins.imageDigests[image] ? `${image}@${pins.imageDigests[image]}` : image);
+  assert.equal(DEFAULT_IMAGES.llamafactory, pinned(pins.images.llamafactory));
+  assert.equal(DEFAULT_IMAGES.vllm, pinned(pins.images.vllm));
+  assert.match(DEFAULT_IMAGES.vllm, /^vllm\/vllm-openai:v[\d.]+@sha256:[0-9a-f]{64}$/);
   assert.match(DEFAULT_IMAGES.gptq, new RegExp(`:${pins.python.llamafactory.replaceAll('.', '\\.')}-`), 'the GPTQ image tag names the LLaMA-Factory it extends');
 });
 

@@ -236,6 +236,7 @@ function assembleBatch(
         volumeMounts: [
           { name: 'config', mountPath: '/config', readOnly: true },
           { name: 'artifacts', mountPath: ARTIFACTS_MOUNT },
+          { name: 'tmp', mountPath: '/tmp' },
         ],
       }
     : undefined;
@@ -261,6 +262,8 @@ function assembleBatch(
         metadata: { labels: { ...labels } },
         spec: {
           restartPolicy: 'Never',
+          // No stage calls the Kubernetes API: a token in the pod could only be stolen.
+          automountServiceAccountToken: false,
           securityContext: podSecurity(),
           ...gpuPlacement(plan),
           ...containers,
@@ -344,6 +347,7 @@ function assembleServe(
       template: {
         metadata: { labels: { ...labels } },
         spec: {
+          automountServiceAccountToken: false,
           securityContext: podSecurity(),
           ...gpuPlacement(plan),
           initContainers: [waitForMarkers('wait-for-model', waitFor, ctx.images.runtime)],
@@ -462,6 +466,7 @@ function verifyObjects(
         metadata: { labels: verifyLabels },
         spec: {
           restartPolicy: 'Never',
+          automountServiceAccountToken: false,
           securityContext: podSecurity(),
           initContainers: [
             {
@@ -472,6 +477,7 @@ function verifyObjects(
               env,
               securityContext: containerSecurity(),
               resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '128Mi' } },
+              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
             },
           ],
           containers: [
@@ -495,12 +501,14 @@ function verifyObjects(
               volumeMounts: [
                 { name: 'config', mountPath: '/config', readOnly: true },
                 { name: 'artifacts', mountPath: ARTIFACTS_MOUNT },
+                { name: 'tmp', mountPath: '/tmp' },
               ],
             },
           ],
           volumes: [
             { name: 'config', configMap: { name } },
             { name: 'artifacts', persistentVolumeClaim: { claimName: ctx.artifactsClaim } },
+            { name: 'tmp', emptyDir: {} },
           ],
         },
       },

@@ -70,6 +70,13 @@ export interface CompileContext {
 
 export const TUNEPIPE_IMAGE_VERSION = '0.1.0';
 
+/** A pinned image by its digest when pins.json records one (`<tag>@sha256:…`, the tag kept for humans). */
+export function pinnedImage(image: string): string {
+  const digests: Readonly<Record<string, string>> = PINS.imageDigests;
+  const digest = Object.hasOwn(digests, image) ? digests[image] : undefined;
+  return digest ? `${image}@${digest}` : image;
+}
+
 /**
  * Pinned images; the versions come from pins.json (through reference/pins.gen.ts). LLaMA-Factory's
  * stock image has no GPTQ stack (optimum + gptqmodel), so quantize runs in an image of ours built on
@@ -78,10 +85,10 @@ export const TUNEPIPE_IMAGE_VERSION = '0.1.0';
 export const DEFAULT_IMAGES: ImageSet = {
   fetch: `ghcr.io/tunepipe/fetch:${TUNEPIPE_IMAGE_VERSION}`,
   runtime: `ghcr.io/tunepipe/runtime:${TUNEPIPE_IMAGE_VERSION}`,
-  llamafactory: PINS.images.llamafactory,
+  llamafactory: pinnedImage(PINS.images.llamafactory),
   // Our image on top of the stock one; its tag names the LLaMA-Factory version it extends.
   gptq: `ghcr.io/tunepipe/llamafactory-gptq:${PINS.python.llamafactory}-${TUNEPIPE_IMAGE_VERSION}`,
-  vllm: PINS.images.vllm,
+  vllm: pinnedImage(PINS.images.vllm),
 };
 
 export interface ResolvedContext {

@@ -41,6 +41,8 @@ export function containerSecurity(): SecurityContext {
   return {
     allowPrivilegeEscalation: false,
     capabilities: { drop: ['ALL'] },
+    // Tools write only to the volumes mounted for them: /tmp (HOME and caches), /dev/shm, /artifacts.
+    readOnlyRootFilesystem: true,
     runAsNonRoot: true,
     seccompProfile: { type: 'RuntimeDefault' },
   };
@@ -144,6 +146,7 @@ export function markerCheckJob(settings: MarkerCheckSettings, markers: readonly 
         metadata: { labels: { ...labels } },
         spec: {
           restartPolicy: 'Never',
+          automountServiceAccountToken: false,
           securityContext: podSecurity(),
           containers: [
             {
