@@ -5,6 +5,8 @@
 // Builders are generic in the namespace (and secret value) type, so Pulumi passes its Outputs and
 // the tests pass strings.
 import { GPU_RESOURCE, GPU_TAINT, LABELS, MANAGED_BY, PLATFORM_SECRETS } from '@tunepipe/core/labels';
+import type { NetworkPolicySpec } from 'kubernetes-types/networking/v1.js';
+import type { LabelSelector } from 'kubernetes-types/meta/v1.js';
 import { KUEUE_API } from './versions.ts';
 
 /** The ReadWriteMany claim every stage mounts at `/artifacts`. */
@@ -197,4 +199,53 @@ export function workloadSecretObjects<N, V>(namespace: N, values: { readonly hfT
       stringData: { [PLATFORM_SECRETS.vllmApiKey.key]: values.vllmApiKey } as Record<string, V>,
     },
   };
+}
+
+/** The cloud metadata endpoint: a pod that reaches it can take the node's cloud identity. */
+const METADATA_ENDPOINT = '169.254.169.254/32';
+
+/**
+ * The workload namespace's NetworkPolicies: nothing in or out by default, then what each stage
+ * really needs. DNS for everyone; HTTPS out (never to the cloud metadata endpoint) for the stages
+ * that download (fetch-model from a hub or object store, convert's remote dataset files); the
+ * served model reachable from the cluster on its HTTP port; the post-deploy check may call it.
+ * Training, merge, quantize and evaluation read only the artifacts volume, so they get no network.
+ */
+export function workloadNetworkPolicies<N>(namespace: N) {
+  const labels = { ...partOf, [LABELS.component]: 'network-policy' };
+  const policy = (name: string, spec: NetworkPolicySpec) => ({
+    apiVersion: 'networking.k8s.io/v1' as const,
+    kind: 'NetworkPolicy' as const,
+    metadata: { name, namespace, labels },
+    spec,
+  });
+  const kinds = (...values: string[]): LabelSelector => ({ matchExpressions: [{ key: LABELS.stageKind, operator: 'In', values }] });
+  return [
+    policy('tunepipe-default-deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] }),
+    policy('tunepipe-dns', {
+      podSelector: {},
+      policyTypes: ['Egress'],
+      egress: [
+        {
+          to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
+          ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }],
+        },
+      ],
+    }),
+    policy('tunepipe-downloads', {
+      podSelector: kinds('fetch-model', 'convert'),
+      policyTypes: ['Egress'],
+      egress: [{ to: [{ ipBlock: { cidr: '0.0.0.0/0', except: [METADATA_ENDPOINT] } }], ports: [{ protocol: 'TCP', port: 443 }] }],
+    }),
+    policy('tunepipe-serve', {
+      podSelector: { matchLabels: { [LABELS.component]: 'serve' } },
+      policyTypes: ['Ingress'],
+      ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ protocol: 'TCP', port: 'http' }] }],
+    }),
+    policy('tunepipe-verify', {
+      podSelector: { matchLabels: { [LABELS.component]: 'verify' } },
+      policyTypes: ['Egress'],
+      egress: [{ to: [{ podSelector: { matchLabels: { [LABELS.component]: 'serve' } } }], ports: [{ protocol: 'TCP', port: 'http' }] }],
+    }),
+  ];
 }

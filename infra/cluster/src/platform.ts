@@ -16,6 +16,7 @@ import {
   partOf,
   runnerAccessObjects,
   workloadNamespaceObject,
+  workloadNetworkPolicies,
   workloadSecretObjects,
 } from './platform-objects.ts';
 import type { ClusterSecrets } from './stack-config.ts';
@@ -50,12 +51,15 @@ export interface WorkloadNamespaceArgs {
   readonly podSecurity: 'restricted' | 'baseline';
 }
 
-/** The namespace stage Jobs and vLLM run in, with Pod Security admission labels. */
+/** The namespace stage Jobs and vLLM run in, with Pod Security admission labels and NetworkPolicies. */
 export class WorkloadNamespace extends pulumi.ComponentResource {
   readonly name: pulumi.Output<string>;
   constructor(name: string, args: WorkloadNamespaceArgs, opts?: pulumi.ComponentResourceOptions) {
     super('tunepipe:platform:WorkloadNamespace', name, {}, opts);
     const ns = new k8s.core.v1.Namespace(name, workloadNamespaceObject(args.name, args.podSecurity), { parent: this });
+    for (const policy of workloadNetworkPolicies(ns.metadata.name)) {
+      new k8s.networking.v1.NetworkPolicy(`${name}-${policy.metadata.name}`, policy, { parent: this });
+    }
     this.name = ns.metadata.name;
     this.registerOutputs({ name: this.name });
   }
