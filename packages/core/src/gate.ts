@@ -77,6 +77,8 @@ export interface GateVerdict {
   readonly baseline?: number;
   /** The bound the score was compared with (baseline + offset for relative rules). */
   readonly required?: number;
+  /** Why the rule could not be judged, when a value is there but is not a number: `is not a number (NaN): no predictions were scored`. */
+  readonly reason?: string;
   /** e.g. `predict_bleu-4 = 18.20 < 20.00 (required)`. */
   readonly message: string;
 }
@@ -84,12 +86,25 @@ export interface GateVerdict {
 export interface GateReport {
   readonly passed: boolean;
   readonly verdicts: readonly GateVerdict[];
+  /**
+   * Why the gate failed whatever its rules say: no predictions, only empty predictions, a metric
+   * that is not a number. Absent when there are none.
+   */
+  readonly problems?: readonly string[];
   /** One line for logs and the report. */
   readonly summary: string;
 }
 
 /** Numeric results as read from `predict_results.json` (other values are ignored). */
 export type MetricResults = Readonly<Record<string, unknown>>;
+
+/** What the results were computed from, when known, so that a gate never passes on nothing. */
+export interface GateEvidence {
+  /** Predictions scored (rows of `generated_predictions.jsonl`, or answers of a served model). */
+  readonly predictions: number;
+  /** Of those, predictions that are empty or whitespace only. */
+  readonly emptyPredictions: number;
+}
 
 export function resolveMetric(name: string): PredictMetric | undefined {
   if ((PREDICT_METRICS as readonly string[]).includes(name)) return name as PredictMetric;
@@ -249,6 +264,33 @@ function numberAt(results: MetricResults | undefined, metric: PredictMetric): nu
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 }
 
+/**
+ * Why a value that is present cannot be compared, or undefined when it is a finite number or
+ * absent. NumPy's mean of no scores is NaN, which is how LLaMA-Factory reports an evaluation
+ * that scored no predictions; a string "NaN" is read the same way.
+ */
+function notANumber(key: string, value: unknown): string | undefined {
+  if (value === undefined || (typeof value === 'number' && Number.isFinite(value))) return undefined;
+  const nan = (typeof value === 'number' && Number.isNaN(value)) || value === 'NaN';
+  if (nan) return `${key} is not a number (NaN)${PERCENT_METRICS.has(key as PredictMetric) ? ': no predictions were scored' : ''}`;
+  if (typeof value === 'number') return `${key} is not finite (${value})`;
+  return `${key} is not a number (${JSON.stringify(value) ?? String(value)})`;
+}
+
+/** Failures of the results as a whole: no predictions, all of them empty, NaN metrics no rule covers. */
+function evidenceProblems(results: MetricResults, judged: ReadonlySet<string>, evidence?: GateEvidence): string[] {
+  const problems: string[] = [];
+  if (evidence && evidence.predictions === 0) problems.push('no predictions were scored: the prediction set has no rows');
+  else if (evidence && evidence.emptyPredictions >= evidence.predictions) {
+    problems.push(`every prediction is empty (${evidence.emptyPredictions} of ${evidence.predictions}): the model produced no text to judge`);
+  }
+  for (const [key, value] of Object.entries(results)) {
+    if (judged.has(key) || !(typeof value === 'number' && Number.isNaN(value))) continue;
+    problems.push(notANumber(key, value)!);
+  }
+  return problems;
+}
+
 /** Two decimals, or four when two would print equal numbers on both sides of a comparison. */
 function formatPair(a: number, b: number): [string, string] {
   for (const digits of [2, 4, 6]) {
@@ -281,24 +323,31 @@ function symbolOf(comparison: GateComparison, passed: boolean): string {
 
 /**
  * Judges `results` (a `predict_results.json`) against the gate, with `baseline` (the base
- * model's results) for relative rules. A metric missing from the results fails its rule.
+ * model's results) for relative rules. A metric missing from the results, or not a number, fails
+ * its rule. With `evidence`, an evaluation of no predictions, or of empty ones only, fails too;
+ * so does a NaN metric in the results that no rule names.
  */
 export function evaluateGate(
   gate: Gate | readonly GateRule[],
   results: MetricResults,
   baseline?: MetricResults,
+  evidence?: GateEvidence,
 ): GateReport {
-  const verdicts = gateRules(gate).map((rule): GateVerdict => {
+  const rules = gateRules(gate);
+  const verdicts = rules.map((rule): GateVerdict => {
     const actual = numberAt(results, rule.metric);
     const relative = isRelative(rule.comparison);
     const base = relative ? numberAt(baseline, rule.metric) : undefined;
     const lowerBound = rule.comparison === 'min' || rule.comparison === 'minOverBaseline';
     const wanted = `${lowerBound ? '≥' : '≤'} ${relative ? `baseline ${rule.value < 0 ? '−' : '+'} ${Math.abs(rule.value).toFixed(2)}` : rule.value.toFixed(2)}`;
     if (actual === undefined) {
+      const reason = notANumber(rule.metric, results[rule.metric]);
+      if (reason) return { rule, passed: false, reason: reason.slice(rule.metric.length + 1), message: `${reason} (required ${wanted})` };
       return { rule, passed: false, message: `${rule.metric}: missing from the results (required ${wanted})` };
     }
     if (relative && base === undefined) {
-      const why = baseline === undefined ? 'no baseline results were given' : `the baseline has no ${rule.metric}`;
+      const invalid = baseline === undefined ? undefined : notANumber(rule.metric, baseline[rule.metric]);
+      const why = baseline === undefined ? 'no baseline results were given' : invalid ? `the baseline's ${invalid}` : `the baseline has no ${rule.metric}`;
       return { rule, passed: false, actual, message: `${rule.metric} = ${actual.toFixed(2)}, but ${why} (required ${wanted})` };
     }
     const required = relative ? base! + rule.value : rule.value;
@@ -313,13 +362,15 @@ export function evaluateGate(
       message: `${rule.metric} = ${shownActual} ${symbolOf(rule.comparison, passed)} ${shownRequired} (${describeBound(rule, base)})`,
     };
   });
+  const problems = evidenceProblems(results, new Set(rules.map((r) => r.metric)), evidence);
   const failed = verdicts.filter((v) => !v.passed);
-  const passed = failed.length === 0;
-  const summary =
-    verdicts.length === 0
+  const passed = failed.length === 0 && problems.length === 0;
+  const why = [...problems, ...failed.map((v) => v.message)].join('; ');
+  const problemCount = problems.length === 0 ? '' : `, ${problems.length} problem${problems.length === 1 ? '' : 's'}`;
+  const summary = passed
+    ? verdicts.length === 0
       ? 'gate passed (no rules)'
-      : passed
-        ? `gate passed (${verdicts.length}/${verdicts.length} rules)`
-        : `gate failed (${failed.length} of ${verdicts.length} rules): ${failed.map((v) => v.message).join('; ')}`;
-  return { passed, verdicts, summary };
+      : `gate passed (${verdicts.length}/${verdicts.length} rules)`
+    : `gate failed (${failed.length} of ${verdicts.length} rules${problemCount}): ${why}`;
+  return { passed, verdicts, ...(problems.length > 0 ? { problems } : {}), summary };
 }

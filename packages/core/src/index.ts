@@ -6,6 +6,7 @@ export * from './issues.ts';
 export { zodIssues, zodParse, type ZodIssueContext, type ZodIssueOptions, type ZodIssueParams } from './zod.ts';
 export * from './labels.ts';
 export { CLUSTER_SECRET_KEYS, unknownSecretIssues, type SecretKeys } from './secrets.ts';
+export { redactSecrets } from './rules/secrets.ts';
 export * from './names.ts';
 export * from './hash.ts';
 export { CALIBRATION_DEFAULTS, EXPORT_DEFAULTS, GENERATION_DEFAULTS, VLLM_DEFAULT_PORT, llamaFactoryDefault } from './defaults.ts';

@@ -1,3 +1,4 @@
+import { redactSecrets } from './rules/secrets.ts';
 /** One problem found before anything runs: where it is, what was there, how to fix it. */
 export interface Issue {
   /** Dotted path into the pipeline definition, e.g. `stages.merge.args.export_device`. */
@@ -45,9 +46,11 @@ function clamp(text: string): string {
 }
 
 export function formatIssue(issue: Issue): string {
-  const lines = [`${isError(issue) ? '✗' : '⚠'} ${clamp(issue.path)}: ${issue.message}`];
-  if (issue.value !== undefined) lines.push(`    value: ${clamp(renderValue(issue.value))}`);
-  if (issue.fix) lines.push(`    fix:   ${clamp(issue.fix)}`);
+  // Redacted before cut: a cut could leave a secret's head too short to recognise.
+  const shown = (text: string) => clamp(redactSecrets(text));
+  const lines = [`${isError(issue) ? '✗' : '⚠'} ${shown(issue.path)}: ${redactSecrets(issue.message)}`];
+  if (issue.value !== undefined) lines.push(`    value: ${shown(renderValue(issue.value))}`);
+  if (issue.fix) lines.push(`    fix:   ${shown(issue.fix)}`);
   return lines.join('\n');
 }
 

@@ -123,3 +123,44 @@ test('checkGate reports every problem with path, value and fix', () => {
   assert.deepEqual(checkGate({ bleu4: { min: 20 }, rougeL: { minOverBaseline: 5 } }, { path: 'g', hasBaseline: true }), []);
   assert.equal(checkGate([1], { path: 'g', hasBaseline: true })[0]!.code, 'gate.not-an-object');
 });
+
+test('NaN scores (an evaluation that scored no predictions) fail with that reason, not as missing', () => {
+  // NumPy's mean of an empty list: LLaMA-Factory writes NaN for every BLEU/ROUGE key.
+  const empty = { ...adapter, 'predict_bleu-4': Number.NaN, 'predict_rouge-1': Number.NaN, 'predict_rouge-2': Number.NaN, 'predict_rouge-l': Number.NaN };
+  const report = evaluateGate({ bleu4: { min: 20 }, runtime: { max: 200 } }, empty);
+  assert.equal(report.passed, false);
+  assert.equal(report.verdicts[0]!.message, 'predict_bleu-4 is not a number (NaN): no predictions were scored (required ≥ 20.00)');
+  assert.equal(report.verdicts[0]!.reason, 'is not a number (NaN): no predictions were scored');
+  // The NaN metrics no rule names fail the gate too, each named once.
+  assert.deepEqual(report.problems, [
+    'predict_rouge-1 is not a number (NaN): no predictions were scored',
+    'predict_rouge-2 is not a number (NaN): no predictions were scored',
+    'predict_rouge-l is not a number (NaN): no predictions were scored',
+  ]);
+  assert.match(report.summary, /^gate failed \(1 of 2 rules, 3 problems\): predict_rouge-1 is not a number/);
+  // Even a gate whose rules all pass.
+  const runtimeOnly = evaluateGate({ runtime: { max: 200 } }, empty);
+  assert.equal(runtimeOnly.passed, false);
+  assert.equal(runtimeOnly.verdicts[0]!.passed, true);
+  // Nothing in the report is NaN: it stays JSON.
+  assert.doesNotMatch(JSON.stringify(report), /null/);
+  // A NaN baseline is named as such.
+  const relative = evaluateGate({ bleu4: { minOverBaseline: 0 } }, adapter, { 'predict_bleu-4': Number.NaN });
+  assert.equal(relative.verdicts[0]!.message, "predict_bleu-4 = 18.20, but the baseline's predict_bleu-4 is not a number (NaN): no predictions were scored (required ≥ baseline + 0.00)");
+  assert.equal(evaluateGate({ runtime: { max: 200 } }, { ...adapter, predict_runtime: Number.POSITIVE_INFINITY }).verdicts[0]!.message, 'predict_runtime is not finite (Infinity) (required ≤ 200.00)');
+});
+
+test('an empty prediction set fails the gate with a reason', () => {
+  const none = evaluateGate({ bleu4: { min: 0 } }, adapter, undefined, { predictions: 0, emptyPredictions: 0 });
+  assert.equal(none.passed, false);
+  assert.deepEqual(none.problems, ['no predictions were scored: the prediction set has no rows']);
+  // All empty: the scores are real zeros, and a lenient rule would pass them.
+  const blank = evaluateGate({ bleu4: { minOverBaseline: -100 } }, { ...adapter, 'predict_bleu-4': 0 }, base, { predictions: 12, emptyPredictions: 12 });
+  assert.equal(blank.passed, false);
+  assert.equal(blank.verdicts[0]!.passed, true);
+  assert.equal(blank.summary, 'gate failed (0 of 1 rules, 1 problem): every prediction is empty (12 of 12): the model produced no text to judge');
+  // Some empty answers are the model's business, not the gate's.
+  const some = evaluateGate({ bleu4: { min: 10 } }, adapter, undefined, { predictions: 12, emptyPredictions: 11 });
+  assert.equal(some.passed, true);
+  assert.equal('problems' in some, false);
+});

@@ -12,3 +12,4 @@ export * from './report/chart.ts';
 export * from './report/escape.ts';
 export * from './report/render.ts';
 export * from './report/gather.ts';
+export * from './redact.ts';

@@ -2,6 +2,7 @@ import { evaluateGate, type Gate, type GateReport, type GateRule, type MetricRes
 import { z } from 'zod';
 import { computeSimilarity, type SampleScores, type SimilarityScores } from './metrics/similarity.ts';
 import { pyRound } from './metrics/python.ts';
+import { clipRedacted, redactText } from './redact.ts';
 import type { ChatMessage, ChatTestRow } from './testset.ts';
 
 /** Checks a freshly rolled-out vLLM endpoint the way a user would use it. */
@@ -79,13 +80,17 @@ const ChatSchema = z.object({
   choices: z.array(z.looseObject({ message: z.looseObject({ content: z.string().nullable() }) })).min(1),
 });
 
-const clip = (text: string, max = 160) => {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
-};
-
 function rootOf(baseUrl: string): string {
   return baseUrl.replace(/\/+$/, '').replace(/\/v1$/, '');
+}
+
+/** A password written into the endpoint URL (`http://user:pass@host`), which lines must not show. */
+function passwordOf(url: string): string | undefined {
+  try {
+    return new URL(url).password || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -97,7 +102,11 @@ function rootOf(baseUrl: string): string {
 export async function postDeployCheck(options: PostDeployOptions): Promise<PostDeployResult> {
   const root = rootOf(options.baseUrl);
   const timeoutMs = options.timeoutMs ?? 120_000;
-  const redact = (text: string) => (options.apiKey ? text.split(options.apiKey).join('***') : text);
+  // Everything shown is redacted whole before it is cut (clip): the key, any piece of it the
+  // server echoes, and secret-shaped values.
+  const secrets = [options.apiKey, passwordOf(root)];
+  const redact = (text: string) => redactText(text, secrets);
+  const clip = (text: string) => clipRedacted(text, secrets);
 
   async function call(path: string, body?: unknown): Promise<{ status: number; json: unknown; text: string }> {
     const headers: Record<string, string> = { accept: 'application/json' };
@@ -247,13 +256,16 @@ export async function postDeployCheck(options: PostDeployOptions): Promise<PostD
         ? `BLEU-4 ${scores['predict_bleu-4'].toFixed(2)}, ROUGE-1 ${scores['predict_rouge-1'].toFixed(2)}, ROUGE-2 ${scores['predict_rouge-2'].toFixed(2)}, ROUGE-L ${scores['predict_rouge-l'].toFixed(2)}`
         : 'no scores';
       const firstError = predictions.find((p) => p.error)?.error;
+      const empty = answered.filter(({ predict }) => predict.trim() === '').length;
+      // Approximate scores say so (a pair too long for an exact ROUGE-L).
+      const notes = similarity.notes.length > 0 ? `; ${similarity.notes.length} approximate, first: ${similarity.notes[0]}` : '';
       add(
         'scores',
         failed === 0,
-        `${answered.length}/${rows.length} answered in ${seconds.toFixed(1)} s — ${summary}${failed > 0 ? `; ${failed} failed, first: ${firstError}` : ''}`,
+        `${answered.length}/${rows.length} answered in ${seconds.toFixed(1)} s — ${summary}${empty > 0 ? `; ${empty} empty` : ''}${failed > 0 ? `; ${failed} failed, first: ${firstError}` : ''}${notes}`,
       );
       if (options.gate && scores) {
-        gate = evaluateGate(options.gate, scores, options.baseline);
+        gate = evaluateGate(options.gate, scores, options.baseline, { predictions: answered.length, emptyPredictions: empty });
         add('gate', gate.passed, gate.summary);
       } else if (options.gate) {
         // An unjudged gate must not read as a pass.

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { zodParse, type Issue } from '@tunepipe/core';
 import { z } from 'zod';
+import { redactedExcerpt } from './redact.ts';
 
 // Readers for what LLaMA-Factory writes into a stage's output_dir. Every problem becomes an Issue
 // naming the file (and line), the bad value and what to do; nothing throws for bad content.
@@ -92,7 +93,7 @@ export const TrainerLogEntrySchema = z.looseObject({
 export type TrainerLogEntry = z.infer<typeof TrainerLogEntrySchema>;
 
 
-const excerpt = (line: string) => (line.length > 120 ? `${line.slice(0, 117)}...` : line);
+const excerpt = (line: string) => redactedExcerpt(line, 120);
 
 function parseJsonLines<T>(text: string, file: string, schema: z.ZodType<T>, fix: string, code: string): ReadResult<T[]> {
   const rows: T[] = [];

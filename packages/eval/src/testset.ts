@@ -3,6 +3,7 @@ import { extname, join } from 'node:path';
 import { issuePath, zodParse, type Issue } from '@tunepipe/core';
 import { z } from 'zod';
 import { parsePythonJson, type ReadResult } from './readers.ts';
+import { redactedExcerpt } from './redact.ts';
 
 // The test split as the served model sees it: chat messages up to the last user turn, and the
 // reference answer. Rows are built the way LLaMA-Factory's dataset converters build them.
@@ -145,7 +146,7 @@ async function readRecords(file: string): Promise<ReadResult<{ data: unknown; wh
       try {
         records.push({ data: parsePythonJson(line), where: `${file}:${i + 1}` });
       } catch (error) {
-        issues.push({ path: `${file}:${i + 1}`, code: 'testset.json', message: `not JSON (${(error as Error).message})`, value: line.slice(0, 120), fix: FIX });
+        issues.push({ path: `${file}:${i + 1}`, code: 'testset.json', message: `not JSON (${(error as Error).message})`, value: redactedExcerpt(line, 120), fix: FIX });
       }
     });
     return { value: records, issues };

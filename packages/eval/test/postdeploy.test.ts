@@ -209,3 +209,27 @@ test('tunepipe verify: key from the environment, results written for the report,
     await server.close();
   }
 });
+
+test('a served model that answers only empty text fails its gate with that reason, whatever the rules', async () => {
+  const server = await fakeOpenAiServer({ models: ['llama3-fintech'], apiKey: API_KEY, reply: () => '  ' });
+  try {
+    const result = await postDeployCheck({
+      baseUrl: server.url,
+      apiKey: API_KEY,
+      servedModelName: 'llama3-fintech',
+      expectName: '小聚',
+      identityPrompts: [],
+      testSet: await testRows(),
+      // A rule that zero scores pass: the empty answers must still fail the gate.
+      gate: { runtime: { max: 1000 } },
+    });
+    const gate = result.checks.find((c) => c.name === 'gate')!;
+    assert.equal(gate.passed, false);
+    assert.match(gate.detail, /every prediction is empty \(2 of 2\): the model produced no text to judge/);
+    assert.match(result.checks.find((c) => c.name === 'scores')!.detail, /; 2 empty/);
+    assert.deepEqual(result.gate!.problems, ['every prediction is empty (2 of 2): the model produced no text to judge']);
+    assert.equal(result.passed, false);
+  } finally {
+    await server.close();
+  }
+});

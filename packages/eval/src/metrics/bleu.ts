@@ -20,26 +20,55 @@ export interface BleuBreakdown {
   readonly referenceLength: number;
 }
 
-function countNgrams(tokens: readonly string[], n: number): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (let i = 0; i + n <= tokens.length; i++) {
-    // A separator no token contains keeps ('ab','c') and ('a','bc') apart.
-    const key = tokens.slice(i, i + n).join('\u0000');
-    counts.set(key, (counts.get(key) ?? 0) + 1);
+/**
+ * Each position's n-gram of every order 1..maxOrder as an integer id, shared by both texts: an
+ * n-gram's id is interned from its (n−1)-gram's id and its last token's id, so equal n-grams get
+ * equal ids in linear time, with no n-gram strings built.
+ */
+function ngramIds(reference: readonly string[], hypothesis: readonly string[], maxOrder: number): { ref: Int32Array[]; hyp: Int32Array[]; sizes: number[] } {
+  const tokenIds = new Map<string, number>();
+  const encode = (tokens: readonly string[]) =>
+    Int32Array.from(tokens, (token) => {
+      let id = tokenIds.get(token);
+      if (id === undefined) tokenIds.set(token, (id = tokenIds.size));
+      return id;
+    });
+  const ref = [encode(reference)];
+  const hyp = [encode(hypothesis)];
+  const sizes = [tokenIds.size];
+  const vocabulary = tokenIds.size;
+  for (let n = 2; n <= maxOrder; n++) {
+    // (previous id) · vocabulary + token stays below 2^53 for any text that fits in memory.
+    const ids = new Map<number, number>();
+    const extend = (previous: Int32Array, tokens: Int32Array) => {
+      const out = new Int32Array(Math.max(0, previous.length - 1));
+      for (let i = 0; i < out.length; i++) {
+        const key = previous[i]! * vocabulary + tokens[i + n - 1]!;
+        let id = ids.get(key);
+        if (id === undefined) ids.set(key, (id = ids.size));
+        out[i] = id;
+      }
+      return out;
+    };
+    ref.push(extend(ref[n - 2]!, ref[0]!));
+    hyp.push(extend(hyp[n - 2]!, hyp[0]!));
+    sizes.push(ids.size);
   }
-  return counts;
+  return { ref, hyp, sizes };
 }
 
-function modifiedPrecision(reference: readonly string[], hypothesis: readonly string[], n: number): NgramPrecision {
-  const hyp = countNgrams(hypothesis, n);
-  const ref = countNgrams(reference, n);
+function modifiedPrecision(reference: Int32Array, hypothesis: Int32Array, ids: number, n: number): NgramPrecision {
+  const refCounts = new Int32Array(ids);
+  for (const id of reference) refCounts[id]!++;
+  // Clipping: each hypothesis n-gram matches while the reference still has a copy of it left.
   let matches = 0;
-  let total = 0;
-  for (const [ngram, count] of hyp) {
-    matches += Math.min(count, ref.get(ngram) ?? 0);
-    total += count;
+  for (const id of hypothesis) {
+    if (refCounts[id]! > 0) {
+      refCounts[id]!--;
+      matches++;
+    }
   }
-  return { order: n, matches, total: Math.max(1, total) };
+  return { order: n, matches, total: Math.max(1, hypothesis.length) };
 }
 
 /** exp(1 − r/c) when the hypothesis is shorter than the reference, 1 when longer, 0 when empty. */
@@ -69,7 +98,8 @@ export function smoothMethod3(precisions: readonly NgramPrecision[]): number[] {
  * @default maxOrder 4
  */
 export function sentenceBleu(reference: readonly string[], hypothesis: readonly string[], maxOrder = 4): BleuBreakdown {
-  const precisions = Array.from({ length: maxOrder }, (_, i) => modifiedPrecision(reference, hypothesis, i + 1));
+  const ids = ngramIds(reference, hypothesis, maxOrder);
+  const precisions = Array.from({ length: maxOrder }, (_, i) => modifiedPrecision(ids.ref[i]!, ids.hyp[i]!, ids.sizes[i]!, i + 1));
   const brevity = brevityPenalty(reference.length, hypothesis.length);
   const base = { precisions, brevityPenalty: brevity, hypothesisLength: hypothesis.length, referenceLength: reference.length };
   if (precisions[0]!.matches === 0) return { ...base, score: 0, smoothed: precisions.map(() => 0) };

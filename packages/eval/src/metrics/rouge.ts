@@ -1,4 +1,7 @@
+import { LCS_BUDGET, lcsWithinBudget } from './lcs.ts';
 import { pyRstrip, pySplit } from './python.ts';
+
+export { LCS_BUDGET, lcsLength, lcsWithinBudget } from './lcs.ts';
 
 /** F-score, precision and recall of one ROUGE variant, in [0, 1]. */
 export interface RougeScore {
@@ -10,7 +13,7 @@ export interface RougeScore {
 export interface RougeScores {
   readonly 'rouge-1': RougeScore;
   readonly 'rouge-2': RougeScore;
-  readonly 'rouge-l': RougeScore;
+  readonly 'rouge-l': RougeLScore;
 }
 
 /**
@@ -64,25 +67,33 @@ export function rougeN(hypothesis: readonly string[], reference: readonly string
   return { f: fScore(p, r), p, r };
 }
 
-/** Length of the longest common subsequence (two-row dynamic programme). */
-export function lcsLength(x: readonly string[], y: readonly string[]): number {
-  let previous = new Array<number>(y.length + 1).fill(0);
-  let current = new Array<number>(y.length + 1).fill(0);
-  for (let i = 1; i <= x.length; i++) {
-    for (let j = 1; j <= y.length; j++) {
-      current[j] = x[i - 1] === y[j - 1] ? previous[j - 1]! + 1 : Math.max(previous[j]!, current[j - 1]!);
-    }
-    [previous, current] = [current, previous];
-  }
-  return previous[y.length]!;
+/** ROUGE-L as `rouge_chinese` computes it, plus a note when the pair was too long to score whole. */
+export interface RougeLScore extends RougeScore {
+  /**
+   * Set when the exact LCS of the whole pair would exceed `LCS_BUDGET`: P, R and F are then those
+   * of the prefixes named here (ROUGE-1/2 still cover the whole texts).
+   */
+  readonly note?: string;
 }
 
-/** ROUGE-L: LCS of the whole word sequences; R = LCS/|reference|, P = LCS/|hypothesis|. */
-export function rougeL(hypothesis: readonly string[], reference: readonly string[]): RougeScore {
-  const lcs = lcsLength(reference, hypothesis);
-  const r = lcs / reference.length;
-  const p = lcs / hypothesis.length;
-  return { f: fScore(p, r), p, r };
+const count = (n: number) => n.toLocaleString('en-US');
+
+/**
+ * ROUGE-L: LCS of the whole word sequences; R = LCS/|reference|, P = LCS/|hypothesis|. Exact
+ * whenever the LCS fits `budget` (every ordinary answer); beyond it, scored over the longest
+ * prefixes that fit, with a `note` saying so.
+ */
+export function rougeL(hypothesis: readonly string[], reference: readonly string[], budget = LCS_BUDGET): RougeLScore {
+  const lcs = lcsWithinBudget(reference, hypothesis, budget);
+  const r = lcs.length / lcs.xWords;
+  const p = lcs.length / lcs.yWords;
+  const score = { f: fScore(p, r), p, r };
+  if (lcs.wholeCost === undefined) return score;
+  const note =
+    `ROUGE-L over the first ${count(lcs.yWords)} of ${count(hypothesis.length)} prediction words and the first ` +
+    `${count(lcs.xWords)} of ${count(reference.length)} reference words: the exact longest common subsequence of the ` +
+    `whole texts would take about ${lcs.wholeCost.toExponential(1)} steps, over the limit of ${budget.toExponential(1)} (LCS_BUDGET)`;
+  return { ...score, note };
 }
 
 /**

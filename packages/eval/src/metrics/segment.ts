@@ -1,7 +1,18 @@
-import { Jieba } from '@node-rs/jieba';
-import { dict } from '@node-rs/jieba/dict.js';
+import { createRequire } from 'node:module';
+import type { Jieba } from '@node-rs/jieba';
 
 let jieba: Jieba | undefined;
+
+/**
+ * Required on first use, not imported: the native module and the 11 MB of dictionaries it reads would
+ * otherwise load at every CLI start, for the one command that scores Chinese text.
+ */
+function loadJieba(): Jieba {
+  const load = createRequire(import.meta.url);
+  const { Jieba: JiebaClass } = load('@node-rs/jieba') as typeof import('@node-rs/jieba');
+  const { dict } = load('@node-rs/jieba/dict.js') as typeof import('@node-rs/jieba/dict.js');
+  return JiebaClass.withDict(dict);
+}
 
 /**
  * Chinese word segmentation as Python's `jieba.cut(text)` (accurate mode, HMM on), via jieba-rs
@@ -10,6 +21,6 @@ let jieba: Jieba | undefined;
  */
 export function jiebaCut(text: string): string[] {
   if (text.length === 0) return [];
-  jieba ??= Jieba.withDict(dict);
+  jieba ??= loadJieba();
   return jieba.cut(text, true);
 }

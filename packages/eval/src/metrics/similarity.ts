@@ -17,7 +17,11 @@ export interface SampleScores {
   readonly 'rouge-l': number;
   /** Word-level BLEU-4, when asked for. */
   readonly 'bleu-4-word'?: number;
+  /** Present only when a score is not exact: a pair too long for an exact ROUGE-L (see `LCS_BUDGET`). */
+  readonly notes?: readonly string[];
 }
+
+type ScoreKey = Exclude<keyof SampleScores, 'notes'>;
 
 /** Averages under the keys LLaMA-Factory writes into `predict_results.json`. */
 export type SimilarityScores = {
@@ -53,27 +57,32 @@ export function scoreSample(pair: PredictionPair, options: SimilarityOptions = {
       ? { 'rouge-1': { f: 0 }, 'rouge-2': { f: 0 }, 'rouge-l': { f: 0 } }
       : rougeScores(hypText, refText);
   const bleu = sentenceBleu(characterTokens(pair.label), characterTokens(pair.predict)).score;
+  const note = 'note' in rouge['rouge-l'] ? rouge['rouge-l'].note : undefined;
   const scores: SampleScores = {
     'rouge-1': percent(rouge['rouge-1'].f),
     'rouge-2': percent(rouge['rouge-2'].f),
     'rouge-l': percent(rouge['rouge-l'].f),
     'bleu-4': percent(bleu),
   };
-  if (!options.wordBleu) return scores;
+  const notes = note ? { notes: [note] } : {};
+  if (!options.wordBleu) return { ...scores, ...notes };
   const lower = { lowercase: options.lowercase ?? false };
   const word = sentenceBleu(wordTokens(pair.label, lower), wordTokens(pair.predict, lower)).score;
-  return { ...scores, 'bleu-4-word': percent(word) };
+  return { ...scores, 'bleu-4-word': percent(word), ...notes };
 }
 
 export interface SimilarityResult {
+  /** NaN when there are no pairs, as NumPy's mean of nothing is (and LLaMA-Factory reports). */
   readonly scores: SimilarityScores;
   readonly samples: readonly SampleScores[];
+  /** Samples whose scores are not exact, with why: `sample 3: ROUGE-L over the first …`. */
+  readonly notes: readonly string[];
 }
 
 /** Per-sample scores and their means (NumPy's summation order), keyed like `predict_results.json`. */
 export function computeSimilarity(pairs: Iterable<PredictionPair>, options: SimilarityOptions = {}): SimilarityResult {
   const samples = [...pairs].map((pair) => scoreSample(pair, options));
-  const mean = (key: keyof SampleScores) => npMean(samples.map((s) => s[key] ?? 0));
+  const mean = (key: ScoreKey) => npMean(samples.map((s) => s[key] ?? 0));
   const scores: SimilarityScores = {
     'predict_bleu-4': mean('bleu-4'),
     'predict_rouge-1': mean('rouge-1'),
@@ -81,5 +90,6 @@ export function computeSimilarity(pairs: Iterable<PredictionPair>, options: Simi
     'predict_rouge-l': mean('rouge-l'),
     ...(options.wordBleu ? { 'predict_bleu-4-word': mean('bleu-4-word') } : {}),
   };
-  return { scores, samples };
+  const notes = samples.flatMap((s, i) => (s.notes ?? []).map((note) => `sample ${i + 1}: ${note}`));
+  return { scores, samples, notes };
 }

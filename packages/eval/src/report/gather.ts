@@ -19,6 +19,7 @@ import {
   workDirOf,
 } from '@tunepipe/core';
 import { z } from 'zod';
+import { redactText } from '../redact.ts';
 import { lossCurves, parsePythonJson, readGeneratedPredictions, readPredictResults, readResultsFile, readTrainerLog } from '../readers.ts';
 import { POST_DEPLOY_FILE } from '../verify.ts';
 import type {
@@ -324,7 +325,8 @@ export async function gatherRunReport(options: GatherOptions): Promise<RunReport
       if (await exists(checkFile)) {
         try {
           const parsed = zodParse(PostDeploySchema, parsePythonJson(await readFile(checkFile, 'utf8')), { area: 'report.post-deploy', pathPrefix: checkFile, fix: 're-run tunepipe verify with --out' });
-          if (parsed.ok) postDeploy = { passed: parsed.value.passed, lines: parsed.value.lines };
+          // Written redacted by `tunepipe verify`; redacted again in case another writer did not.
+          if (parsed.ok) postDeploy = { passed: parsed.value.passed, lines: parsed.value.lines.map((line) => redactText(line)) };
           else problems.push(...parsed.issues);
         } catch (error) {
           problems.push({ path: checkFile, code: 'report.post-deploy.json', message: `not JSON (${(error as Error).message})`, fix: 're-run tunepipe verify with --out' });

@@ -133,7 +133,9 @@ function evaluationHtml(data: RunReportData): string {
   if (data.evaluations.length === 0) return '<p class="meta">No evaluation results found.</p>';
   const rows = data.evaluations.map((e) => {
     const cells = METRIC_COLUMNS.map(([key]) => `<td class="num">${h(formatMetric(e.metrics[key]))}</td>`).join('');
-    const verdicts = e.gate ? verdictsHtml(e.gate.verdicts) : '';
+    // Problems (no predictions, NaN scores) fail a gate whatever its rules say, so they show first.
+    const problems = e.gate?.problems?.length ? `<ul class="gate-problems">${e.gate.problems.map((p) => `<li class="fail-line">✗ ${h(p)}</li>`).join('')}</ul>` : '';
+    const verdicts = e.gate ? problems + verdictsHtml(e.gate.verdicts) : '';
     return `<tr data-model="${h(e.model)}">
 <td><strong>${h(MODEL_LABEL[e.model])}</strong><br><span class="meta">${h(e.stage)} · ${h(e.method)}</span></td>
 <td class="num">${h(e.samples ?? '—')}</td>${cells}
@@ -293,6 +295,8 @@ function renderMarkdown(data: RunReportData): string {
       out.push(
         `Gate of ${escapeMarkdown(e.stage)}: ${e.gate!.passed ? 'passed' : '**failed**'}`,
         '',
+        ...(e.gate!.problems ?? []).flatMap((p) => [`- ✗ ${escapeMarkdown(p)}`]),
+        ...(e.gate!.problems?.length ? [''] : []),
         mdTable(['Metric', 'Threshold', 'Value', 'Result'], e.gate!.verdicts.map((v) => [v.rule.metric, thresholdOf(v), valueOf(v), v.passed ? '✓ pass' : '✗ FAIL']), new Set([2])),
         '',
       );

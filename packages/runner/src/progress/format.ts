@@ -1,4 +1,4 @@
-import { METRIC_ALIASES, type GateReport, type GateVerdict } from '@tunepipe/core';
+import { METRIC_ALIASES, redactSecrets, type GateReport, type GateVerdict } from '@tunepipe/core';
 import type { RunResult, StageState, StageStatus } from '../types.ts';
 import type { BarReading, LogProgress } from './parse.ts';
 
@@ -132,7 +132,7 @@ export function formatStageLine(state: StageState, options: LineOptions): string
       tail.push(doneSummary(state));
       break;
     case 'failed':
-      tail.push(state.failure ? `${state.failure.reason}${state.failure.message ? `: ${firstLine(state.failure.message)}` : ''}` : '');
+      tail.push(state.failure ? `${state.failure.reason}${state.failure.message ? `: ${firstLine(redactSecrets(state.failure.message))}` : ''}` : '');
       break;
     default:
       if (active && bar && state.progress) {
@@ -154,14 +154,17 @@ function firstLine(text: string): string {
   return text.split('\n')[0] ?? '';
 }
 
-/** The block printed for a failed stage: reason, then the last log lines. */
+/**
+ * The block printed for a failed stage: reason, then the last log lines, with secret-shaped
+ * values (a token a tool printed) redacted.
+ */
 export function formatFailure(state: StageState): string {
   const f = state.failure;
   if (!f) return `✗ ${state.stage} failed`;
-  const lines = [`✗ ${state.stage} failed: ${f.reason}${f.message ? ` — ${f.message}` : ''}`];
+  const lines = [`✗ ${state.stage} failed: ${f.reason}${f.message ? ` — ${redactSecrets(f.message)}` : ''}`];
   if (f.logTail.length > 0) {
     lines.push(`  last ${f.logTail.length} log lines${f.source ? ` of ${f.source}` : ''}:`);
-    for (const line of f.logTail) lines.push(`  │ ${line}`);
+    for (const line of f.logTail) lines.push(`  │ ${redactSecrets(line)}`);
   }
   return lines.join('\n');
 }
@@ -212,7 +215,7 @@ const short = (n: number) => String(Number(n.toFixed(2)));
 function verdictWords(v: GateVerdict): string {
   const metric = SHORT_METRIC.get(v.rule.metric) ?? v.rule.metric;
   const lower = v.rule.comparison === 'min' || v.rule.comparison === 'minOverBaseline';
-  if (v.actual === undefined) return `${metric} missing from the results`;
+  if (v.actual === undefined) return `${metric} ${v.reason ?? 'missing from the results'}`;
   const symbol = lower ? (v.passed ? '≥' : '<') : v.passed ? '≤' : '>';
   const relative = v.rule.comparison === 'minOverBaseline' || v.rule.comparison === 'maxOverBaseline';
   if (!relative) return `${metric} ${short(v.actual)} ${symbol} ${v.rule.comparison} ${short(v.rule.value)}`;
@@ -221,9 +224,10 @@ function verdictWords(v: GateVerdict): string {
 }
 
 /** A gate's verdict in one line, as a failure headline: `gate failed: bleu4 18.2 < min 20`. */
-export function gateHeadline(report: Pick<GateReport, 'passed' | 'verdicts'>): string {
+export function gateHeadline(report: Pick<GateReport, 'passed' | 'verdicts' | 'problems'>): string {
   if (report.passed) return `gate passed (${report.verdicts.length}/${report.verdicts.length} rules)`;
-  return `gate failed: ${report.verdicts.filter((v) => !v.passed).map(verdictWords).join('; ')}`;
+  // Problems first: "every prediction is empty" explains the failed rules after it.
+  return `gate failed: ${[...(report.problems ?? []), ...report.verdicts.filter((v) => !v.passed).map(verdictWords)].join('; ')}`;
 }
 
 /** The headline `tunepipe gate` printed last, found in a log tail (a cluster's failed gate container). */

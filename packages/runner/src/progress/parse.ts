@@ -1,3 +1,4 @@
+import { redactSecrets } from '@tunepipe/core';
 import { parsePythonDict, type PyValue } from './python-literal.ts';
 
 /** One tqdm bar reading, e.g. ` 5%|███ | 15/300 [01:14<23:44,  5.00s/it]`. */
@@ -68,6 +69,18 @@ const METRICS_ROW = /^\s+([\w./-]+)\s+=\s+(\S+)\s*$/;
 const ERROR_LINE = /^(?:\w+\.)*\w*(?:Error|Exception)(?::|$)|^Traceback \(most recent call last\)|CUDA out of memory/;
 
 const num = (text: string): number => Number(text.replace(/,/g, ''));
+
+/** Secrets are matched over this much text past the cut, so one that starts before the cut is whole. */
+const REDACT_WINDOW = 8192;
+
+/**
+ * The first `max` characters of `text` after secret-shaped values are redacted: cutting first
+ * could leave the start of a token that no rule recognises, and it would be shown.
+ */
+function redactedStart(text: string, max: number): string {
+  const window = text.length > max + REDACT_WINDOW ? text.slice(0, max + REDACT_WINDOW) : text;
+  return redactSecrets(window).slice(0, max);
+}
 const asNumber = (v: PyValue | undefined): number | undefined => (typeof v === 'number' ? v : undefined);
 
 function readBar(m: RegExpExecArray): BarReading {
@@ -165,7 +178,7 @@ export class LogProgressParser {
   #segment(segment: string): void {
     const line = segment.replace(/\s+$/, '');
     if (line.trim()) {
-      this.#lastLine = line.trim().slice(0, 200);
+      this.#lastLine = redactedStart(line.trim(), 200);
     }
 
     // Metrics blocks: a header, then `  key = value` rows until the first other line.
@@ -196,7 +209,7 @@ export class LogProgressParser {
     if ((m = RESUMING.exec(line))) this.#set(() => (this.#resumedFrom = m![1]!));
     if ((m = SAVING.exec(line))) this.#set(() => (this.#lastCheckpoint = m![1]!));
     const trimmed = line.trim();
-    if (ERROR_LINE.test(trimmed)) this.#set(() => (this.#lastError = trimmed.slice(0, 300)));
+    if (ERROR_LINE.test(trimmed)) this.#set(() => (this.#lastError = redactedStart(trimmed, 300)));
   }
 
   #set(apply: () => unknown): void {
