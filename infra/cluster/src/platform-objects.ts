@@ -40,17 +40,19 @@ export interface PolicyRule {
 }
 
 /**
- * What the runner does in its namespace, and nothing more: create and follow stage Jobs, read pod
- * status and logs, apply the serve stage's ConfigMaps/Services/Deployments, list events for
- * diagnostics. No Secrets (pods get them by reference), no cluster-scoped rights, no wildcards.
+ * What the runner does in its namespace, and nothing more: create and watch stage Jobs, watch pod
+ * status and read logs, apply the serve stage's ConfigMaps/Services/Deployments, list events for
+ * diagnostics, and hold the pipeline's run lock (a Lease, so two runs never steer the same
+ * Jobs). No Secrets (pods get them by reference), no cluster-scoped rights, no wildcards.
  */
 export const RUNNER_RULES: readonly PolicyRule[] = [
   { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'get', 'list', 'watch', 'patch', 'delete'] },
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
   { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['create', 'get', 'patch', 'list'] },
-  { apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'get', 'patch', 'list'] },
+  { apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'get', 'patch', 'list', 'watch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['list'] },
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
 ];
 
 export type PodSecurityLevel = 'restricted' | 'baseline';

@@ -227,7 +227,7 @@ test('install hints pin the version of the image the cluster would run', () => {
   assert.equal(installHint('vllm', [plan]), 'pip install "vllm==0.11.0"');
 });
 
-test('loadKubeConfig: an explicit file, a context, and clear errors', () => {
+test('loadKubeConfig: an explicit file, a context, and clear errors', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tunepipe-kc-'));
   try {
     const file = join(dir, 'config');
@@ -242,15 +242,15 @@ test('loadKubeConfig: an explicit file, a context, and clear errors', () => {
         'current-context: ctx-a',
       ].join('\n'),
     );
-    assert.equal(loadKubeConfig({ kubeconfig: file }).getCurrentCluster()?.server, 'https://a.example:6443');
-    assert.equal(loadKubeConfig({ kubeconfig: file, context: 'ctx-b' }).getCurrentCluster()?.server, 'https://b.example:6443');
-    assert.throws(() => loadKubeConfig({ kubeconfig: file, context: 'prod' }), /no context "prod" in the kubeconfig; contexts are ctx-a, ctx-b/);
+    assert.equal((await loadKubeConfig({ kubeconfig: file })).getCurrentCluster()?.server, 'https://a.example:6443');
+    assert.equal((await loadKubeConfig({ kubeconfig: file, context: 'ctx-b' })).getCurrentCluster()?.server, 'https://b.example:6443');
+    await assert.rejects(loadKubeConfig({ kubeconfig: file, context: 'prod' }), /no context "prod" in the kubeconfig; contexts are ctx-a, ctx-b/);
     const saved = { KUBECONFIG: process.env['KUBECONFIG'], HOME: process.env['HOME'], KUBERNETES_SERVICE_HOST: process.env['KUBERNETES_SERVICE_HOST'] };
     try {
       process.env['KUBECONFIG'] = join(dir, 'missing');
       process.env['HOME'] = dir;
       delete process.env['KUBERNETES_SERVICE_HOST'];
-      assert.throws(() => loadKubeConfig(), /no Kubernetes cluster configured: set KUBECONFIG or create ~\/\.kube\/config .*or run with --target local/);
+      await assert.rejects(loadKubeConfig(), /no Kubernetes cluster configured: set KUBECONFIG or create ~\/\.kube\/config .*or run with --target local/);
     } finally {
       for (const [k, v] of Object.entries(saved)) {
         if (v === undefined) delete process.env[k];

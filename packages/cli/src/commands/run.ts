@@ -42,7 +42,9 @@ interface KubeFlags {
 
 /** How the local target starts this CLI for container commands it runs as processes (`tunepipe gate`). */
 function selfCommand(): string[] {
-  return [process.execPath, fileURLToPath(new URL('../../bin/tunepipe.mjs', import.meta.url))];
+  // This code runs from src/commands/ or bundled in dist/: the bin is found from either.
+  const bin = import.meta.url.endsWith('.ts') ? '../../bin/tunepipe.mjs' : '../bin/tunepipe.mjs';
+  return [process.execPath, fileURLToPath(new URL(bin, import.meta.url))];
 }
 
 function kubeConfigOf(flags: KubeFlags) {
@@ -130,8 +132,9 @@ export function registerRunCommands(program: Command, io: Io): void {
       .option('--only <stages>', 'run only these stages (comma-separated); their inputs must be complete', list)
       .option('--force <stages>', 're-run these stages and everything after them (comma-separated)', list)
       .option('--queue <name>', 'Kueue LocalQueue for GPU Jobs')
+      .option('--wait-lock', 'cluster: when another run of this pipeline holds its lock, wait for it to end instead of stopping')
       .option('--artifacts <dir>', 'local target: folder standing in for the artifacts volume', '.tunepipe/artifacts'),
-  ).action(async (name: string, flags: KubeFlags & { target: 'cluster' | 'local'; only?: string[]; force?: string[]; artifacts: string }) => {
+  ).action(async (name: string, flags: KubeFlags & { target: 'cluster' | 'local'; only?: string[]; force?: string[]; artifacts: string; waitLock?: boolean }) => {
     const root = findRepoRoot();
     selectPipelines(root, [name]);
     const { compiled, context } = await synthPipeline(root, name, io.overrides(flags));
@@ -154,8 +157,15 @@ export function registerRunCommands(program: Command, io: Io): void {
         if (process.exitCode !== 2) process.exitCode = result.outcome === 'succeeded' ? 0 : 1;
         return;
       }
-      const result = await asUserErrors(() =>
-        runOnCluster(compiled, { ...selection, kubeConfig: kubeConfigOf(flags), namespace: compiled.namespace, reporter: createConsoleReporter({ command: 'tunepipe' }), signal: interrupt.signal }),
+      const result = await asUserErrors(async () =>
+        runOnCluster(compiled, {
+          ...selection,
+          kubeConfig: await kubeConfigOf(flags),
+          namespace: compiled.namespace,
+          reporter: createConsoleReporter({ command: 'tunepipe' }),
+          signal: interrupt.signal,
+          lock: { wait: flags.waitLock === true },
+        }),
       );
       process.exitCode = result.outcome === 'failed' ? 1 : 0;
     } finally {
@@ -182,7 +192,7 @@ export function registerRunCommands(program: Command, io: Io): void {
     const { compiled } = await synthPipeline(root, name, io.overrides(flags));
     const local = flags.target === 'local';
     const where = local ? resolve(root, flags.artifacts) : compiled.namespace;
-    const states = local ? localStatus(compiled, where) : await asUserErrors(() => clusterStatus(compiled, { namespace: compiled.namespace, kubeConfig: kubeConfigOf(flags) }));
+    const states = local ? localStatus(compiled, where) : await asUserErrors(async () => clusterStatus(compiled, { namespace: compiled.namespace, kubeConfig: await kubeConfigOf(flags) }));
     if (flags.json) {
       io.out(toJson({ schema: 'tunepipe.status/v1', pipeline: name, target: flags.target, where, stages: states } satisfies StatusJson));
       return;
@@ -212,8 +222,8 @@ export function registerRunCommands(program: Command, io: Io): void {
         return;
       }
       const config = io.overrides(flags);
-      await asUserErrors(() =>
-        streamStageLogs(name, stage, { namespace: config.namespace ?? 'tunepipe', kubeConfig: kubeConfigOf(flags), follow: flags.follow === true, out: process.stdout, signal: interrupt.signal }),
+      await asUserErrors(async () =>
+        streamStageLogs(name, stage, { namespace: config.namespace ?? 'tunepipe', kubeConfig: await kubeConfigOf(flags), follow: flags.follow === true, out: process.stdout, signal: interrupt.signal }),
       );
     } finally {
       interrupt.dispose();
@@ -229,7 +239,7 @@ export function registerRunCommands(program: Command, io: Io): void {
   ).action(async (name: string, flags: KubeFlags & { scaleServe?: boolean }) => {
     const config = io.overrides(flags);
     const namespace = config.namespace ?? 'tunepipe';
-    const result = await asUserErrors(() => cancelRun(name, { namespace, kubeConfig: kubeConfigOf(flags), scaleServe: flags.scaleServe === true }));
+    const result = await asUserErrors(async () => cancelRun(name, { namespace, kubeConfig: await kubeConfigOf(flags), scaleServe: flags.scaleServe === true }));
     io.out(`${formatCancel(name, namespace, result)}\n`);
   });
 }

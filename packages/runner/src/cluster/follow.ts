@@ -18,6 +18,7 @@ export class PodLogFollower {
   readonly #onStreamEnd: () => void;
   readonly #retryMs: number;
   #wakeTimer: NodeJS.Timeout | undefined;
+  #quickEnds = 0;
 
   constructor(
     readonly client: KubeClient,
@@ -81,8 +82,10 @@ export class PodLogFollower {
           this.#wakeLater(this.#retryMs);
         } else {
           this.#ended = true;
-          // Picked up again at once, but not in a tight loop when a server ends every stream early.
-          this.#wakeLater(Math.max(0, 100 - (Date.now() - startedAt)));
+          // Picked up again at once; but a stream that ends as soon as it opens (the container
+          // just stopped, its pod not updated yet) is retried with a growing delay, not in a loop.
+          this.#quickEnds = Date.now() - startedAt < 10 ? this.#quickEnds + 1 : 0;
+          this.#wakeLater(this.#quickEnds === 0 ? 0 : Math.min(this.#retryMs, 10 * 2 ** this.#quickEnds));
         }
       })
       .catch(() => {

@@ -5,7 +5,8 @@ import { parseLog } from '../progress/parse.ts';
 import { formatStageLine, gateHeadlineInLog } from '../progress/format.ts';
 import { RunnerError, type StageState } from '../types.ts';
 import { activeContainer, classifyDeployment, classifyJob, sortPods, type WorkloadSnapshot } from './classify.ts';
-import { KubeClient, loadKubeConfig } from './kube.ts';
+import { KubeClient, RequestAbortedError, loadKubeConfig } from './kube.ts';
+import { sleep } from './watch.ts';
 
 export interface InspectOptions {
   /** @default loadKubeConfig() */
@@ -66,7 +67,7 @@ export async function clusterStatus(
   pipeline: string | CompiledPipeline,
   options: InspectOptions & { readonly logLines?: number },
 ): Promise<StageState[]> {
-  const client = new KubeClient(options.kubeConfig ?? loadKubeConfig());
+  const client = new KubeClient(options.kubeConfig ?? (await loadKubeConfig()));
   const ns = options.namespace;
   const name = typeof pipeline === 'string' ? pipeline : pipeline.pipeline;
   const jobs = (await client.listJobs(ns, selectorFor(name))).filter((j) => !isCheckJob(j));
@@ -191,10 +192,20 @@ export interface LogsOptions extends InspectOptions {
  * after a preemption until the Job finishes.
  */
 export async function streamStageLogs(pipeline: string, stage: string, options: LogsOptions): Promise<void> {
-  const client = new KubeClient(options.kubeConfig ?? loadKubeConfig());
+  const signal = options.signal ?? new AbortController().signal;
+  // Ctrl-C ends a request in flight too (a black-holed API server would hold it for its timeout).
+  const client = new KubeClient(options.kubeConfig ?? (await loadKubeConfig()), { signal });
+  try {
+    await streamWith(client, pipeline, stage, options, signal);
+  } catch (error) {
+    if (error instanceof RequestAbortedError) return;
+    throw error;
+  }
+}
+
+async function streamWith(client: KubeClient, pipeline: string, stage: string, options: LogsOptions, signal: AbortSignal): Promise<void> {
   const ns = options.namespace;
   const out = options.out ?? process.stdout;
-  const signal = options.signal ?? new AbortController().signal;
   const pollMs = options.pollIntervalMs ?? 2000;
 
   const locate = async (): Promise<{ pods: V1Pod[]; finished: boolean } | undefined> => {
@@ -284,11 +295,11 @@ export async function streamStageLogs(pipeline: string, stage: string, options: 
       );
       sink.end();
       if (outcome === 'ended') followed.add(key);
-      if (outcome === 'unavailable' || again) await new Promise((resolve) => setTimeout(resolve, pollMs));
+      if (outcome === 'unavailable' || again) await sleep(pollMs, signal);
     } else if (state.finished) {
       return;
     } else {
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
+      await sleep(pollMs, signal);
     }
     const next = await locate();
     if (!next) return;
@@ -360,7 +371,7 @@ export interface CancelResult {
  * if asked, scales its serve Deployments to zero.
  */
 export async function cancelRun(pipeline: string, options: CancelOptions): Promise<CancelResult> {
-  const client = new KubeClient(options.kubeConfig ?? loadKubeConfig());
+  const client = new KubeClient(options.kubeConfig ?? (await loadKubeConfig()));
   const ns = options.namespace;
   const jobs = await client.listJobs(ns, selectorFor(pipeline));
   const finished = (j: V1Job) => j.status?.conditions?.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');

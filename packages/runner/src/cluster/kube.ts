@@ -3,7 +3,7 @@ import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig, type KubernetesObject, type V1Deployment, type V1Job, type V1Pod } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject, V1Deployment, V1Job, V1Pod } from '@kubernetes/client-node';
 import { RunnerError } from '../types.ts';
 
 // Objects come back as parsed JSON: timestamps are ISO strings although the client-node types
@@ -20,8 +20,11 @@ export interface KubeConfigOptions {
 }
 
 /** Loads a kubeconfig from the usual places (or `options.kubeconfig`); fails with a fix when there is none. */
-export function loadKubeConfig(options: KubeConfigOptions = {}): KubeConfig {
-  const kc = new KubeConfig();
+export async function loadKubeConfig(options: KubeConfigOptions = {}): Promise<KubeConfig> {
+  // Imported here, not at the top: loading client-node takes over half a second, which every CLI
+  // command (--help included) paid before any of them needed a cluster.
+  const clientNode = await import('@kubernetes/client-node');
+  const kc = new clientNode.KubeConfig();
   try {
     if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
     else {
@@ -159,6 +162,10 @@ export function statusError(status: number, text: string, headers: http.Incoming
 export function transportError(error: unknown, doing: string, server: string): KubeError | RequestAbortedError {
   if (error instanceof RequestAbortedError || error instanceof KubeError) return error;
   const code = (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
+  const waited = (error as { timeoutMs?: number }).timeoutMs;
+  if (waited !== undefined) {
+    return new TransientKubeError(`${doing}: no answer from the Kubernetes API at ${server} within ${formatSeconds(waited)} (ETIMEDOUT)`, { doing, errno: 'ETIMEDOUT' });
+  }
   if (typeof code === 'string' && TRANSIENT_ERRNO.test(code)) {
     return new TransientKubeError(
       `${doing}: cannot reach the Kubernetes API at ${server} (${code}); check the current context (kubectl config current-context) or run with --target local`,
@@ -292,7 +299,7 @@ export class KubeClient {
   readonly #discovered = new Map<string, Resource | undefined>();
   #reached = false;
   #lostSince: number | undefined;
-  #retries = 0;
+  #backSince = Number.NEGATIVE_INFINITY;
 
   constructor(kc: KubeConfig, options: KubeClientOptions = {}) {
     this.kc = kc;
@@ -305,21 +312,25 @@ export class KubeClient {
     this.#random = options.random ?? Math.random;
   }
 
-  /** Whether calls are failing right now (a restarted API server's 403s are then waited out too). */
+  /**
+   * Whether calls are failing now, or were less than 30 s ago. A restarted kube-apiserver
+   * answers before its RBAC caches are filled and refuses everyone (403) for a few seconds
+   * (seen on the real server in test:real), some calls before others: within an outage and
+   * just after one that is part of it; otherwise a 403 is a real lack of rights.
+   */
   get inOutage(): boolean {
-    return this.#lostSince !== undefined;
+    return this.#lostSince !== undefined || Date.now() - this.#backSince < 30_000;
   }
 
-  /** Retries made so far (all calls): for tests and the fuzzer's counts. */
-  get retries(): number {
-    return this.#retries;
-  }
-
-  /** The wait before retry `attempt` (0-based): capped exponential, half of it jittered. */
+  /**
+   * The wait before retry `attempt` (0-based): capped exponential, half of it jittered so that
+   * runs (and the calls of one run) that failed together do not come back together. A server's
+   * Retry-After is honoured up to a minute.
+   */
   backoffMs(attempt: number, retryAfterMs?: number): number {
     const ceiling = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** Math.min(attempt, 30));
     const jittered = ceiling / 2 + (this.#random() * ceiling) / 2;
-    return retryAfterMs !== undefined ? Math.min(Math.max(jittered, retryAfterMs), Math.max(this.#backoff.maxMs, 1000)) : jittered;
+    return retryAfterMs !== undefined ? Math.max(jittered, Math.min(retryAfterMs, 60_000)) : jittered;
   }
 
   // ---------------------------------------------------------------- transport
@@ -337,7 +348,7 @@ export class KubeClient {
     await this.kc.applyToHTTPSOptions(tls as never);
     const headers: Record<string, string> = {
       ...(tls.headers ?? {}),
-      Accept: options.stream && !path.endsWith('/log') ? 'application/json;stream=watch, application/json' : 'application/json, */*',
+      Accept: 'application/json, */*',
       'User-Agent': 'tunepipe-runner',
       ...(options.contentType ? { 'Content-Type': options.contentType } : {}),
     };
@@ -346,7 +357,7 @@ export class KubeClient {
       let settled = false;
       const req = lib.request(url, { method, headers, ...(tls.agent ? { agent: tls.agent } : {}), ...(tls.auth ? { auth: tls.auth } : {}) });
       const timer = setTimeout(() => {
-        const error = Object.assign(new Error(`no answer within ${formatSeconds(options.timeoutMs)}`), { code: 'ETIMEDOUT' });
+        const error = Object.assign(new Error(`no answer within ${formatSeconds(options.timeoutMs)}`), { code: 'ETIMEDOUT', timeoutMs: options.timeoutMs });
         fail(error);
       }, options.timeoutMs);
       const onAbort = () => fail(new RequestAbortedError());
@@ -413,6 +424,7 @@ export class KubeClient {
     if (this.#lostSince === undefined) return;
     const lost = Date.now() - this.#lostSince;
     this.#lostSince = undefined;
+    this.#backSince = Date.now();
     this.#onNote(`the Kubernetes API answers again after ${formatSeconds(lost)}`);
   }
 
@@ -448,16 +460,12 @@ export class KubeClient {
         error = explained;
       }
       if (options.retry === false) throw error;
-      // A restarted kube-apiserver answers before its RBAC caches are filled and refuses
-      // everyone (403) for a few seconds (seen on the real server in test:real): within an
-      // outage that is part of it; outside one it is a real lack of rights.
-      const warmingUp = error instanceof ForbiddenKubeError && this.#lostSince !== undefined;
+      const warmingUp = error instanceof ForbiddenKubeError && this.inOutage;
       const transient = error instanceof TransientKubeError || warmingUp;
       if (!transient) {
         if (error.detail.status !== undefined) this.#contact();
         if (options.recover && failures < 50 && Date.now() - started < this.retryBudgetMs && (await options.recover(error, signal))) {
           failures++;
-          this.#retries++;
           await this.#sleep(this.backoffMs(Math.min(failures - 1, 3)), signal);
           continue;
         }
@@ -470,7 +478,6 @@ export class KubeClient {
       if (lostFor >= this.retryBudgetMs) throw new ApiOutageError(this.server, doing, error, Date.now() - (this.#lostSince ?? started));
       const wait = Math.min(this.backoffMs(failures, error.detail.retryAfterMs), Math.max(0, this.retryBudgetMs - lostFor));
       failures++;
-      this.#retries++;
       await this.#sleep(wait, signal);
     }
   }

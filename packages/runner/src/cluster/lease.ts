@@ -89,10 +89,17 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Identities of the locks runs of this process hold now. A lock naming this process that is not
+ * among them was left by an earlier run of it that could not give it back (the API was gone).
+ */
+const heldHere = new Set<string>();
+
 /** Why a held lock may be taken over, or undefined while its holder is alive. */
 function staleReason(lease: Lease, me: HolderInfo, nowMs: number, observed: { renewTime?: string | undefined; since: number }): string | undefined {
   const spec = lease.spec ?? {};
   if (!spec.holderIdentity) return 'released';
+  if (spec.holderIdentity.startsWith(`${me.user}@${me.host}/${me.pid}/`) && !heldHere.has(spec.holderIdentity)) return 'an earlier run of this process that has ended';
   const durationMs = (spec.leaseDurationSeconds ?? 30) * 1000;
   const renewed = Date.parse(spec.renewTime ?? spec.acquireTime ?? '');
   if (Number.isFinite(renewed) && nowMs - renewed > durationMs) return `not renewed for ${formatSeconds(nowMs - renewed)}`;
@@ -106,7 +113,7 @@ function staleReason(lease: Lease, me: HolderInfo, nowMs: number, observed: { re
 export interface RunLock {
   /** Renews the Lease until `release`; `onLost` when another run took it over or renewal gave up. */
   keep(onLost: (why: string, error?: ApiOutageError) => void): void;
-  /** Gives the Lease up (best effort, within `timeoutMs`). */
+  /** Gives the Lease up (best effort, within `timeoutMs`; 0: stops renewing and leaves it to expire). */
   release(timeoutMs: number): Promise<void>;
 }
 
@@ -222,6 +229,7 @@ export async function acquireRunLock(
     }
     throw error;
   }
+  heldHere.add(identity);
   return new HeldLock(client, namespace, lease!, identity, options.renewMs ?? (durationSeconds * 1000) / 3, signal);
 }
 
@@ -277,8 +285,10 @@ class HeldLock implements RunLock {
 
   async release(timeoutMs: number): Promise<void> {
     this.#released = true;
+    heldHere.delete(this.identity);
     clearTimeout(this.#timer);
     this.#renewing.abort();
+    if (timeoutMs <= 0) return;
     const { holderIdentity: _, ...spec } = this.#lease.spec ?? {};
     const signal = AbortSignal.timeout(timeoutMs);
     try {

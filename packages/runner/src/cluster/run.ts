@@ -128,8 +128,8 @@ class PodLedger {
 /** What a stage was doing when the run had to stop, for the message that says what is left in the cluster. */
 interface InFlight {
   was: string;
-  /** Whether the stage's workload is known to exist in the cluster. */
-  exists: boolean;
+  /** What this run knows of the stage's workload in the cluster. */
+  workload: 'not applied' | 'applying' | 'exists';
   pod?: string;
 }
 
@@ -190,7 +190,7 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
     ended = why;
     stop.abort();
   };
-  const client = new KubeClient(options.kubeConfig ?? loadKubeConfig(), {
+  const client = new KubeClient(options.kubeConfig ?? (await loadKubeConfig()), {
     signal,
     retryBudgetMs: options.apiOutageMs ?? 300_000,
     ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
@@ -202,16 +202,19 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
   const followRetryMs = clamp(pollMs, 50, 1000);
   // Waits are woken by watch events; this only bounds a wait nothing wakes.
   const safetyMs = 30_000;
-  const cmd = `tunepipe`;
+  const cmd = 'tunepipe';
   const ns = `--namespace ${namespace}`;
 
   /** The failure of a stage the run stopped watching because the API could not be reached. */
   const unreachable = (stage: CompiledStage, ctx: StageContext, outage: ApiOutageError, inFlight: InFlight): StageFailure => {
     const workload = `${stage.workload.kind} ${stage.workload.name}`;
     const status = ctx.state().status;
-    const left = inFlight.exists
-      ? `${workload} was ${status}${inFlight.pod ? ` (pod ${inFlight.pod})` : ''} and is still in the cluster: nothing was deleted`
-      : `${workload} may or may not have been created`;
+    const left =
+      inFlight.workload === 'exists'
+        ? `${workload} was ${status}${inFlight.pod ? ` (pod ${inFlight.pod})` : ''} and is still in the cluster: nothing was deleted`
+        : inFlight.workload === 'applying'
+          ? `${workload} may or may not have been created`
+          : `this run had not applied ${workload} yet`;
     return {
       reason: 'ApiUnreachable',
       message: [
@@ -284,7 +287,7 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
     const jobs = new Informer<V1Job>(client, JOBS(namespace), { fieldSelector: `metadata.name=${name}` }, `Job ${name}`, informerOptions(waker));
     const pods = new Informer<V1Pod>(client, PODS(namespace), { labelSelector: `job-name=${name}` }, `the pods of Job ${name}`, informerOptions(waker));
     const follower = new PodLogFollower(client, namespace, signal, (progress) => ctx.update({ progress }), { onStreamEnd: waker.wake, retryMs: followRetryMs });
-    const inFlight: InFlight = { was: `reading Job ${name}`, exists: false };
+    const inFlight: InFlight = { was: `reading Job ${name}`, workload: 'not applied' };
     const broken = () => {
       const failure = jobs.failure ?? pods.failure;
       if (failure) throw failure;
@@ -302,7 +305,7 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
             ? `deleting Job ${name} to re-run it (--force)`
             : `Job ${name} failed in an earlier run (${existing.status?.conditions?.find((c) => c.type === 'Failed')?.reason ?? 'Failed'}); deleting it to retry`,
         );
-        Object.assign(inFlight, { was: `deleting Job ${name} to re-run it`, exists: true });
+        Object.assign(inFlight, { was: `deleting Job ${name} to re-run it`, workload: 'exists' });
         await client.deleteJob(namespace, name);
         for (broken(); jobs.get(name); broken()) await waker.wait(safetyMs, signal);
         existing = undefined;
@@ -310,16 +313,16 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
       let uid = existing?.metadata?.uid;
       if (existing) {
         ctx.note(`attached to Job ${name}, which is already running`);
-        Object.assign(inFlight, { exists: true });
+        inFlight.workload = 'exists';
       } else {
-        Object.assign(inFlight, { was: `applying the objects of ${stage.name}`, exists: false });
+        Object.assign(inFlight, { was: `applying the objects of ${stage.name}`, workload: 'applying' });
         await ensureShared();
         for (const object of objectsToApply(stage, namespace, { forced: ctx.forced })) {
           const applied = await client.apply(object);
           if (object.kind === 'Job') {
             uid = applied.metadata?.uid;
             jobs.observe(applied as V1Job);
-            inFlight.exists = true;
+            inFlight.workload = 'exists';
           }
         }
       }
@@ -408,11 +411,14 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
     const deployments = new Informer<V1Deployment>(client, DEPLOYMENTS(namespace), { fieldSelector: `metadata.name=${name}` }, `Deployment ${name}`, informerOptions(waker));
     const pods = selector ? new Informer<V1Pod>(client, PODS(namespace), { labelSelector: selector }, `the pods of Deployment ${name}`, informerOptions(waker)) : undefined;
     const follower = new PodLogFollower(client, namespace, signal, (progress) => ctx.update({ progress }), { onStreamEnd: waker.wake, retryMs: followRetryMs });
-    const inFlight: InFlight = { was: `applying the objects of ${stage.name}`, exists: false };
+    const inFlight: InFlight = { was: `reading Deployment ${name}`, workload: 'not applied' };
     try {
       deployments.start();
       pods?.start();
       await Promise.all([deployments.ready(), pods?.ready()]);
+      const failed = deployments.failure ?? pods?.failure;
+      if (failed) throw failed;
+      Object.assign(inFlight, { was: `applying the objects of ${stage.name}`, workload: 'applying' });
       await ensureShared();
       let generation = 0;
       for (const object of objectsToApply(stage, namespace, restartedAt ? { restartedAt } : {})) {
@@ -420,7 +426,7 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
         if (object.kind === 'Deployment') {
           generation = applied.metadata?.generation ?? 0;
           deployments.observe(applied as V1Deployment);
-          inFlight.exists = true;
+          inFlight.workload = 'exists';
         }
       }
       inFlight.was = `watching Deployment ${name} roll out`;
@@ -490,12 +496,15 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
       execute: (stage, ctx) => (stage.workload.kind === 'Job' ? executeJob(stage, ctx) : executeServe(stage, ctx)),
     });
   } catch (error) {
+    if (error instanceof ApiOutageError) endRun({ outage: error });
     // Before any stage started (looking for cached stages): nothing of this run is in the cluster.
     if (error instanceof RequestAbortedError) throw new RunnerError(`stopped before any stage of ${pipeline.pipeline} started; nothing was changed`);
     throw error;
   } finally {
-    // A black-holed API must not hold up Ctrl-C: the lock then frees itself when it expires.
-    await lock.release(signal.aborted ? 1000 : client.requestTimeoutMs);
+    // Not after an outage (it would only wait for another timeout), and only briefly after
+    // Ctrl-C (the API may be black-holed): a lock left behind is taken over by the next run,
+    // at once from this machine (this process is gone), else when it expires.
+    await lock.release(ended && 'outage' in ended ? 0 : signal.aborted ? 500 : client.requestTimeoutMs);
   }
 }
 

@@ -2,9 +2,10 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { ForbiddenKubeError, KubeError, RequestAbortedError, TransientKubeError, type KubeClient, type WatchEvent } from './kube.ts';
 
 /**
- * Wakes a loop that waits for something to change. Wakes that come while the loop is busy are
- * kept, so none is lost; a burst of them (a Job and its pod changing together, on two watches)
- * is let settle for `settleMs` so the loop sees the state after the burst, not half of it.
+ * Wakes a loop that waits for something to change. A wake that comes while the loop is busy is
+ * kept, so none is lost, and many make one: the loop looks at the caches as they are then.
+ * `settleMs` lets a burst (a Job and its pod changing together, on two watches) arrive before
+ * the loop looks.
  */
 export class Waker {
   #pending = false;
@@ -69,17 +70,6 @@ export interface InformerOptions {
   readonly idleMs?: number;
 }
 
-/** How an informer got its data, for the fault tests and the fuzzer's counts. */
-export interface InformerStats {
-  lists: number;
-  watches: number;
-  /** Lists made because a watch answered 410 Gone. */
-  relistsAfterGone: number;
-  /** Watches re-opened after a cut or failed stream. */
-  rewatches: number;
-  events: number;
-}
-
 const nameOf = (o: KubernetesObject) => o.metadata?.name ?? '';
 
 /**
@@ -91,13 +81,11 @@ const nameOf = (o: KubernetesObject) => o.metadata?.name ?? '';
  * non-transient error of a list) is kept in `failure`.
  */
 export class Informer<T extends KubernetesObject> {
-  readonly stats: InformerStats = { lists: 0, watches: 0, relistsAfterGone: 0, rewatches: 0, events: 0 };
   readonly #items = new Map<string, T>();
   readonly #seen = new Set<string>();
   #deleted: T[] = [];
   #resourceVersion = '';
   #failure: Error | undefined;
-  #synced = false;
   readonly #ready: Promise<void>;
   #markReady!: () => void;
   readonly #stop = new AbortController();
@@ -126,10 +114,6 @@ export class Informer<T extends KubernetesObject> {
   /** Resolves once the first list is in (or the informer failed or stopped: check `failure`). */
   ready(): Promise<void> {
     return this.#ready;
-  }
-
-  get synced(): boolean {
-    return this.#synced;
   }
 
   get failure(): Error | undefined {
@@ -189,7 +173,6 @@ export class Informer<T extends KubernetesObject> {
     const rv = event.object?.metadata?.resourceVersion;
     if (rv) this.#resourceVersion = rv;
     if (event.type === 'BOOKMARK') return;
-    this.stats.events++;
     if (event.type === 'DELETED') this.#remove(nameOf(event.object), event.object);
     else this.#set(event.object);
     this.options.onChange();
@@ -210,7 +193,6 @@ export class Informer<T extends KubernetesObject> {
       if (needList) {
         try {
           const list = await this.client.list<T>(this.path, this.selectors, `listing ${this.what}`, { signal });
-          this.stats.lists++;
           this.#replace(list.items);
           this.#resourceVersion = list.resourceVersion;
         } catch (error) {
@@ -218,7 +200,6 @@ export class Informer<T extends KubernetesObject> {
           return this.#fail(error as Error);
         }
         needList = false;
-        this.#synced = true;
         this.#markReady();
         this.options.onChange();
       }
@@ -230,7 +211,6 @@ export class Informer<T extends KubernetesObject> {
       const opened = Date.now();
       let delivered = false;
       try {
-        this.stats.watches++;
         await this.client.watch<T>(
           this.path,
           { ...this.selectors, resourceVersion: this.#resourceVersion, idleMs: this.options.idleMs ?? 150_000 },
@@ -246,7 +226,6 @@ export class Informer<T extends KubernetesObject> {
       } catch (error) {
         if (signal.aborted || error instanceof RequestAbortedError) break;
         if (error instanceof KubeError && error.status === 410) {
-          this.stats.relistsAfterGone++;
           needList = true;
           continue;
         }
@@ -261,7 +240,6 @@ export class Informer<T extends KubernetesObject> {
         // A stream that worked for a while and was cut starts the count afresh.
         if (delivered || Date.now() - opened > 10_000) watchFailures = 0;
         watchFailures++;
-        this.stats.rewatches++;
         // Twice in a row: list (the list's retries wait out an outage and tell when to give up).
         if (watchFailures >= 2) needList = true;
         await sleep(this.client.backoffMs(watchFailures - 1), signal);

@@ -269,12 +269,18 @@ export class FakeKubeApi {
   interrupt(ms: number, forbiddenMs = 0): void {
     this.#downUntil = Date.now() + ms;
     this.#forbiddenUntil = this.#downUntil + forbiddenMs;
-    // A restart ends every open stream.
-    if (ms > 0) this.#cutStreams();
+    // A restart ends every open stream (watches resume with a new request, which meets the 403s).
+    if (ms > 0 || forbiddenMs > 0) this.#cutStreams();
+  }
+
+  /** Requests a black hole holds right now (accepted, not answered). */
+  get heldRequests(): number {
+    return this.#held.size;
   }
 
   /**
-   * Queues faults for requests of `verb` (`*`: any) whose path contains `path` (or matches it):
+   * Queues faults for requests of `verb` (`*`: any) whose path and query (decoded) contain
+   * `path` (or match it):
    * each matching request takes the next one, until the queue is empty.
    */
   inject(verb: FaultVerb | '*', path: string | RegExp, ...faults: Fault[]): void {
@@ -422,7 +428,7 @@ export class FakeKubeApi {
       }
     }
 
-    const fault = this.#takeFault(verb, url.pathname);
+    const fault = this.#takeFault(verb, decodeURIComponent(url.pathname + url.search));
     if (fault !== undefined) {
       this.injected.push({ verb, path: url.pathname, fault });
       if (fault === 'reset') return void req.socket.destroy();
