@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { LLAMA3_8B, QWEN2_5_7B } from '../src/model/architecture.ts';
-import { gpuById, planStage, resolveSft, sftMemory, vllmMemory, type SftPlanArgs } from '../src/planner/index.ts';
+import { GPUS, gpuById, planStage, resolveSft, sftMemory, trainingThroughput, vllmMemory, type SftPlanArgs } from '../src/planner/index.ts';
 
 const arch = fc.constantFrom(LLAMA3_8B, QWEN2_5_7B);
 const target = fc.constantFrom('all', 'q_proj,v_proj', 'q_proj,k_proj,v_proj,o_proj', 'down_proj');
@@ -31,6 +31,23 @@ test('SFT memory grows monotonically with micro-batch, sequence length and LoRA 
       assert.ok(memory(a, args, 2) > m);
     }),
     { numRuns: 300 },
+  );
+});
+
+test('training speed rises with the micro-batch, never past the physical limit; bands are never negative', () => {
+  fc.assert(
+    fc.property(arch, base, fc.constantFrom(...GPUS.filter((g) => g.bf16DenseFlops !== null)), fc.integer({ min: 1, max: 16 }), (a, args, gpu, db) => {
+      const config = resolveSft(a, args, { rows: 1000 }, 's').config;
+      const at = (b: number) => trainingThroughput(a, config, { sequenceLength: config.cutoffLen, tokensPerMicroBatch: b * config.cutoffLen }, gpu, 1)!;
+      const small = at(args.per_device_train_batch_size);
+      const large = at(args.per_device_train_batch_size + db);
+      assert.ok(large.tokensPerSecond > small.tokensPerSecond, 'more tokens per micro-batch, more tokens per second');
+      assert.ok(large.tokensPerSecond <= large.limitTokensPerSecond && large.efficiency < 1);
+      assert.ok(small.low < small.tokensPerSecond && small.tokensPerSecond < small.high);
+      const m = sftMemory(a, config);
+      assert.ok(m.bandBytes > 0 && m.allocatedBytes < m.reservedBytes && m.reservedBytes < m.totalBytes);
+    }),
+    { numRuns: 200 },
   );
 });
 

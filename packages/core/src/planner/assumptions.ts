@@ -6,33 +6,83 @@ import { MiB, MB } from './units.ts';
  */
 
 /**
- * CUDA context, kernels PyTorch loads and cuBLAS/cuDNN workspaces, present before any tensor:
- * 300-800 MiB depending on driver, lazy module loading and GPU. 512 MiB assumed.
+ * CUDA context, the kernels PyTorch loads and NCCL/cuBLAS handles, present before any tensor and
+ * outside PyTorch's allocator (`nvidia-smi` counts it, `torch.cuda.max_memory_reserved` does not):
+ * 300-800 MiB depending on driver, lazy module loading and GPU. 512 MiB assumed, ±50 %.
  */
 export const CUDA_CONTEXT_BYTES = 512 * MiB;
+/** The CUDA context's band: 300-800 MiB around the 512 assumed. */
+export const CUDA_CONTEXT_BAND = 0.5;
 
 /**
- * PyTorch's caching allocator rounds and splits blocks; activations of varying sequence length
- * fragment it. Charged on the transient (activation, logits, gradient) bytes only: weights and
- * optimizer states are allocated once in large blocks.
+ * Inference stages (GPTQ, evaluate): PyTorch's caching allocator keeps freed blocks of varying
+ * sizes, charged as a share of the transient bytes. Training has its own, measured, reserve
+ * (`sft.ts`, ALLOCATOR_RESERVE_FACTOR).
  */
 export const ALLOCATOR_FRAGMENTATION = 0.1;
+/** The inference fragmentation share is a guess: ±50 % of it. */
+export const ALLOCATOR_FRAGMENTATION_BAND = 0.5;
+
+/**
+ * SFT activation, logits and gradient terms are counted tensor by tensor from what autograd keeps
+ * (sft.ts); they reproduce the H100 measurements to 0.1 %. The band covers library versions that
+ * keep a tensor more or less (an older transformers upcast the whole logits in the model, a newer
+ * one may fuse the loss) and shapes not measured.
+ */
+export const SFT_ACTIVATION_BAND = 0.05;
+
+/**
+ * The caching allocator's reserve is fitted on a single measured reserved peak (sft.ts,
+ * ALLOCATOR_RESERVE_FACTOR): ±30 % of it.
+ */
+export const ALLOCATOR_RESERVE_BAND = 0.3;
+
+/**
+ * Inference working sets (GPTQ's per-layer buffers, HF `generate`'s prefill) are counted from the
+ * library's algorithm, not measured: ±25 % (optimum/gptqmodel and transformers versions differ).
+ */
+export const INFERENCE_ACTIVATION_BAND = 0.25;
+
+/**
+ * vLLM's profiling peak and its memory outside PyTorch (0.5-1 GiB) are estimated: ±50 % of them.
+ * The KV cache is what vLLM leaves, so its size moves by the same bytes the other way.
+ */
+export const VLLM_PROFILE_BAND = 0.5;
 
 /** NCCL communicator buffers per GPU when a stage uses more than one GPU (DDP or tensor parallel). */
 export const NCCL_BUFFER_BYTES = 512 * MiB;
 
 /**
- * Free memory the planner keeps on a GPU beyond its estimate: covers the estimate's error
- * (see README, ±10-15% on training peaks) and spikes it does not model.
- * @default 0.10
+ * Share of GPU memory kept free beyond an estimate and its error band. The band itself is the
+ * headroom: each estimate states how far it may be off (README, "Error bands"), and placement
+ * keeps that much free. Raise this only for spikes the planner does not model (e.g. a custom
+ * callback that holds tensors).
+ * @default 0
  */
-export const DEFAULT_HEADROOM = 0.1;
+export const DEFAULT_HEADROOM = 0;
 
 /**
  * Share of ideal linear scaling that data parallelism (DDP, one node) keeps: gradient all-reduce
  * of LoRA weights is small, but the slowest rank sets the pace.
  */
 export const DATA_PARALLEL_EFFICIENCY = 0.9;
+
+/**
+ * Launch work of one layer pass without adapters, in adapters' worth (throughput.ts, launchUnits):
+ * norms, RoPE, attention and the MLP's elementwise ops launch about 40 kernels, an adapter about 8.
+ */
+export const LAYER_BASE_LAUNCH_UNITS = 5;
+
+/**
+ * Training speed band on the GPU architecture the curve was fitted on (Hopper): the fit is exact
+ * at its two points; other batch shapes and sequence lengths extrapolate the same two constants.
+ */
+export const TRAINING_TIME_BAND_CALIBRATED = 0.1;
+/**
+ * Training speed band on other GPUs: η∞ and the launch overhead carried over from the H100. Held
+ * out, the seed's A100 run comes within 2 %; bandwidth-poor cards (L4, A10G) may fall further.
+ */
+export const TRAINING_TIME_BAND = 0.25;
 
 /** Download speed from Hugging Face / ModelScope into the cluster (20-500 MB/s observed; 100 assumed). */
 export const HUB_DOWNLOAD_BYTES_PER_SECOND = 100 * MB;
@@ -78,14 +128,22 @@ export const VLLM_NON_TORCH_BYTES = 256 * MiB;
 export const VLLM_OUTSIDE_BUDGET_BYTES = 1024 * MiB;
 
 /**
- * Job `activeDeadlineSeconds` and Pulumi/Flux timeouts: expected × factor + allowance. The factor
- * covers the time estimate's error (±30%, see README) with margin; the allowance covers GPU node
- * scale-up from zero (5-15 min) and pulling a 10-20 GB image.
+ * Share by which the rates behind stage times that come from assumed bandwidths (downloads, volume
+ * reads and writes, CPU merge, GPTQ, start-up) may be off either way: storage and network vary
+ * several-fold between clusters. A rate ±50 % puts such a time within [2t/3, 2t].
  */
-export const DEADLINE_SAFETY_FACTOR = 3;
+export const IO_TIME_BAND = 0.5;
+
+/**
+ * Job `activeDeadlineSeconds` and Pulumi/Flux timeouts: the slow end of the time band × factor +
+ * allowance. The band already covers the model's error; the factor covers what no model of the
+ * stage can know (a throttled node, a noisy neighbour, a step repeated after a resume); the
+ * allowance covers GPU node scale-up from zero (5-15 min) and pulling a 10-20 GB image.
+ */
+export const DEADLINE_SAFETY_FACTOR = 1.5;
 export const DEADLINE_ALLOWANCE_SECONDS = 1800;
 
-/** The deadline for a stage expected to take `expectedSeconds`. */
-export function deadlineSeconds(expectedSeconds: number): number {
-  return Math.ceil(expectedSeconds * DEADLINE_SAFETY_FACTOR + DEADLINE_ALLOWANCE_SECONDS);
+/** The deadline for a stage whose time band ends at `slowSeconds`. */
+export function deadlineSeconds(slowSeconds: number): number {
+  return Math.ceil(slowSeconds * DEADLINE_SAFETY_FACTOR + DEADLINE_ALLOWANCE_SECONDS);
 }

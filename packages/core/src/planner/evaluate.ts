@@ -2,7 +2,10 @@ import { llamaFactoryDefault } from '../defaults.ts';
 import type { ModelArchitecture } from '../model/architecture.ts';
 import {
   ALLOCATOR_FRAGMENTATION,
+  ALLOCATOR_FRAGMENTATION_BAND,
+  CUDA_CONTEXT_BAND,
   CUDA_CONTEXT_BYTES,
+  INFERENCE_ACTIVATION_BAND,
   DECODE_BANDWIDTH_EFFICIENCY,
   HF_GENERATE_STEP_FLOOR_SECONDS,
   POD_STARTUP_SECONDS,
@@ -79,10 +82,10 @@ export function evaluateEstimate(arch: ModelArchitecture, model: EvaluatedModel,
   const terms: MemoryTerm[] = [
     { name: model.format === 'gptq' ? `weights (GPTQ ${model.bits}-bit)` : model.format === 'adapter' ? 'base weights + adapter (bf16)' : 'weights (bf16)', bytes: w, detail: model.format === 'gptq' ? 'quantized checkpoint' : `${n(arch.parameterCount)} params × 2 B` },
     { name: 'KV cache of a batch', bytes: kv, detail: `${batch} rows × (${n(cutoff)} + ${n(maxNew)}) tokens × ${n(kvPerToken)} B` },
-    { name: 'prefill activations (one layer)', bytes: prefill, detail: `${batch} × ${n(cutoff)} tokens × ${n(inferenceLayerBytesPerToken(arch, 2))} B` },
-    { name: 'logits of the last position (fp32)', bytes: logits, detail: `${batch} × ${n(arch.vocabSize)} × 4 B × 2` },
-    { name: 'allocator fragmentation', bytes: transient * ALLOCATOR_FRAGMENTATION, detail: `${ALLOCATOR_FRAGMENTATION * 100}% of ${formatGiB(transient)}` },
-    { name: 'CUDA context + workspaces', bytes: CUDA_CONTEXT_BYTES, detail: 'assumed' },
+    { name: 'prefill activations (one layer)', bytes: prefill, detail: `${batch} × ${n(cutoff)} tokens × ${n(inferenceLayerBytesPerToken(arch, 2))} B`, band: INFERENCE_ACTIVATION_BAND },
+    { name: 'logits of the last position (fp32)', bytes: logits, detail: `${batch} × ${n(arch.vocabSize)} × 4 B × 2`, band: INFERENCE_ACTIVATION_BAND },
+    { name: 'allocator fragmentation', bytes: transient * ALLOCATOR_FRAGMENTATION, detail: `${ALLOCATOR_FRAGMENTATION * 100}% of ${formatGiB(transient)}`, band: ALLOCATOR_FRAGMENTATION_BAND },
+    { name: 'CUDA context + workspaces', bytes: CUDA_CONTEXT_BYTES, detail: 'assumed (300-800 MiB)', band: CUDA_CONTEXT_BAND },
   ];
   const peak = peakFlops(gpu, 'bfloat16') ?? gpu.fp16DenseFlops;
   const batches = Math.ceil(rows / batch);

@@ -130,22 +130,37 @@ export interface PlanFormatOptions {
 
 const gpuCell = (p: StageResourcePlan) => (p.gpuType ? `${p.gpus}× ${p.gpuType}${p.placement === 'explicit' ? ' (set)' : ''}` : 'CPU');
 const gib = (bytes: number) => (bytes / GiB).toFixed(2);
+const gibBand = (bytes: number) => (bytes / GiB).toFixed(2);
 
-/** GPU memory needed / usable; a CPU stage shows its RAM here unless a RAM column does (`wide`). */
+/** `7m 10s–9m 40s`: a time's band, fast to slow (one value when they round alike). */
+export function formatDurationRange(range: readonly [number, number]): string {
+  const [fast, slow] = range.map(formatDuration);
+  return fast === slow ? fast! : `${fast}–${slow}`;
+}
+
+/** `$0.11–0.15` (`—` when unknown). */
+export function formatUsdRange(range: readonly [number, number] | null): string {
+  if (range === null) return '—';
+  const [low, high] = range.map(formatUsd);
+  return low === high ? low! : `${low}–${high!.replace(/^\$/, '')}`;
+}
+
+/** GPU memory needed ± its band / usable; a CPU stage shows its RAM here unless a RAM column does (`wide`). */
 function memoryCell(p: StageResourcePlan, wide: boolean): string {
-  if (p.requiredGpuBytes !== undefined && p.usableGpuBytes !== undefined) return `${gib(p.requiredGpuBytes)} / ${gib(p.usableGpuBytes)}`;
+  if (p.requiredGpuBytes !== undefined && p.usableGpuBytes !== undefined) return `${gib(p.requiredGpuBytes)} ±${gibBand(p.requiredGpuBandBytes ?? 0)} / ${gib(p.usableGpuBytes)}`;
   if (p.gpuMemory) return gib(p.gpuMemory.totalBytes);
   if (p.hostMemory && !wide) return `RAM ${gib(p.hostMemory.totalBytes)}`;
   return '—';
 }
 
-const timeCell = (p: StageResourcePlan) => (p.kind === 'serve' ? `ready in ${formatDuration(p.expectedSeconds)}` : formatDuration(p.expectedSeconds));
+const timeCell = (p: StageResourcePlan) => (p.kind === 'serve' ? `ready ${formatDurationRange(p.secondsRange)}` : formatDurationRange(p.secondsRange));
 const gpuHoursCell = (p: StageResourcePlan) => (p.kind === 'serve' || p.gpus === 0 ? '—' : p.gpuHours.toFixed(2));
-const costCell = (p: StageResourcePlan) => (p.kind === 'serve' ? (p.usdPerHour === null ? '—' : `${formatUsd(p.usdPerHour)}/h`) : p.gpus === 0 ? '—' : formatUsd(p.costUsd));
+const costCell = (p: StageResourcePlan) => (p.kind === 'serve' ? (p.usdPerHour === null ? '—' : `${formatUsd(p.usdPerHour)}/h`) : p.gpus === 0 ? '—' : p.costUsdRange ? formatUsdRange(p.costUsdRange) : formatUsd(p.costUsd));
 
 /**
- * One line per stage: GPU, memory needed / usable per GPU, expected time, GPU-hours and cost,
- * then totals, the price note and the planner's warnings. `wide` adds host memory and disk.
+ * One line per stage: GPU, memory needed ± its error band / usable per GPU, the time's band (fast
+ * to slow), GPU-hours at the expected time and the cost's band, then totals, the notes and the
+ * planner's warnings. `wide` adds host memory and disk.
  */
 export function formatPipelinePlan(plan: PipelineResourcePlan, options: PlanFormatOptions = {}): string {
   const wide = options.wide === true;
@@ -153,7 +168,7 @@ export function formatPipelinePlan(plan: PipelineResourcePlan, options: PlanForm
   const columns: TableColumn[] = [
     { header: 'stage' },
     { header: 'GPU' },
-    { header: 'GiB/GPU need / usable', align: 'right' },
+    { header: 'GiB/GPU need ±band / usable', align: 'right' },
     ...(wide ? [{ header: 'RAM GiB', align: 'right' as const }, { header: 'disk GiB', align: 'right' as const }] : []),
     { header: 'time', align: 'right' },
     { header: 'GPU-h', align: 'right' },
@@ -169,20 +184,33 @@ export function formatPipelinePlan(plan: PipelineResourcePlan, options: PlanForm
     costCell(p),
   ]);
   const t = plan.totals;
-  rows.push(['total (batch stages)', '', '', ...(wide ? ['', ''] : []), formatDuration(t.expectedSeconds), t.gpuHours.toFixed(2), `${formatUsd(t.costUsd)}${t.costComplete ? '' : ' + unpriced'}`]);
+  const batch = plan.stages.filter((p) => p.kind !== 'serve');
+  const totalRange: [number, number] = [batch.reduce((s, p) => s + p.secondsRange[0], 0), batch.reduce((s, p) => s + p.secondsRange[1], 0)];
+  const costRange: [number, number] = [batch.reduce((s, p) => s + (p.costUsdRange?.[0] ?? 0), 0), batch.reduce((s, p) => s + (p.costUsdRange?.[1] ?? 0), 0)];
+  rows.push(['total (batch stages)', '', '', ...(wide ? ['', ''] : []), formatDurationRange(totalRange), t.gpuHours.toFixed(2), `${formatUsdRange(costRange)}${t.costComplete ? '' : ' + unpriced'}`]);
   const notes: string[] = [];
   if (t.servingUsdPerHour > 0) notes.push(`serving: ${formatUsd(t.servingUsdPerHour)}/h while up (${formatUsd(t.servingUsdPerHour * 24 * 30)} per 30 days)`);
-  notes.push(`${plan.cloud} prices, ${Math.round(plan.headroom * 100)}% memory headroom. ${PRICES_NOTE}`);
+  notes.push(
+    `Every figure carries its error band: a GPU is chosen when the need plus its band fits${plan.headroom > 0 ? ` (with ${Math.round(plan.headroom * 100)}% more kept free)` : ''}; times run fast–slow; GPU-h at the expected time.`,
+  );
+  notes.push(`${plan.cloud} prices. ${PRICES_NOTE}`);
   for (const p of plan.stages) for (const w of p.warnings) notes.push(`! ${p.name}: ${w}`);
   const block = notes.join('\n');
   return [formatTable(columns, rows, width === undefined ? {} : { width }), width === undefined ? block : wrapBlock(block, width)].join('\n');
 }
 
-/** A memory breakdown as a table of its named terms and their sum. */
+/** A memory breakdown as a table of its named terms, each with its band, and their sum. */
 export function formatMemoryBreakdown(m: MemoryBreakdown, options: PlanFormatOptions = {}): string {
   const width = options.wide ? undefined : (options.width ?? PLAN_WIDTH);
-  const rows = [...m.terms.map((t) => [t.name, formatGiB(t.bytes), t.detail]), ['total', formatGiB(m.totalBytes), '']];
-  return formatTable([{ header: 'term' }, { header: 'size', align: 'right' }, { header: 'how', flex: true }], rows, width === undefined ? {} : { width });
+  const table = width === undefined ? {} : { width };
+  // Host and disk estimates state no bands: their terms are assumptions or sizes, not models.
+  if (!m.terms.some((t) => t.band)) {
+    const rows = [...m.terms.map((t) => [t.name, formatGiB(t.bytes), t.detail]), ['total', formatGiB(m.totalBytes), '']];
+    return formatTable([{ header: 'term' }, { header: 'size', align: 'right' }, { header: 'how', flex: true }], rows, table);
+  }
+  const band = (t: { band?: number }) => (t.band ? `±${Math.round(t.band * 100)}%` : 'exact');
+  const rows = [...m.terms.map((t) => [t.name, formatGiB(t.bytes), band(t), t.detail]), ['total', formatGiB(m.totalBytes), `±${formatGiB(m.bandBytes)}`, '']];
+  return formatTable([{ header: 'term', flex: true }, { header: 'size', align: 'right' }, { header: 'band', align: 'right' }, { header: 'how', flex: true }], rows, table);
 }
 
 const seconds = (s: number) => (s > 0 && s < 1 ? '<1s' : formatDuration(s));
@@ -212,9 +240,13 @@ export function formatStageExplain(
     if (p.requiredGpuBytes !== undefined && p.usableGpuBytes !== undefined) {
       const usable = p.kind === 'serve'
         ? `of vLLM's ${formatGiB(p.usableGpuBytes)} budget; the KV cache takes the rest of it`
-        : `of ${formatGiB(p.usableGpuBytes)} usable${gpu && options.headroom !== undefined ? ` (${formatGiB(gpu.memoryBytes)} less ${Math.round(options.headroom * 100)}% headroom)` : ''}`;
-      out.push(wrap(`GPU memory per GPU: ${formatGiB(p.requiredGpuBytes)} needed ${usable}`));
+        : `of ${formatGiB(p.usableGpuBytes)}${gpu && options.headroom ? ` (${formatGiB(gpu.memoryBytes)} less ${Math.round(options.headroom * 100)}% headroom)` : ''}`;
+      out.push(wrap(`GPU memory per GPU: ${formatGiB(p.requiredGpuBytes)} ± ${formatGiB(p.requiredGpuBandBytes ?? 0)} needed ${usable}; the band is kept free`));
     } else out.push('GPU memory per GPU');
+    if (p.details.kind === 'sft') {
+      const d = p.details;
+      out.push(wrap(`PyTorch: ${formatGiB(d.allocatedBytes)} allocated (torch.cuda.max_memory_allocated), ${formatGiB(d.reservedBytes)} reserved (max_memory_reserved); peak at ${d.peakPhase === 'loss' ? "the loss's backward" : "the last layer's backward"}`));
+    }
     out.push(formatMemoryBreakdown(p.gpuMemory, options));
   }
   if (p.hostMemory) out.push('', 'host memory (per pod)', formatMemoryBreakdown(p.hostMemory, options));
@@ -223,17 +255,24 @@ export function formatStageExplain(
   const steps = Object.entries(p.secondsBreakdown);
   const deadline = options.jobDeadlineSeconds ?? p.deadlineSeconds;
   const waits = options.jobDeadlineSeconds !== undefined && options.jobDeadlineSeconds !== p.deadlineSeconds ? ` (its own ${formatDuration(p.deadlineSeconds)} plus the longest wait for its inputs)` : '';
-  out.push('', wrap(p.kind === 'serve' ? `time: ${formatDuration(p.expectedSeconds)} expected until ready` : `time: ${formatDuration(p.expectedSeconds)} expected; Job deadline ${formatDuration(deadline)}${waits}`));
+  const band = `(${formatDurationRange(p.secondsRange)})`;
+  out.push('', wrap(p.kind === 'serve' ? `time: ${formatDuration(p.expectedSeconds)} expected until ready ${band}` : `time: ${formatDuration(p.expectedSeconds)} expected ${band}; Job deadline ${formatDuration(deadline)}${waits}`));
   if (steps.length > 0) out.push(formatTable([{ header: 'step' }, { header: 'time', align: 'right' }], [...steps.map(([name, s]) => [name, seconds(s)]), ['total', formatDuration(p.expectedSeconds)]]));
   if (p.details.kind === 'sft') {
     const d = p.details;
-    out.push(wrap(`training: ${d.schedule.optimizerSteps} optimizer steps, ${Math.round(d.tokens).toLocaleString('en-US')} tokens${d.tokensAreUpperBound ? ' (upper bound)' : ''}${d.tokensPerSecond ? ` at ${Math.round(d.tokensPerSecond).toLocaleString('en-US')} tokens/s` : ''} (${Math.round(d.utilisation * 100)}% of peak FLOP/s assumed)`));
+    const count = (x: number) => Math.round(x).toLocaleString('en-US');
+    const t = d.throughput;
+    const speed = t ? ` at ${count(t.tokensPerSecond)} tokens/s (${count(t.low)}–${count(t.high)}, ±${Math.round(t.band * 100)}%)` : '';
+    out.push(wrap(`training: ${d.schedule.optimizerSteps} optimizer steps, ${count(d.tokens)} tokens${d.tokensAreUpperBound ? ' (upper bound)' : ''}${speed}`));
+    if (t) {
+      out.push(wrap(`  ${(t.flopsPerToken / 1e9).toFixed(2)} GFLOP per token; ${Math.round(t.efficiency * 100)}% of the GPU's peak at this batch (micro-batch: ${t.computeSeconds.toFixed(3)} s compute + ${t.overheadSeconds.toFixed(3)} s kernel launches); physical limit ${count(t.limitTokensPerSecond)} tokens/s per GPU`));
+    }
   }
 
   if (p.gpus > 0) {
     out.push('');
     if (p.kind === 'serve') out.push(`cost: ${p.usdPerHour === null ? 'no list price' : `${formatUsd(p.usdPerHour)}/h while up`}`);
-    else out.push(`cost: ${p.gpus} GPU × ${formatDuration(p.expectedSeconds)} = ${p.gpuHours.toFixed(2)} GPU-h = ${formatUsd(p.costUsd)}`);
+    else out.push(`cost: ${p.gpus} GPU × ${formatDuration(p.expectedSeconds)} = ${p.gpuHours.toFixed(2)} GPU-h = ${formatUsd(p.costUsd)}${p.costUsdRange ? ` (${formatUsdRange(p.costUsdRange)})` : ''}`);
   }
   if (p.warnings.length > 0) out.push('', ...p.warnings.map((w) => wrap(`! ${w}`)));
   if (p.issues.length > 0) out.push('', wrap(p.issues.map(formatIssue).join('\n')));

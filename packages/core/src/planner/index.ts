@@ -2,6 +2,7 @@ export * from './units.ts';
 export * from './types.ts';
 export * from './gpus.ts';
 export * from './assumptions.ts';
+export * from './calibration.ts';
 export * from './shapes.ts';
 export * from './sft.ts';
 export * from './throughput.ts';

@@ -2,13 +2,15 @@ import { llamaFactoryDefault } from '../defaults.ts';
 import type { ModelArchitecture } from '../model/architecture.ts';
 import {
   CPU_MERGE_ELEMENTS_PER_SECOND,
+  CUDA_CONTEXT_BAND,
   CUDA_CONTEXT_BYTES,
+  INFERENCE_ACTIVATION_BAND,
   POD_STARTUP_SECONDS,
   SHA256_BYTES_PER_SECOND,
   VOLUME_READ_BYTES_PER_SECOND,
   VOLUME_WRITE_BYTES_PER_SECOND,
 } from './assumptions.ts';
-import { stateDictTensors, tensorLayoutIsExact, type LinearShape, loraParamCount } from './shapes.ts';
+import { decoderLinears, stateDictTensors, tensorLayoutIsExact, type LinearShape, loraParamCount } from './shapes.ts';
 import { breakdown, type MemoryBreakdown, type PlannerIssue } from './types.ts';
 import { n } from './internal.ts';
 import { GB, GiB, formatGB } from './units.ts';
@@ -163,6 +165,7 @@ export function mergeEstimate(
   const adapterBytes = lora.trainable * 4; // adapters are saved as trained: fp32
   const largestShard = shards.exact ? Math.max(...shards.shardBytes) : Math.min(modelBytes, exportSize * GB);
   const onGpu = args.export_device === 'auto';
+  const widest = adapter.targets.reduce((w, t) => (t.inFeatures * t.outFeatures > w.inFeatures * w.outFeatures ? t : w), adapter.targets[0] ?? decoderLinears(arch)[0]!);
 
   const host = breakdown('host', [
     ...(onGpu ? [] : [{ name: 'model weights', bytes: modelBytes, detail: `${n(arch.parameterCount)} params × ${bytesPerParam} B, materialised in RAM to be merged` }]),
@@ -174,7 +177,9 @@ export function mergeEstimate(
     ? breakdown('gpu', [
         { name: 'model weights', bytes: modelBytes, detail: `${n(arch.parameterCount)} params × ${bytesPerParam} B` },
         { name: 'LoRA adapter', bytes: adapterBytes, detail: `${n(lora.trainable)} params × 4 B` },
-        { name: 'CUDA context + workspaces', bytes: CUDA_CONTEXT_BYTES, detail: 'assumed' },
+        // PEFT merges one weight at a time: B·A in the adapter's fp32, then cast to the weight's dtype.
+        { name: `delta of the largest weight (${widest.name})`, bytes: widest.outFeatures * widest.inFeatures * (4 + bytesPerParam), detail: `${n(widest.outFeatures)} × ${n(widest.inFeatures)} × (4 + ${bytesPerParam}) B: fp32 B·A and its cast`, band: INFERENCE_ACTIVATION_BAND },
+        { name: 'CUDA context + workspaces', bytes: CUDA_CONTEXT_BYTES, detail: 'assumed (300-800 MiB)', band: CUDA_CONTEXT_BAND },
       ])
     : undefined;
   const disk = breakdown('disk', [{ name: `${shards.count} shards`, bytes: modelBytes, detail: `${shards.note}; plus tokenizer and config files (tens of MB)` }]);

@@ -6,10 +6,13 @@ import { GiB, formatGiB } from './units.ts';
 
 /** Whether a stage fits `count` GPUs of one type. */
 export interface FitResult {
+  /** The estimate fits what the stage may use (its band aside: see isTightFit). */
   readonly fits: boolean;
-  /** What the stage needs per GPU (the estimate, before headroom). */
+  /** What the stage needs per GPU (the estimate). */
   readonly requiredBytes: number;
-  /** What it may use per GPU: memory less the headroom (or vLLM's budget). */
+  /** How far `requiredBytes` may be off: the estimate's error band, kept free as headroom. */
+  readonly bandBytes: number;
+  /** What it may use per GPU: the GPU's memory (less any extra headroom), or vLLM's budget. */
   readonly usableBytes: number;
   /** Set when the GPU cannot run the stage at all, whatever its memory (e.g. bf16 on a T4). */
   readonly unsupported?: string;
@@ -30,11 +33,6 @@ export interface PlacementRequest {
   readonly fixHint?: string;
   /** GPUs automatic placement may choose (an explicit choice is checked by `fit` alone). @default all */
   readonly autoEligible?: (gpu: GpuSpec) => boolean;
-  /**
-   * Share by which the memory estimate may be too low (the planner's stated error band). A choice
-   * that fits by less gets a `planner.tight-fit` warning naming the next GPU up. @default 0
-   */
-  readonly errorBand?: number;
 }
 
 export interface Placement {
@@ -63,7 +61,8 @@ export function gpuOrder(cloud: Cloud): GpuSpec[] {
 const selector = (gpu: GpuSpec | undefined): Record<string, string> => (gpu ? { [LABELS.gpuType]: gpu.id } : {});
 
 /**
- * The first (gpu, count) in preference order that is offered on the cloud and fits. GPUs whose
+ * The first (gpu, count) in preference order that is offered on the cloud and fits with its error
+ * band to spare (the band is the headroom). GPUs whose
  * smallest machine carries more GPUs than the stage uses (AWS sells A100s only as 8-GPU p4d/p4de
  * nodes) are tried only after every other GPU: one stage would pay for a whole node.
  */
@@ -81,7 +80,7 @@ export function autoPlace(
         if (!eligible(gpu) || !offeredOn(gpu, cloud, count)) continue;
         if (pass === 'exact-node' && !wholeNode(gpu, count)) continue;
         const result = fit(gpu, count);
-        if (result.fits && result.unsupported === undefined) return { gpu, gpus: count, fit: result };
+        if (result.fits && result.unsupported === undefined && !isTightFit(result)) return { gpu, gpus: count, fit: result };
       }
     }
   }
@@ -89,28 +88,22 @@ export function autoPlace(
 }
 
 /**
- * Whether a fit is closer than the estimate's error band: were the estimate low by the band, the
- * stage would no longer fit in what the GPU may use. Stated on the estimate (not on the GPU)
- * because the band is the estimate's error.
+ * Whether the estimate fits but its error band does not: were the estimate low by its band, the
+ * stage would no longer fit in what the GPU may use. Automatic placement never picks such a GPU;
+ * an explicit choice of one gets a `planner.tight-fit` warning.
  */
-export function isTightFit(fit: FitResult, band: number): boolean {
-  return fit.fits && fit.unsupported === undefined && fit.requiredBytes * (1 + band) > fit.usableBytes;
+export function isTightFit(fit: FitResult): boolean {
+  return fit.fits && fit.unsupported === undefined && fit.requiredBytes + fit.bandBytes > fit.usableBytes;
 }
 
 /**
- * The warning for a choice that fits by less than the error band, naming the next GPU up: the
- * first larger memory class that fits with the band to spare (else the first that fits at all).
+ * The warning for a choice that fits by less than its error band, naming the next GPU up: the
+ * first larger memory class that fits with the band to spare.
  */
 function tightFitIssue(req: PlacementRequest, gpu: GpuSpec, count: number, fit: FitResult, path: string): PlannerIssue | undefined {
-  const band = req.errorBand ?? 0;
-  if (band <= 0 || !isTightFit(fit, band)) return undefined;
+  if (!isTightFit(fit)) return undefined;
   const larger = gpuOrder(req.cloud).filter((g) => memoryClass(g) > memoryClass(gpu));
-  const eligible = req.autoEligible ?? (() => true);
-  const roomy = autoPlace(req.cloud, [count], (g, c) => {
-    const f = req.fit(g, c);
-    return isTightFit(f, band) ? { ...f, fits: false } : f;
-  }, eligible, larger);
-  const next = roomy ?? autoPlace(req.cloud, [count], req.fit, eligible, larger);
+  const next = autoPlace(req.cloud, [count], req.fit, req.autoEligible ?? (() => true), larger);
   const value = count > 1 ? `${count}× ${gpu.id}` : gpu.id;
   const nextName = next ? `gpuType '${next.gpu.id}' (${formatGiB(next.gpu.memoryBytes, 1)}${count > 1 ? ` × ${count}` : ''})` : undefined;
   return {
@@ -118,7 +111,7 @@ function tightFitIssue(req: PlacementRequest, gpu: GpuSpec, count: number, fit: 
     path,
     value,
     severity: 'warning',
-    message: `fits with less than the planner's ${Math.round(band * 100)}% error band to spare: needs ${(fit.requiredBytes / GiB).toFixed(2)} of ${formatGiB(fit.usableBytes)} usable per GPU`,
+    message: `fits, but not with its error band to spare: needs ${(fit.requiredBytes / GiB).toFixed(2)} ± ${(fit.bandBytes / GiB).toFixed(2)} of ${formatGiB(fit.usableBytes)} per GPU`,
     fix: nextName
       ? `if it runs out of memory, the next GPU up is ${nextName}${req.fixHint ? `; or ${req.fixHint}` : ''}`
       : `no larger GPU on ${req.cloud} fits${req.fixHint ? `; ${req.fixHint}` : ''}`,
@@ -127,7 +120,7 @@ function tightFitIssue(req: PlacementRequest, gpu: GpuSpec, count: number, fit: 
 
 function describe(fit: FitResult): string {
   if (fit.unsupported) return fit.unsupported;
-  return fit.reason ?? `needs ${formatGiB(fit.requiredBytes)} per GPU, ${formatGiB(fit.usableBytes)} usable`;
+  return fit.reason ?? `needs ${formatGiB(fit.requiredBytes)} ± ${formatGiB(fit.bandBytes)} per GPU, ${formatGiB(fit.usableBytes)} usable`;
 }
 
 /**
@@ -164,11 +157,11 @@ export function place(req: PlacementRequest): Placement {
 
   if (explicit) {
     // An explicit type without a count gets the fewest GPUs of that type that fit.
-    const fitsWith = (c: number) => {
+    const fitsWith = (withBand: boolean) => (c: number) => {
       const f = req.fit(explicit as GpuSpec, c);
-      return offeredOn(explicit as GpuSpec, req.cloud, c) && f.fits && f.unsupported === undefined;
+      return offeredOn(explicit as GpuSpec, req.cloud, c) && f.fits && f.unsupported === undefined && !(withBand && isTightFit(f));
     };
-    const count = req.gpus ?? req.counts.find(fitsWith) ?? req.counts[0] ?? 1;
+    const count = req.gpus ?? req.counts.find(fitsWith(true)) ?? req.counts.find(fitsWith(false)) ?? req.counts[0] ?? 1;
     if (!offeredOn(explicit, req.cloud)) {
       const offered = GPUS.filter((g) => offeredOn(g, req.cloud)).map((g) => g.id);
       issues.push({ code: 'planner.not-offered', path: typePath, value: explicit.id, message: `${req.cloud} has no machine type with ${explicit.name} GPUs`, fix: `use one of ${offered.join(', ')}` });

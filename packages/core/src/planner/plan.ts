@@ -3,6 +3,7 @@ import type { ModelArchitecture } from '../model/architecture.ts';
 import {
   CONVERT_ROWS_PER_SECOND,
   DEFAULT_HEADROOM,
+  IO_TIME_BAND,
   HUB_DOWNLOAD_BYTES_PER_SECOND,
   POD_STARTUP_SECONDS,
   SHA256_BYTES_PER_SECOND,
@@ -27,8 +28,8 @@ import {
   type VllmMemory,
 } from './serve.ts';
 import { loraTargets } from './shapes.ts';
+import { trainingFlopsPerToken, trainingThroughput, type TrainingThroughput } from './throughput.ts';
 import { OPTIMIZER_STATE_BYTES, resolveSft, sftMemory, trainerSchedule, type SftPlanArgs, type TrainerSchedule, type TrainingData } from './sft.ts';
-import { TRAINING_UTILISATION, trainingFlopsPerToken, trainingTokensPerSecond } from './throughput.ts';
 import { breakdown, type MemoryBreakdown, type PlannerIssue } from './types.ts';
 import { n } from './internal.ts';
 import { llamaFactoryDefault } from '../defaults.ts';
@@ -39,8 +40,9 @@ export interface PlanOptions {
   /** Cloud whose GPUs and list prices are used. @default 'aws' */
   readonly cloud?: Cloud;
   /**
-   * Share of GPU memory kept free beyond the estimate. Until the planner states an error band per
-   * term, it is also the band a fit must clear to go without a `planner.tight-fit` warning. @default 0.10
+   * Share of GPU memory kept free beyond each estimate and its error band. The band is the
+   * headroom (every memory estimate states its own); this is for spikes the planner does not
+   * model. @default 0
    */
   readonly headroom?: number;
   /** Your own USD per GPU-hour by GPU id (negotiated, spot, on-prem); overrides the catalogue. */
@@ -111,8 +113,17 @@ export type StageDetails =
       readonly tokens: number;
       readonly tokensPerSecond: number | null;
       readonly trainSeconds: number | null;
+      /** The training time's band: [fast, slow] seconds. */
+      readonly trainSecondsRange: readonly [number, number] | null;
+      /** Speed, FLOPs per token, efficiency and the physical limit (throughput.ts). */
+      readonly throughput: TrainingThroughput | null;
       readonly flopsPerToken: number;
+      /** Share of the GPU's dense peak the step reaches at this batch (per GPU). */
       readonly utilisation: number;
+      /** `torch.cuda.max_memory_allocated()` and `max_memory_reserved()` predicted, per GPU. */
+      readonly allocatedBytes: number;
+      readonly reservedBytes: number;
+      readonly peakPhase: 'loss' | 'layer';
       readonly gradientCheckpointing: boolean;
       readonly peakSequenceLength: number;
       /** Whether tokens came from cutoff_len because the mean tokens per row was unknown. */
@@ -143,18 +154,24 @@ export interface StageResourcePlan {
   readonly gpuMemory: MemoryBreakdown | undefined;
   /** GPU memory the stage needs per GPU, as placement compared it (serve: weights, activations and one sequence of KV cache). */
   readonly requiredGpuBytes: number | undefined;
+  /** How far `requiredGpuBytes` may be off (its error band, bytes): kept free as headroom. */
+  readonly requiredGpuBandBytes: number | undefined;
   /** GPU memory the stage may use per GPU (after headroom, or vLLM's budget). */
   readonly usableGpuBytes: number | undefined;
   readonly hostMemory: MemoryBreakdown | undefined;
   readonly disk: MemoryBreakdown | undefined;
   readonly expectedSeconds: number;
+  /** The time's band, [fast, slow] seconds: every step's time with its own band. */
+  readonly secondsRange: readonly [number, number];
   readonly secondsBreakdown: Readonly<Record<string, number>>;
-  /** Job activeDeadlineSeconds / Pulumi and Flux timeouts: expected × 3 + 30 min. */
+  /** Job activeDeadlineSeconds / Pulumi and Flux timeouts: the slow end × 1.5 + 30 min. */
   readonly deadlineSeconds: number;
   /** Batch stages: GPUs × expected hours. Serve: 0 (see usdPerHour). */
   readonly gpuHours: number;
   /** Batch stages: gpuHours × price; null without a price. Serve: null. */
   readonly costUsd: number | null;
+  /** The cost over the time's band, [fast, slow]; null when costUsd is. */
+  readonly costUsdRange: readonly [number, number] | null;
   /** Price of the stage's GPUs per hour (serve: × replicas); null for CPU stages or without a price. */
   readonly usdPerHour: number | null;
   readonly expectedOutputs: readonly string[];
@@ -172,9 +189,22 @@ interface Resolved {
 const resolveOptions = (o: PlanOptions = {}): Resolved => ({ cloud: o.cloud ?? 'aws', headroom: o.headroom ?? DEFAULT_HEADROOM, prices: o.prices ?? {} });
 const sum = (r: Readonly<Record<string, number>>) => Object.values(r).reduce((a, b) => a + b, 0);
 
-function memoryFit(required: number, gpu: GpuSpec, headroom: number, extra: Partial<FitResult> = {}): FitResult {
+/** Whether an estimate fits a GPU: its bytes within the GPU's memory (less any extra headroom); the band is checked by placement. */
+function memoryFit(estimate: Pick<MemoryBreakdown, 'totalBytes' | 'bandBytes'>, gpu: GpuSpec, headroom: number, extra: Partial<FitResult> = {}): FitResult {
   const usable = gpu.memoryBytes * (1 - headroom);
-  return { fits: required <= usable, requiredBytes: required, usableBytes: usable, ...extra };
+  return { fits: estimate.totalBytes <= usable, requiredBytes: estimate.totalBytes, bandBytes: estimate.bandBytes, usableBytes: usable, ...extra };
+}
+
+/** Each step's time may be off by its band (a share of the rate): together they give [fast, slow]. */
+function secondsRange(steps: Readonly<Record<string, number>>, bands: Readonly<Record<string, number>> = {}): [number, number] {
+  let fast = 0;
+  let slow = 0;
+  for (const [step, seconds] of Object.entries(steps)) {
+    const band = bands[step] ?? IO_TIME_BAND;
+    fast += seconds / (1 + band);
+    slow += seconds / (1 - band);
+  }
+  return [Math.floor(fast), Math.ceil(slow)];
 }
 
 /** Price per GPU-hour on the cloud (user override first); null when there is none. */
@@ -239,6 +269,7 @@ function cpuStage(
   rest: Pick<StageResourcePlan, 'hostMemory' | 'disk' | 'secondsBreakdown' | 'expectedOutputs' | 'details'> & { warnings?: string[]; issues?: PlannerIssue[] },
 ): StageResourcePlan {
   const expectedSeconds = Math.ceil(sum(rest.secondsBreakdown));
+  const range = secondsRange(rest.secondsBreakdown);
   return {
     name: input.name,
     kind: input.kind,
@@ -248,14 +279,17 @@ function cpuStage(
     placement: 'cpu',
     gpuMemory: undefined,
     requiredGpuBytes: undefined,
+    requiredGpuBandBytes: undefined,
     usableGpuBytes: undefined,
     hostMemory: rest.hostMemory,
     disk: rest.disk,
     expectedSeconds,
+    secondsRange: range,
     secondsBreakdown: rest.secondsBreakdown,
-    deadlineSeconds: deadlineSeconds(expectedSeconds),
+    deadlineSeconds: deadlineSeconds(range[1]),
     gpuHours: 0,
     costUsd: null,
+    costUsdRange: null,
     usdPerHour: null,
     expectedOutputs: rest.expectedOutputs,
     details: rest.details,
@@ -268,11 +302,19 @@ function gpuStage(
   input: StagePlanInput,
   placement: Placement,
   o: Resolved,
-  rest: Pick<StageResourcePlan, 'gpuMemory' | 'hostMemory' | 'disk' | 'secondsBreakdown' | 'expectedOutputs' | 'details'> & { warnings: string[]; issues: readonly PlannerIssue[]; serveReplicas?: number },
+  rest: Pick<StageResourcePlan, 'gpuMemory' | 'hostMemory' | 'disk' | 'secondsBreakdown' | 'expectedOutputs' | 'details'> & {
+    warnings: string[];
+    issues: readonly PlannerIssue[];
+    serveReplicas?: number;
+    /** Bands of steps whose rate is not an I/O assumption (sft's `train`). */
+    secondsBands?: Readonly<Record<string, number>>;
+  },
 ): StageResourcePlan {
   const expectedSeconds = Math.ceil(sum(rest.secondsBreakdown));
+  const range = secondsRange(rest.secondsBreakdown, rest.secondsBands);
   const warnings = [...rest.warnings];
   const cost = costing(placement, expectedSeconds, o, warnings, rest.serveReplicas);
+  const perSecond = cost.costUsd !== null && expectedSeconds > 0 ? cost.costUsd / expectedSeconds : null;
   return {
     name: input.name,
     kind: input.kind,
@@ -282,13 +324,16 @@ function gpuStage(
     placement: placement.source,
     gpuMemory: rest.gpuMemory,
     requiredGpuBytes: placement.fit?.requiredBytes,
+    requiredGpuBandBytes: placement.fit?.bandBytes,
     usableGpuBytes: placement.fit?.usableBytes,
     hostMemory: rest.hostMemory,
     disk: rest.disk,
     expectedSeconds,
+    secondsRange: range,
     secondsBreakdown: rest.secondsBreakdown,
-    deadlineSeconds: deadlineSeconds(expectedSeconds),
+    deadlineSeconds: deadlineSeconds(range[1]),
     ...cost,
+    costUsdRange: perSecond === null ? null : [perSecond * range[0], perSecond * range[1]],
     expectedOutputs: rest.expectedOutputs,
     details: rest.details,
     warnings,
@@ -353,13 +398,12 @@ function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, 
   const placement = place({
     path,
     cloud: o.cloud,
-    errorBand: o.headroom,
     gpuType: input.resources?.gpuType,
     gpus: input.resources?.gpus,
     counts: [1],
     fixHint: fixes.join(', '),
     fit: (gpu, count) =>
-      memoryFit(memoryFor(count).totalBytes, gpu, o.headroom, config.requiresBf16 && gpu.bf16DenseFlops === null ? { unsupported: `${gpu.name} has no bf16 (compute capability ${gpu.computeCapability}); training with bf16: true fails there — use fp16: true instead` } : {}),
+      memoryFit(memoryFor(count), gpu, o.headroom, config.requiresBf16 && gpu.bf16DenseFlops === null ? { unsupported: `${gpu.name} has no bf16 (compute capability ${gpu.computeCapability}); training with bf16: true fails there — use fp16: true instead` } : {}),
   });
   const gpus = Math.max(1, placement.gpus);
   const memory = memoryFor(gpus);
@@ -372,7 +416,8 @@ function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, 
   const tokensPerSequence = config.packing ? config.cutoffLen : meanTokens;
   const attentionLength = config.packing && !config.neatPacking ? config.cutoffLen : meanTokens;
   const tokens = schedule.sequencesRun * tokensPerSequence;
-  const tps = placement.gpu ? trainingTokensPerSecond(arch, config, attentionLength, placement.gpu, gpus) : null;
+  const throughput = placement.gpu ? trainingThroughput(arch, config, { sequenceLength: attentionLength, tokensPerMicroBatch: config.microBatch * tokensPerSequence }, placement.gpu, gpus) : null;
+  const tps = throughput?.tokensPerSecond ?? null;
   const trainSeconds = tps ? tokens / tps : null;
   if (schedule.epochsRun + 1e-9 < config.epochs && config.maxSteps === undefined) {
     warnings.push(`the Trainer plans ${schedule.optimizerSteps} steps but runs ${Math.ceil(schedule.microBatchesPerEpoch / config.gradientAccumulation)} updates per epoch, so it stops at epoch ${schedule.epochsRun.toFixed(2)} of ${config.epochs}`);
@@ -405,6 +450,7 @@ function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, 
       { name: 'final adapter', bytes: lora.trainable * 4, detail: `${n(lora.trainable)} × 4 B` },
     ]),
     secondsBreakdown,
+    ...(throughput ? { secondsBands: { train: throughput.band } } : {}),
     expectedOutputs: [`adapter_model.safetensors (${formatGB(lora.trainable * 4)})`, `${schedule.optimizerSteps} optimizer steps`, ...(keptCheckpoints > 0 ? [`${keptCheckpoints} checkpoint-N/`] : [])],
     details: {
       kind: 'sft',
@@ -416,8 +462,13 @@ function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, 
       tokens,
       tokensPerSecond: tps,
       trainSeconds,
+      trainSecondsRange: throughput ? [tokens / throughput.high, tokens / throughput.low] : null,
+      throughput,
       flopsPerToken: trainingFlopsPerToken(arch, config, attentionLength).total,
-      utilisation: TRAINING_UTILISATION,
+      utilisation: throughput?.efficiency ?? 0,
+      allocatedBytes: memory.allocatedBytes,
+      reservedBytes: memory.reservedBytes,
+      peakPhase: memory.peakPhase,
       gradientCheckpointing: config.gradientCheckpointing,
       peakSequenceLength: config.peakSequenceLength,
       tokensAreUpperBound: !meanKnown,
@@ -437,8 +488,8 @@ function planMerge(input: Extract<StagePlanInput, { kind: 'merge' }>, path: stri
   if (!estimate.onGpu || !estimate.gpu) {
     return cpuStage(input, path, { hostMemory: estimate.host, disk: estimate.disk, secondsBreakdown: estimate.secondsBreakdown, expectedOutputs: outputs, details, warnings, issues: [...estimate.issues] });
   }
-  const gpuBytes = estimate.gpu.totalBytes;
-  const placement = place({ path, cloud: o.cloud, errorBand: o.headroom, gpuType: input.resources?.gpuType, gpus: input.resources?.gpus, counts: [1], fixHint: "set export_device: 'cpu' (merging needs no GPU)", fit: (gpu, count) => memoryFit(gpuBytes / count, gpu, o.headroom) });
+  const gpuEstimate = estimate.gpu;
+  const placement = place({ path, cloud: o.cloud, gpuType: input.resources?.gpuType, gpus: input.resources?.gpus, counts: [1], fixHint: "set export_device: 'cpu' (merging needs no GPU)", fit: (gpu, count) => memoryFit({ totalBytes: gpuEstimate.totalBytes / count, bandBytes: gpuEstimate.bandBytes / count }, gpu, o.headroom) });
   return gpuStage(input, placement, o, { gpuMemory: estimate.gpu, hostMemory: estimate.host, disk: estimate.disk, secondsBreakdown: estimate.secondsBreakdown, expectedOutputs: outputs, details, warnings, issues: estimate.issues });
 }
 
@@ -457,14 +508,13 @@ function planQuantize(input: Extract<StagePlanInput, { kind: 'quantize' }>, path
   const placement = place({
     path,
     cloud: o.cloud,
-    errorBand: o.headroom,
     gpuType: input.resources?.gpuType,
     gpus: input.resources?.gpus,
     counts: [1],
     fixHint: `lower export_quantization_nsamples (${nsamples}) or export_quantization_maxlen (${maxlen}), or use more GPUs (device_map=auto spreads the weights)`,
     fit: (gpu, count) => {
       const m = memoryFor(count);
-      const fit = memoryFit(m.totalBytes, gpu, o.headroom);
+      const fit = memoryFit(m, gpu, o.headroom);
       return fit.fits ? fit : { ...fit, reason: `needs ${formatGiB(m.totalBytes)} per GPU (${formatGiB(m.workingSetBytes)} layer-by-layer working set next to the fp16 weights device_map=auto loads first), ${formatGiB(fit.usableBytes)} usable` };
     },
   });
@@ -494,12 +544,11 @@ function planEvaluate(input: Extract<StagePlanInput, { kind: 'evaluate' }>, path
   const placement = place({
     path,
     cloud: o.cloud,
-    errorBand: o.headroom,
     gpuType: input.resources?.gpuType,
     gpus: input.resources?.gpus,
     counts: [1],
     fixHint: 'lower per_device_eval_batch_size or max_new_tokens',
-    fit: (gpu) => memoryFit(estimateOn(gpu).gpu.totalBytes, gpu, o.headroom),
+    fit: (gpu) => memoryFit(estimateOn(gpu).gpu, gpu, o.headroom),
   });
   const estimate = placement.gpu ? estimateOn(placement.gpu) : undefined;
   const warnings = ['evaluate time is an upper bound: every row is assumed to generate max_new_tokens'];
@@ -562,7 +611,6 @@ function planServe(input: Extract<StagePlanInput, { kind: 'serve' }>, path: stri
   const placement = place({
     path,
     cloud: o.cloud,
-    errorBand: o.headroom,
     gpuType: input.resources?.gpuType,
     gpus: requested,
     counts: [1, 2, 4, 8].filter(divides),
@@ -570,12 +618,14 @@ function planServe(input: Extract<StagePlanInput, { kind: 'serve' }>, path: stri
     autoEligible: (gpu) => gpu.computeCapability >= 8,
     fit: (gpu, tp) => {
       const r = memoryOn(gpu, tp);
-      if ('error' in r) return { fits: false, requiredBytes: 0, usableBytes: 0, unsupported: r.error ?? 'unsupported' };
+      if ('error' in r) return { fits: false, requiredBytes: 0, bandBytes: 0, usableBytes: 0, unsupported: r.error ?? 'unsupported' };
       const m = r.m;
-      // Headroom on what the estimate can get wrong (weights, activations); the KV cache is vLLM's own measure.
-      const required = m.nonKvBytes * (1 + o.headroom) + m.oneSequenceBytes;
-      const fits = m.startsUp && required <= m.budgetBytes;
-      return fits ? { fits, requiredBytes: m.nonKvBytes + m.oneSequenceBytes, usableBytes: m.budgetBytes } : { fits, requiredBytes: m.nonKvBytes + m.oneSequenceBytes, usableBytes: m.budgetBytes, reason: m.startsUp ? `weights and activations leave too little of the ${formatGiB(m.budgetBytes)} budget (${formatGiB(m.kvCacheBytes)} KV cache)` : kvRefusalMessage(m, gpu, tp) };
+      // The band covers what the estimate can get wrong (activations, memory outside PyTorch); the
+      // KV cache is vLLM's own measure of what is left.
+      const requiredBytes = m.nonKvBytes + m.oneSequenceBytes;
+      const bandBytes = m.gpu.bandBytes + m.nonKvBytes * o.headroom;
+      const fits = m.startsUp && requiredBytes <= m.budgetBytes;
+      return fits ? { fits, requiredBytes, bandBytes, usableBytes: m.budgetBytes } : { fits, requiredBytes, bandBytes, usableBytes: m.budgetBytes, reason: m.startsUp ? `weights and activations leave too little of the ${formatGiB(m.budgetBytes)} budget (${formatGiB(m.kvCacheBytes)} KV cache)` : kvRefusalMessage(m, gpu, tp) };
     },
   });
   const tp = Math.max(1, placement.gpus);

@@ -1,7 +1,10 @@
 import type { ModelArchitecture } from '../model/architecture.ts';
 import {
   ALLOCATOR_FRAGMENTATION,
+  ALLOCATOR_FRAGMENTATION_BAND,
+  CUDA_CONTEXT_BAND,
   CUDA_CONTEXT_BYTES,
+  INFERENCE_ACTIVATION_BAND,
   GPTQ_FORWARD_UTILISATION,
   GPTQ_FP32_UTILISATION,
   GPTQ_PACK_ELEMENTS_PER_SECOND,
@@ -117,13 +120,13 @@ export function gptqMemory(arch: ModelArchitecture, nsamples: number, maxlen: nu
   const weights = arch.parameterCount * 2;
   const terms: MemoryTerm[] = [
     { name: 'model weights (fp16, device_map=auto)', bytes: weights / residentGpus, detail: `${n(arch.parameterCount)} params × 2 B${residentGpus > 1 ? ` / ${residentGpus} GPUs` : ''}` },
-    { name: 'calibration layer inputs + outputs', bytes: activations, detail: `2 × ${n(nsamples)} samples × ${n(maxlen)} tokens × ${n(arch.hiddenSize)} × 2 B` },
-    { name: 'rotary cos/sin per sample', bytes: rotary, detail: `${n(nsamples)} × ${n(maxlen)} × ${arch.headDim} × 2 × 2 B` },
-    { name: 'Hessians of the largest group (fp32)', bytes: hessianGroup, detail: 'Σ in² × 4 B over the group (down_proj alone for Llama)' },
-    { name: `GPTQ solve workspace (${largest.name})`, bytes: solve, detail: `2 × ${n(largest.inFeatures)}² × 4 B + 3 × ${n(largest.inFeatures)} × ${n(largest.outFeatures)} × 4 B` },
-    { name: 'one sample through the layer', bytes: forward, detail: `${n(maxlen)} tokens × ${n(inferenceLayerBytesPerToken(arch, 2))} B` },
-    { name: 'allocator fragmentation', bytes: transient * ALLOCATOR_FRAGMENTATION, detail: `${ALLOCATOR_FRAGMENTATION * 100}% of ${formatGiB(transient)}` },
-    { name: 'CUDA context + workspaces', bytes: CUDA_CONTEXT_BYTES, detail: 'assumed' },
+    { name: 'calibration layer inputs + outputs', bytes: activations, detail: `2 × ${n(nsamples)} samples × ${n(maxlen)} tokens × ${n(arch.hiddenSize)} × 2 B`, band: INFERENCE_ACTIVATION_BAND },
+    { name: 'rotary cos/sin per sample', bytes: rotary, detail: `${n(nsamples)} × ${n(maxlen)} × ${arch.headDim} × 2 × 2 B`, band: INFERENCE_ACTIVATION_BAND },
+    { name: 'Hessians of the largest group (fp32)', bytes: hessianGroup, detail: 'Σ in² × 4 B over the group (down_proj alone for Llama)', band: INFERENCE_ACTIVATION_BAND },
+    { name: `GPTQ solve workspace (${largest.name})`, bytes: solve, detail: `2 × ${n(largest.inFeatures)}² × 4 B + 3 × ${n(largest.inFeatures)} × ${n(largest.outFeatures)} × 4 B`, band: INFERENCE_ACTIVATION_BAND },
+    { name: 'one sample through the layer', bytes: forward, detail: `${n(maxlen)} tokens × ${n(inferenceLayerBytesPerToken(arch, 2))} B`, band: INFERENCE_ACTIVATION_BAND },
+    { name: 'allocator fragmentation', bytes: transient * ALLOCATOR_FRAGMENTATION, detail: `${ALLOCATOR_FRAGMENTATION * 100}% of ${formatGiB(transient)}`, band: ALLOCATOR_FRAGMENTATION_BAND },
+    { name: 'CUDA context + workspaces', bytes: CUDA_CONTEXT_BYTES, detail: 'assumed (300-800 MiB)', band: CUDA_CONTEXT_BAND },
   ];
   const all = breakdown('gpu', terms);
   return { ...all, workingSetBytes: all.totalBytes - weights / residentGpus };

@@ -1,9 +1,11 @@
 import type { ModelArchitecture } from '../model/architecture.ts';
 import {
+  INFERENCE_ACTIVATION_BAND,
   NCCL_BUFFER_BYTES,
   POD_STARTUP_SECONDS,
   VLLM_NON_TORCH_BYTES,
   VLLM_OUTSIDE_BUDGET_BYTES,
+  VLLM_PROFILE_BAND,
   VLLM_STARTUP_COMPILE_SECONDS,
   VOLUME_READ_BYTES_PER_SECOND,
 } from './assumptions.ts';
@@ -153,9 +155,9 @@ export function vllmMemory(
   const weightLabel = weights.format === 'gptq' ? `GPTQ ${weights.bits}-bit checkpoint` : `${n(arch.parameterCount)} params × ${a} B`;
   const nonKv: MemoryTerm[] = [
     { name: `weights (${weights.format === 'gptq' ? `GPTQ ${weights.bits}-bit` : dtype})`, bytes: weightBytes, detail: `${weightLabel}${tensorParallel > 1 ? ` / ${tensorParallel} GPUs` : ''}` },
-    { name: 'profiling activation peak', bytes: activationPeak, detail: `${n(maxNumBatchedTokens)} batched tokens × ${n(inferenceLayerBytesPerToken(arch, a, tensorParallel))} B (one layer at a time)` },
-    { name: 'sampler logits (fp32)', bytes: samplerPeak, detail: `${n(maxNumSeqs)} seqs × ${n(arch.vocabSize)} vocab × 4 B × 2` },
-    { name: 'non-torch memory', bytes: nonTorch, detail: `cuBLAS workspace${tensorParallel > 1 ? ', NCCL buffers' : ''} (assumed)` },
+    { name: 'profiling activation peak', bytes: activationPeak, detail: `${n(maxNumBatchedTokens)} batched tokens × ${n(inferenceLayerBytesPerToken(arch, a, tensorParallel))} B (one layer at a time)`, band: VLLM_PROFILE_BAND },
+    { name: 'sampler logits (fp32)', bytes: samplerPeak, detail: `${n(maxNumSeqs)} seqs × ${n(arch.vocabSize)} vocab × 4 B × 2`, band: INFERENCE_ACTIVATION_BAND },
+    { name: 'non-torch memory', bytes: nonTorch, detail: `cuBLAS workspace${tensorParallel > 1 ? ', NCCL buffers' : ''} (assumed)`, band: VLLM_PROFILE_BAND },
   ];
   const nonKvBytes = nonKv.reduce((s, t) => s + t.bytes, 0);
   const budgetBytes = utilization * gpu.memoryBytes;

@@ -1,7 +1,8 @@
-import type { ModelArchitecture } from '../model/architecture.ts';
+import { LLAMA3_8B, type ModelArchitecture } from '../model/architecture.ts';
 import { llamaFactoryDefault } from '../defaults.ts';
-import { ALLOCATOR_FRAGMENTATION, CUDA_CONTEXT_BYTES, NCCL_BUFFER_BYTES } from './assumptions.ts';
-import { loraParamCount, loraTargets, type LinearShape, type LoraParamCount } from './shapes.ts';
+import { ALLOCATOR_RESERVE_BAND, CUDA_CONTEXT_BAND, CUDA_CONTEXT_BYTES, NCCL_BUFFER_BYTES, SFT_ACTIVATION_BAND } from './assumptions.ts';
+import { H100_LLAMA3_8B_LORA, type SftMeasurement } from './calibration.ts';
+import { hasQkNorm, loraParamCount, loraTargets, type LinearShape, type LoraParamCount } from './shapes.ts';
 import { breakdown, type MemoryBreakdown, type MemoryTerm, type PlannerIssue } from './types.ts';
 import { n } from './internal.ts';
 import { formatGiB } from './units.ts';
@@ -90,6 +91,8 @@ export interface SftConfig {
   readonly precision: ComputeDtype | 'auto';
   /** Whether bf16 was asked for explicitly (it then fails on GPUs without bf16). */
   readonly requiresBf16: boolean;
+  /** `pure_bf16`: LoRA parameters stay in bf16 (no upcast, no autocast). */
+  readonly pureBf16: boolean;
   readonly eagerAttention: boolean;
   readonly liger: boolean;
   readonly optim: string;
@@ -183,6 +186,7 @@ export function resolveSft(arch: ModelArchitecture, args: SftPlanArgs, data: Tra
     gradientCheckpointing: args.disable_gradient_checkpointing !== true,
     precision,
     requiresBf16: args.bf16 === true || args.pure_bf16 === true,
+    pureBf16: args.pure_bf16 === true,
     eagerAttention: args.flash_attn === 'disabled',
     liger: args.enable_liger_kernel === true,
     optim,
@@ -214,21 +218,53 @@ export function activationBytes(precision: SftConfig['precision'], arch: ModelAr
   return 2;
 }
 
+/**
+ * Whether the adapters run in mixed precision: LLaMA-Factory upcasts the LoRA parameters to fp32
+ * ("Upcasting trainable params to float32") unless `pure_bf16`, and the Trainer's autocast runs the
+ * matmuls in 16 bits. PEFT then casts each adapter's input to the adapter's fp32 and autocast casts
+ * it back to 16 bits: every adapter makes, and keeps, its own copy of its input.
+ */
+export function loraUpcast(config: Pick<SftConfig, 'precision' | 'pureBf16'>, arch: ModelArchitecture): boolean {
+  return activationBytes(config.precision, arch) === 2 && !config.pureBf16;
+}
+
+/** Bytes per LoRA parameter (weights, gradients): fp32 when upcast, the model's dtype with pure_bf16. */
+export function loraParamBytes(config: Pick<SftConfig, 'pureBf16'>): number {
+  return config.pureBf16 ? 2 : 4;
+}
+
 export interface ActivationPart {
   readonly name: string;
   readonly bytesPerToken: number;
 }
 
+/** The tensor each adapter reads: adapters on the same tensor share it when nothing is cast. */
+const LORA_INPUT: Readonly<Record<LinearShape['name'], string>> = {
+  q_proj: 'attention input',
+  k_proj: 'attention input',
+  v_proj: 'attention input',
+  o_proj: 'attention output',
+  gate_proj: 'MLP input',
+  up_proj: 'MLP input',
+  down_proj: 'MLP product',
+};
+
 /**
- * Bytes one decoder layer keeps for backward, per token, without gradient checkpointing (SDPA or
- * FlashAttention: no score matrix). `a` is the activation dtype's bytes (2 for bf16/fp16).
- * - RMSNorm (×2): it upcasts its input to fp32 and keeps it (4·h), and keeps its normalised output (a·h).
- * - q, k, v projections: outputs a·(nH + 2·nKV)·d; RoPE keeps rotated q and k: a·(nH + nKV)·d.
- * - attention output a·nH·d (input of o_proj) plus the kernel's fp32 log-sum-exp per head.
- * - MLP: gate and up outputs, SiLU(gate), and their product (input of down_proj): 4·a·I.
- * - LoRA, per targeted linear: PEFT casts the input to the adapter's fp32 and autocast casts it back
- *   to bf16 for lora_A, which keeps that copy: a·in; plus lora_A's output a·r; plus a 1-byte mask
- *   per input element when lora_dropout > 0.
+ * Bytes one decoder layer keeps for its backward, per token, when it runs with autograd on (every
+ * layer without gradient checkpointing; the one being recomputed with it). Only what autograd saves
+ * counts: a frozen linear saves its weight, not its input (PyTorch saves a matmul operand only when
+ * the other one needs a gradient), so the base model's projections keep nothing of their own.
+ * - RMSNorm (×2): it upcasts its input to fp32 and keeps that (4·h) and the fp32 rsqrt (4 B); its
+ *   output feeds frozen weights only, so it is not kept. Qwen3's per-head q/k norms likewise.
+ * - Attention (SDPA or FlashAttention): the kernel keeps the RoPE-rotated q (a·nH·d), k and v
+ *   (a·nKV·d each, grouped heads are not repeated) and its output (a·nH·d) with an fp32 log-sum-exp
+ *   per head. RoPE itself keeps only cos and sin, shared by all layers. Eager attention keeps q and
+ *   k, v repeated to every head instead, and its score matrices (a separate term).
+ * - MLP: SiLU keeps its input (the gate output) and the product keeps both factors (SiLU's output
+ *   and the up output): 3·a·I. The product itself feeds frozen down_proj and its adapter's copy.
+ * - LoRA, per adapter: the 16-bit copy of its input that lora_A keeps for its weight gradient
+ *   (a·in; shared by adapters on one tensor when nothing is cast), lora_A's output that lora_B
+ *   keeps (a·r), and a 1-byte mask per input element when lora_dropout > 0.
  */
 export function layerActivationParts(arch: ModelArchitecture, config: SftConfig): ActivationPart[] {
   const a = activationBytes(config.precision, arch);
@@ -237,19 +273,21 @@ export function layerActivationParts(arch: ModelArchitecture, config: SftConfig)
   const nH = arch.numAttentionHeads;
   const nKV = arch.numKeyValueHeads;
   const i = arch.intermediateSize;
-  // In fp32 there is no cast: the adapter reads the tensor the base layer already keeps.
-  const loraInputCopy = a === 4 ? 0 : a;
-  const lora = config.targets.reduce(
-    (sum, t) => sum + loraInputCopy * t.inFeatures + a * config.rank + (config.dropout > 0 ? t.inFeatures : 0),
-    0,
-  );
+  const upcast = loraUpcast(config, arch);
+  const sharedInputs = new Map<string, number>();
+  for (const t of config.targets) sharedInputs.set(LORA_INPUT[t.name], t.inFeatures);
+  const inputCopies = upcast
+    ? config.targets.reduce((sum, t) => sum + a * t.inFeatures, 0)
+    : [...sharedInputs.values()].reduce((sum, inFeatures) => sum + a * inFeatures, 0);
+  const lora = inputCopies + config.targets.length * a * config.rank + (config.dropout > 0 ? config.targets.reduce((sum, t) => sum + t.inFeatures, 0) : 0);
   return [
-    { name: 'RMSNorm inputs (fp32) and outputs, ×2', bytesPerToken: 2 * (4 * h + a * h) },
-    { name: 'q, k, v projections', bytesPerToken: a * (nH + 2 * nKV) * d },
-    { name: 'RoPE-rotated q and k', bytesPerToken: a * (nH + nKV) * d },
-    { name: 'attention output + log-sum-exp', bytesPerToken: a * nH * d + 4 * nH },
-    { name: 'MLP gate, up, SiLU(gate), product', bytesPerToken: 4 * a * i },
-    { name: `LoRA inputs (${config.targets.length} targets, r=${config.rank})`, bytesPerToken: lora },
+    { name: 'RMSNorm fp32 inputs + rsqrt, ×2', bytesPerToken: 2 * (4 * h + 4) },
+    ...(hasQkNorm(arch) ? [{ name: 'q/k RMSNorm fp32 inputs + rsqrt', bytesPerToken: (nH + nKV) * (4 * d + 4) }] : []),
+    config.eagerAttention
+      ? { name: 'attention q, k, v (k, v repeated to every head)', bytesPerToken: 3 * a * nH * d }
+      : { name: 'attention q, k, v, output + log-sum-exp', bytesPerToken: a * (2 * nH + 2 * nKV) * d + 4 * nH },
+    { name: 'MLP gate, SiLU(gate), up', bytesPerToken: 3 * a * i },
+    { name: `LoRA inputs (${config.targets.length} targets, r=${config.rank}${upcast ? ', one 16-bit copy each' : ''})`, bytesPerToken: lora },
   ];
 }
 
@@ -257,74 +295,199 @@ export function layerActivationBytesPerToken(arch: ModelArchitecture, config: Sf
   return layerActivationParts(arch, config).reduce((s, p) => s + p.bytesPerToken, 0);
 }
 
-export interface SftMemory extends MemoryBreakdown {
-  readonly lora: LoraParamCount;
-  readonly layerActivationBytesPerToken: number;
+/** The widest input of an adapter (down_proj's I for Llama with `all`), 0 without adapters. */
+const widestLoraInput = (config: SftConfig): number => Math.max(0, ...config.targets.map((t) => t.inFeatures));
+
+/**
+ * Gradients that exist at once inside one layer's backward, per token: in the MLP the gradients of
+ * the product, of SiLU's output and of the up output (3·I) next to the incoming and residual
+ * gradients (2·h), in the activation dtype; with the upcast, PEFT's cast hands the widest adapter
+ * input's gradient back through fp32 (4·I for down_proj).
+ */
+export function layerGradientBytesPerToken(arch: ModelArchitecture, config: SftConfig): number {
+  const a = activationBytes(config.precision, arch);
+  return (3 * arch.intermediateSize + 2 * arch.hiddenSize) * a + (loraUpcast(config, arch) ? 4 * widestLoraInput(config) : 0);
 }
 
 /**
- * Peak GPU memory per GPU of a LoRA SFT step, term by term. Data parallelism (gpus > 1) replicates
- * the model: memory per GPU does not shrink, DDP adds gradient buckets and NCCL buffers.
+ * Per token, what one checkpointed layer's forward (run without autograd) allocates and frees: the
+ * MLP's gate, up, SiLU and product outputs (4·a·I) and PEFT's fp32 upcast of the widest adapter
+ * input. The caching allocator keeps these blocks reserved after the forward.
+ */
+export function layerForwardWorkingSetBytesPerToken(arch: ModelArchitecture, config: SftConfig): number {
+  const a = activationBytes(config.precision, arch);
+  return 4 * a * arch.intermediateSize + (loraUpcast(config, arch) ? 4 * widestLoraInput(config) : 0);
+}
+
+/**
+ * Blocks the caching allocator has reserved but not in use at the peak, before the fitted factor:
+ * the forward's per-layer working set, and the 16-bit logits, freed before the backward (the
+ * Trainer drops the model's outputs) in a block too small for the fp32 gradients that follow.
+ */
+function reserveBasisBytes(arch: ModelArchitecture, config: SftConfig): number {
+  const tokens = config.microBatch * config.peakSequenceLength;
+  const logits = config.liger ? 0 : tokens * arch.vocabSize * activationBytes(config.precision, arch);
+  return logits + tokens * layerForwardWorkingSetBytesPerToken(arch, config);
+}
+
+export interface SftMemory extends MemoryBreakdown {
+  readonly lora: LoraParamCount;
+  readonly layerActivationBytesPerToken: number;
+  /** What `torch.cuda.max_memory_allocated()` reports at the end of the run. */
+  readonly allocatedBytes: number;
+  /** What `torch.cuda.max_memory_reserved()` reports: allocated + blocks the allocator keeps cached. */
+  readonly reservedBytes: number;
+  /**
+   * Where in the step the peak is: `loss`, the start of the backward, when the fp32 log-softmax,
+   * its gradient and the logits' gradient coexist; or `layer`, the last layer's backward.
+   */
+  readonly peakPhase: 'loss' | 'layer';
+  /** Bytes of the phase that is not the peak (on top of the same persistent bytes). */
+  readonly otherPhaseBytes: number;
+}
+
+interface Phase {
+  readonly terms: MemoryTerm[];
+  readonly bytes: number;
+}
+const phase = (terms: MemoryTerm[]): Phase => ({ terms, bytes: terms.reduce((s, t) => s + t.bytes, 0) });
+
+/**
+ * Peak GPU memory per GPU of a LoRA SFT step, term by term, as the trainer holds it:
+ * 1. What lives all along: the frozen weights, the LoRA weights, their gradients and the optimizer
+ *    states.
+ * 2. What the forward leaves for the backward: with gradient checkpointing each layer's input
+ *    (and RoPE's cos/sin, shared); without it every layer's activations.
+ * 3. The larger of two moments (`peakPhase`): the loss's backward, when the fp32 log-softmax the
+ *    loss kept, its gradient from the NLL loss and the gradient of the fp32 logits coexist (the
+ *    16-bit logits and their fp32 upcast are freed by then, 12 B per logit); or the last layer's
+ *    backward, with that layer recomputed and the gradients inside it.
+ * 4. `allocatedBytes` is their sum; the caching allocator's reserve on top gives `reservedBytes`;
+ *    the CUDA context on top of that is what `nvidia-smi` shows and what must fit (`totalBytes`).
+ * Data parallelism (gpus > 1) replicates the model: memory per GPU does not shrink; DDP adds its
+ * gradient buckets and NCCL its buffers.
  */
 export function sftMemory(arch: ModelArchitecture, config: SftConfig, gpus = 1): SftMemory {
+  return sftMemoryWithReserve(arch, config, gpus, ALLOCATOR_RESERVE_FACTOR);
+}
+
+function sftMemoryWithReserve(arch: ModelArchitecture, config: SftConfig, gpus: number, reserveFactor: number): SftMemory {
   const lora = loraParamCount(arch, config.rank, config.targets);
   const a = activationBytes(config.precision, arch);
-  const tokens = config.microBatch * config.peakSequenceLength;
+  const b = config.microBatch;
+  const s = config.peakSequenceLength;
+  const tokens = b * s;
   const layerBytes = layerActivationBytesPerToken(arch, config);
   const h = arch.hiddenSize;
   const v = arch.vocabSize;
   const L = arch.numHiddenLayers;
-  const optimBytes = OPTIMIZER_STATE_BYTES[config.optim] ?? 8;
-  const bxs = `${n(config.microBatch)} × ${n(config.peakSequenceLength)} tokens`;
+  const pb = loraParamBytes(config);
+  const optimPerParam = (OPTIMIZER_STATE_BYTES[config.optim] ?? 8) * (pb === 2 && (config.optim === 'adamw_torch' || config.optim === 'adamw_torch_fused') ? 0.5 : 1);
+  const bxs = `${n(b)} × ${n(s)} tokens`;
+  const act = SFT_ACTIVATION_BAND;
 
   const fixed: MemoryTerm[] = [
     { name: 'frozen weights', bytes: arch.parameterCount * a, detail: `${n(arch.parameterCount)} params × ${a} B (${a === 2 ? 'bf16/fp16' : 'fp32'})` },
-    { name: 'LoRA weights (fp32)', bytes: lora.trainable * 4, detail: `${n(lora.trainable)} trainable params upcast to fp32 × 4 B` },
-    { name: 'LoRA gradients (fp32)', bytes: lora.trainable * 4, detail: `${n(lora.trainable)} × 4 B` },
-    { name: `optimizer states (${config.optim})`, bytes: lora.trainable * optimBytes, detail: `${n(lora.trainable)} × ${optimBytes} B${optimBytes === 8 ? ' (AdamW m and v in fp32)' : ''}` },
+    { name: `LoRA weights (${pb === 4 ? 'fp32' : 'bf16'})`, bytes: lora.trainable * pb, detail: `${n(lora.trainable)} trainable params × ${pb} B${pb === 4 ? ' (upcast to fp32)' : ''}` },
+    { name: `LoRA gradients (${pb === 4 ? 'fp32' : 'bf16'})`, bytes: lora.trainable * pb, detail: `${n(lora.trainable)} × ${pb} B, kept from the first backward on` },
+    { name: `optimizer states (${config.optim})`, bytes: lora.trainable * optimPerParam, detail: `${n(lora.trainable)} × ${optimPerParam} B${optimPerParam === 8 ? ' (AdamW m and v in fp32)' : ''}` },
   ];
 
-  const transient: MemoryTerm[] = [];
-  if (config.gradientCheckpointing) {
-    transient.push({ name: 'checkpointed layer inputs', bytes: L * tokens * h * a, detail: `${L} layers × ${bxs} × ${n(h)} hidden × ${a} B` });
-    transient.push({ name: 'one layer recomputed in backward', bytes: tokens * layerBytes, detail: `${bxs} × ${n(layerBytes)} B/token/layer` });
-  } else {
-    transient.push({ name: 'activations kept for backward', bytes: L * tokens * layerBytes, detail: `${L} layers × ${bxs} × ${n(layerBytes)} B/token/layer` });
-  }
-  if (config.eagerAttention) {
-    // Eager attention keeps the softmax in fp32 (4 B) and its bf16 cast (a B) per score.
-    const layers = config.gradientCheckpointing ? 1 : L;
-    const scores = config.microBatch * arch.numAttentionHeads * config.peakSequenceLength ** 2;
-    transient.push({ name: 'attention score matrices (eager)', bytes: layers * scores * (4 + a), detail: `${layers} layer(s) × ${n(config.microBatch)} × ${arch.numAttentionHeads} heads × ${n(config.peakSequenceLength)}² × ${4 + a} B` });
-  }
-  transient.push({
-    name: 'activation gradients (one layer)',
-    bytes: tokens * (3 * arch.intermediateSize + 2 * h) * a,
-    detail: `${bxs} × (3 × ${n(arch.intermediateSize)} + 2 × ${n(h)}) × ${a} B: MLP gate/up/product and residual gradients`,
+  const rotary = { name: 'rotary cos/sin (shared by the layers)', bytes: tokens * arch.headDim * 2 * a, detail: `${bxs} × ${arch.headDim} × 2 × ${a} B`, band: act };
+  const scores = (layers: number): MemoryTerm => ({
+    // Eager attention keeps the softmax in fp32 (4 B) and its 16-bit cast (a B) per score.
+    name: `attention score matrices (eager, ${layers === 1 ? 'one layer' : 'every layer'})`,
+    bytes: layers * b * arch.numAttentionHeads * s ** 2 * (4 + a),
+    detail: `${layers} layer(s) × ${n(b)} × ${arch.numAttentionHeads} heads × ${n(s)}² × ${4 + a} B`,
+    band: act,
   });
-  if (config.liger) {
-    // Fused linear cross-entropy processes the logits in chunks of about hidden-size rows.
-    const chunk = Math.min(tokens, Math.ceil(tokens / Math.ceil(v / h)));
-    transient.push({ name: 'logits chunk (Liger fused cross-entropy)', bytes: chunk * v * 4 * 2, detail: `${n(chunk)} tokens × ${n(v)} vocab × 4 B × 2 (logits and gradient)` });
-  } else {
-    const logits = tokens * v;
-    transient.push({ name: 'logits', bytes: logits * a, detail: `${bxs} × ${n(v)} vocab × ${a} B` });
-    transient.push({ name: 'logits fp32 copy for the loss', bytes: logits * 4, detail: `${bxs} × ${n(v)} × 4 B (loss upcasts)` });
-    transient.push({ name: 'cross-entropy log-softmax (fp32)', bytes: logits * 4, detail: `${bxs} × ${n(v)} × 4 B kept for backward` });
-    transient.push({ name: 'gradient of the fp32 logits', bytes: logits * 4, detail: `${bxs} × ${n(v)} × 4 B in backward` });
-  }
-  const transientBytes = transient.reduce((s, t) => s + t.bytes, 0);
+  const persistent: MemoryTerm[] = config.gradientCheckpointing
+    ? [{ name: 'checkpointed layer inputs', bytes: L * tokens * h * a, detail: `${L} layers × ${bxs} × ${n(h)} hidden × ${a} B`, band: act }, rotary]
+    : [
+        { name: 'activations of every layer', bytes: L * tokens * layerBytes, detail: `${L} layers × ${bxs} × ${n(layerBytes)} B/token/layer`, band: act },
+        rotary,
+        ...(config.eagerAttention ? [scores(L)] : []),
+      ];
 
-  const overhead: MemoryTerm[] = [
-    { name: 'allocator fragmentation', bytes: transientBytes * ALLOCATOR_FRAGMENTATION, detail: `${ALLOCATOR_FRAGMENTATION * 100}% of the transient ${formatGiB(transientBytes)}` },
-    { name: 'CUDA context + workspaces', bytes: CUDA_CONTEXT_BYTES, detail: `${formatGiB(CUDA_CONTEXT_BYTES)} assumed` },
+  const finalNorm: MemoryTerm = { name: 'final RMSNorm fp32 input', bytes: tokens * (4 * h + 4), detail: `${bxs} × (4 × ${n(h)} + 4) B, kept for its backward`, band: act };
+  const logits = tokens * v;
+  const loss = phase(
+    config.liger
+      ? (() => {
+          // Fused linear cross-entropy computes the loss and the hidden states' gradient in the
+          // forward, a chunk of about hidden-size rows at a time: the logits never exist in full.
+          const chunk = Math.min(tokens, Math.ceil(tokens / Math.ceil(v / h)));
+          return [
+            finalNorm,
+            { name: 'hidden-state gradient (Liger, computed in the forward)', bytes: tokens * h * a, detail: `${bxs} × ${n(h)} × ${a} B`, band: act },
+            { name: 'logits chunk and its gradient (Liger, fp32)', bytes: chunk * v * 4 * 2, detail: `${n(chunk)} tokens × ${n(v)} vocab × 4 B × 2`, band: act },
+          ];
+        })()
+      : [
+          finalNorm,
+          { name: 'log-softmax output (fp32, kept by the loss)', bytes: logits * 4, detail: `${bxs} × ${n(v)} vocab × 4 B; the 16-bit logits and their fp32 upcast are freed by now`, band: act },
+          { name: 'its gradient from the NLL loss (fp32)', bytes: logits * 4, detail: `${bxs} × ${n(v)} × 4 B`, band: act },
+          { name: 'gradient of the fp32 logits', bytes: logits * 4, detail: `${bxs} × ${n(v)} × 4 B, before it is cast back to ${a * 8} bits`, band: act },
+        ],
+  );
+  const gradients: MemoryTerm = {
+    name: 'gradients inside the layer',
+    bytes: tokens * layerGradientBytesPerToken(arch, config),
+    detail: `${bxs} × ${n(layerGradientBytesPerToken(arch, config))} B: MLP and residual gradients${loraUpcast(config, arch) ? ', fp32 gradient of the widest adapter input' : ''}`,
+    band: act,
+  };
+  const layer = phase(
+    config.gradientCheckpointing
+      ? [
+          { name: 'last layer recomputed in backward', bytes: tokens * layerBytes, detail: `${bxs} × ${n(layerBytes)} B/token/layer`, band: act },
+          ...(config.eagerAttention ? [scores(1)] : []),
+          gradients,
+        ]
+      : [gradients],
+  );
+  const lossPeak = loss.bytes >= layer.bytes;
+  const peak = lossPeak ? loss : layer;
+  const ddp: MemoryTerm[] = gpus > 1 ? [{ name: 'DDP gradient buckets', bytes: lora.trainable * pb, detail: `${n(lora.trainable)} × ${pb} B` }] : [];
+  const allocatedTerms = [...fixed, ...persistent, ...peak.terms, ...ddp];
+  const allocatedBytes = allocatedTerms.reduce((sum, t) => sum + t.bytes, 0);
+
+  const basis = reserveBasisBytes(arch, config);
+  const reserve: MemoryTerm = {
+    name: 'allocator reserve (cached, unused blocks)',
+    bytes: basis * reserveFactor,
+    detail: `${reserveFactor.toFixed(2)} × ${formatGiB(basis)} freed before the peak (${config.liger ? '' : '16-bit logits, '}one layer's forward working set); factor fitted on the H100 measurement`,
+    band: ALLOCATOR_RESERVE_BAND,
+  };
+  const outside: MemoryTerm[] = [
+    { name: 'CUDA context (outside PyTorch)', bytes: CUDA_CONTEXT_BYTES, detail: `${formatGiB(CUDA_CONTEXT_BYTES)} assumed (300-800 MiB): counted by nvidia-smi, not by PyTorch`, band: CUDA_CONTEXT_BAND },
+    ...(gpus > 1 ? [{ name: 'NCCL buffers', bytes: NCCL_BUFFER_BYTES, detail: `${formatGiB(NCCL_BUFFER_BYTES)} assumed`, band: CUDA_CONTEXT_BAND }] : []),
   ];
-  if (gpus > 1) {
-    overhead.push({ name: 'DDP gradient buckets', bytes: lora.trainable * 4, detail: `${n(lora.trainable)} × 4 B` });
-    overhead.push({ name: 'NCCL buffers', bytes: NCCL_BUFFER_BYTES, detail: `${formatGiB(NCCL_BUFFER_BYTES)} assumed` });
-  }
-  return { ...breakdown('gpu', [...fixed, ...transient, ...overhead]), lora, layerActivationBytesPerToken: layerBytes };
+  return {
+    ...breakdown('gpu', [...allocatedTerms, reserve, ...outside]),
+    lora,
+    layerActivationBytesPerToken: layerBytes,
+    allocatedBytes,
+    reservedBytes: allocatedBytes + reserve.bytes,
+    peakPhase: lossPeak ? 'loss' : 'layer',
+    otherPhaseBytes: lossPeak ? layer.bytes : loss.bytes,
+  };
 }
+
+/** The configuration of the calibration measurements (calibration.ts), resolved as LLaMA-Factory would. */
+function calibrationConfig(m: SftMeasurement): SftConfig {
+  const args: SftPlanArgs = { lora_rank: 8, lora_target: 'all', per_device_train_batch_size: m.microBatch, cutoff_len: m.sequenceLength, bf16: true };
+  return resolveSft(LLAMA3_8B, args, { rows: 1 }, 'calibration').config;
+}
+
+/**
+ * The caching allocator's reserve as a multiple of the blocks freed before the peak, fitted on the
+ * one measured reserved peak (H100, 2 × 1024: 19.76 − 18.72 = 1.04 GiB): ≈ 1.27, i.e. a quarter more
+ * than the blocks named here (block rounding, other blocks freed in the forward).
+ */
+export const ALLOCATOR_RESERVE_FACTOR: number = (() => {
+  const m = H100_LLAMA3_8B_LORA.find((x) => x.reservedBytes !== undefined)!;
+  return (m.reservedBytes! - m.allocatedBytes) / reserveBasisBytes(LLAMA3_8B, calibrationConfig(m));
+})();
 
 /** What Hugging Face's Trainer will run: optimizer steps, micro-batches and rows. */
 export interface TrainerSchedule {

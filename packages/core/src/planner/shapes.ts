@@ -19,6 +19,9 @@ const MLP_MODULES: ReadonlySet<string> = new Set(['gate_proj', 'up_proj', 'down_
 const QK_NORM = new Set(['qwen3']);
 export const KNOWN_MODEL_TYPES = new Set(['llama', 'mistral', 'qwen2', 'qwen3']);
 
+/** Whether the model normalises q and k per head before RoPE (Qwen3). */
+export const hasQkNorm = (arch: ModelArchitecture): boolean => QK_NORM.has(arch.modelType);
+
 /** Shapes of the seven linear layers of one decoder layer. */
 export function decoderLinears(arch: ModelArchitecture): LinearShape[] {
   const h = arch.hiddenSize;
