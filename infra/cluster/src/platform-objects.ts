@@ -40,18 +40,19 @@ export interface PolicyRule {
 }
 
 /**
- * What the runner does in its namespace, and nothing more: create and watch stage Jobs, watch pod
- * status and read logs, apply the serve stage's ConfigMaps/Services/Deployments, list events for
- * diagnostics, and hold the pipeline's run lock (a Lease, so two runs never steer the same
- * Jobs). No Secrets (pods get them by reference), no cluster-scoped rights, no wildcards.
+ * What the runner does in its namespace, and nothing more (packages/runner/test/rbac.test.ts derives
+ * these verbs from the runner's own calls and fails on any it never makes): create and watch stage
+ * Jobs, watch pods and read their logs, server-side apply the stages' ConfigMaps, Services and
+ * Deployments (an apply that creates is authorized as create too), and hold the pipeline's run lock
+ * (a Lease, so two runs never steer the same Jobs). No Secrets (pods get them by reference), no
+ * cluster-scoped rights, no wildcards.
  */
 export const RUNNER_RULES: readonly PolicyRule[] = [
   { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'get', 'list', 'watch', 'patch', 'delete'] },
-  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
   { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
-  { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['create', 'get', 'patch', 'list'] },
+  { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['create', 'patch'] },
   { apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'get', 'patch', 'list', 'watch'] },
-  { apiGroups: [''], resources: ['events'], verbs: ['list'] },
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
 ];
 
