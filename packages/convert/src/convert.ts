@@ -6,6 +6,7 @@ import { Transform, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { ConvertConfig, ConvertSource } from './config.ts';
 import { DedupeTable, hash96, mixSeed, shuffleKey } from './dedupe.ts';
+import { invalidUtf8Policy } from '@tunepipe/core/row-formats';
 import { CLUSTER_INPUTS, deliveredPath, fetchedPath, publishFolder, workDirOf, type CompletionMarker, type StageIdentity } from '@tunepipe/core';
 import { descriptorFiles, fileEncoding } from './descriptor.ts';
 import { ConvertError, type Issue } from './issues.ts';
@@ -339,6 +340,7 @@ export async function runConvert(config: ConvertConfig, options: RunConvertOptio
       const alpacaCols = alpacaColumns(descriptor);
       const sharegptCols = sharegptColumns(descriptor);
       const textField = format === 'text' ? (descriptor.columns?.text ?? 'text') : undefined;
+      const keepInvalidUtf8 = invalidUtf8Policy(descriptor) === 'replace';
       const spoolName = `.spool-${source.name}.jsonl`;
       const spool = sink(spoolName);
       const keys = new GrowableU32();
@@ -378,12 +380,19 @@ export async function runConvert(config: ConvertConfig, options: RunConvertOptio
         const fileHash = createHash('sha256');
         let fileBytes = 0;
         let fileRowsIn = 0;
+        const { encoding, gzip } = fileEncoding(file.path);
         const quarantineRow = (rec: RawRecord, reason: QuarantineReason, detail: string): void => {
           quarantined++;
           reasons[reason] = (reasons[reason] ?? 0) + 1;
           quarantine.write(
             `{"source":${JSON.stringify(source.name)},"file":${JSON.stringify(file.path)},"record":${rec.record},"line":${rec.line},"reason":"${reason}","detail":${JSON.stringify(detail)},"raw":${JSON.stringify(rec.raw)}}`,
           );
+        };
+        /** Quarantines a record holding bytes that are not UTF-8, unless the descriptor lets them become U+FFFD. */
+        const badEncoding = (rec: RawRecord): boolean => {
+          if (rec.invalidUtf8 === undefined || keepInvalidUtf8) return false;
+          quarantineRow(rec, 'invalid_utf8', `not valid UTF-8 at byte offset ${rec.invalidUtf8}${gzip ? ' of the decompressed file' : ''}; \`encoding: { invalid: replace }\` in dataset.yaml keeps such rows with U+FFFD`);
+          return true;
         };
         const accept = (rec: RawRecord, r: RowResult): void => {
           if (!r.ok) {
@@ -417,6 +426,7 @@ export async function runConvert(config: ConvertConfig, options: RunConvertOptio
         const onJson = (rec: RawRecord): void => {
           rowsIn++;
           fileRowsIn++;
+          if (badEncoding(rec)) return;
           let value: unknown;
           try {
             value = JSON.parse(rec.raw);
@@ -433,7 +443,6 @@ export async function runConvert(config: ConvertConfig, options: RunConvertOptio
                 : normalizeText(value, textField, fill),
           );
         };
-        const { encoding, gzip } = fileEncoding(file.path);
         const bytes = bytesOf(loc.path, {
           wrapped: loc.wrapped,
           gzip,
@@ -450,6 +459,7 @@ export async function runConvert(config: ConvertConfig, options: RunConvertOptio
             await readText(bytes, separator, (rec) => {
               rowsIn++;
               fileRowsIn++;
+              if (badEncoding(rec)) return;
               accept(rec, normalizeText(rec.raw, undefined, fill));
             });
           } else if (encoding === 'csv' || encoding === 'tsv') {
@@ -463,6 +473,7 @@ export async function runConvert(config: ConvertConfig, options: RunConvertOptio
                 quarantineRow(rec, 'malformed_csv', rec.error);
                 return;
               }
+              if (badEncoding(rec)) return;
               const row: Record<string, string> = { instruction: rec.fields[mapping.instruction]!, output: rec.fields[mapping.output]! };
               if (mapping.input !== undefined && rec.fields[mapping.input] !== undefined) row['input'] = rec.fields[mapping.input]!;
               if (mapping.system !== undefined && rec.fields[mapping.system] !== undefined) row['system'] = rec.fields[mapping.system]!;

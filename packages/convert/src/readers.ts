@@ -199,73 +199,93 @@ export async function readJsonl(bytes: Readable, onRecord: (r: RawRecord) => voi
   if (!sniffed) throw new FileFormatError('the file has no records (it is empty)', 'add rows, or remove the file from the descriptor');
 }
 
+const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+const EMPTY = Buffer.alloc(0);
+
 /**
  * A top-level JSON array, split into elements by a bracket/string scanner so each element is parsed
  * on its own: memory holds one element at a time, and a broken element is quarantined without
- * losing its neighbours.
+ * losing its neighbours. The scanner reads bytes: every character it looks for is ASCII, which
+ * never occurs inside a multi-byte UTF-8 character, so each element is checked for bytes that are
+ * not UTF-8 and decoded on its own.
  */
 export async function readJsonArray(bytes: Readable, onRecord: (r: RawRecord) => void): Promise<void> {
-  let state: 'start' | 'between' | 'element' | 'end' = 'start';
+  // Widened on purpose: `scan` changes it, which the narrowing after the loop would not see.
+  let state = 'start' as 'start' | 'between' | 'element' | 'end';
   let depth = 0;
   let inString = false;
   let escaped = false;
   let line = 1;
   let elementLine = 1;
+  /** File offset of the current element's first byte. */
+  let elementStart = 0;
   let record = 0;
-  let parts: string[] = [];
+  let parts: Buffer[] = [];
   let partsLength = 0;
-  let afterEnd = '';
   let sawAny = false;
+  /** File offset of the current chunk's first byte. */
+  let offset = 0;
+  /** The first bytes of the file while they could still be a cut-off byte order mark. */
+  let head: Buffer | undefined;
 
-  const finishElement = (tail: string): void => {
-    const raw = (parts.length === 0 ? tail : parts.join('') + tail).trim();
+  const finishElement = (chunk: Buffer, from: number, to: number): void => {
+    const piece = chunk.subarray(from, to);
+    const element = partsLength === 0 ? piece : Buffer.concat([...parts, piece]);
     parts = [];
     partsLength = 0;
     record++;
-    onRecord({ record, line: elementLine, raw });
+    onRecord(recordOf(record, elementLine, element.toString('utf8').trim(), badByteAt(element, 0, element.length, elementStart)));
+  };
+  const trailing = (chunk: Buffer, from: number): void => {
+    const text = chunk.toString('utf8', from).trim();
+    if (text !== '') {
+      throw new FileFormatError(`unexpected text after the closing \`]\` of the array (line ${line}): ${JSON.stringify(text.slice(0, 40))}`, 'remove the trailing text; a .json file holds exactly one array');
+    }
   };
 
-  for await (const chunk of textChunks(bytes)) {
+  const scan = (chunk: Buffer): void => {
     let i = 0;
     let segStart = 0;
     const n = chunk.length;
+    if (state === 'end') {
+      trailing(chunk, 0);
+      return;
+    }
     if (state === 'start') {
-      const trimmed = chunk.replace(/^\uFEFF/, '');
-      const offset = chunk.length - trimmed.length;
-      let j = offset;
-      while (j < n && (chunk[j] === ' ' || chunk[j] === '\n' || chunk[j] === '\r' || chunk[j] === '\t')) {
-        if (chunk[j] === '\n') line++;
+      let j = offset === 0 && chunk.subarray(0, 3).equals(UTF8_BOM) ? 3 : 0;
+      while (j < n && (chunk[j] === 32 || chunk[j] === 10 || chunk[j] === 13 || chunk[j] === 9)) {
+        if (chunk[j] === 10) line++;
         j++;
       }
-      if (j === n) continue;
+      if (j === n) return;
       sawAny = true;
-      if (chunk[j] !== '[') {
+      if (chunk[j] !== 91) {
         throw new FileFormatError(
-          `not a JSON array of records: ${describeStart(chunk.slice(j))}`,
-          chunk[j] === '{' ? 'if the file holds one JSON object per line, name it .jsonl; if it is one object wrapping a list, extract the list' : 'declare the real format in dataset.yaml, or convert the file to a JSON array',
+          `not a JSON array of records: ${describeStart(chunk.toString('utf8', j, j + DECODE_BYTES))}`,
+          chunk[j] === 123 ? 'if the file holds one JSON object per line, name it .jsonl; if it is one object wrapping a list, extract the list' : 'declare the real format in dataset.yaml, or convert the file to a JSON array',
         );
       }
       state = 'between';
       i = j + 1;
     }
     for (; i < n; i++) {
-      const c = chunk.charCodeAt(i);
+      const c = chunk[i]!;
       if (c === 10) line++;
       if (state === 'between') {
         if (c === 32 || c === 10 || c === 13 || c === 9 || c === 44) continue;
         if (c === 93) {
           state = 'end';
-          afterEnd = chunk.slice(i + 1);
-          break;
+          trailing(chunk, i + 1);
+          return;
         }
         state = 'element';
         elementLine = line;
+        elementStart = offset + i;
         segStart = i;
         depth = 0;
         inString = false;
         escaped = false;
       }
-      if (state !== 'element') continue;
       if (inString) {
         if (escaped) escaped = false;
         else if (c === 92) escaped = true;
@@ -277,41 +297,50 @@ export async function readJsonArray(bytes: Readable, onRecord: (r: RawRecord) =>
       else if (c === 125 || c === 93) {
         if (depth === 0 && c === 93) {
           // `]` closing the top-level array right after a bare element (number, literal).
-          finishElement(chunk.slice(segStart, i));
+          finishElement(chunk, segStart, i);
           state = 'end';
-          afterEnd = chunk.slice(i + 1);
-          break;
+          trailing(chunk, i + 1);
+          return;
         }
         // A stray closer at the element's top level makes the element malformed (quarantined by
         // JSON.parse) but must not unbalance the split of the elements after it.
         if (depth > 0) depth--;
       } else if (c === 44 && depth === 0) {
-        finishElement(chunk.slice(segStart, i));
+        finishElement(chunk, segStart, i);
         state = 'between';
       }
     }
-    if (state === 'end') {
-      if (afterEnd.trim() !== '') {
-        throw new FileFormatError(`unexpected text after the closing \`]\` of the array (line ${line}): ${JSON.stringify(afterEnd.trim().slice(0, 40))}`, 'remove the trailing text; a .json file holds exactly one array');
-      }
-      continue;
-    }
     if (state === 'element') {
-      const piece = chunk.slice(segStart);
+      const piece = chunk.subarray(segStart);
       parts.push(piece);
       partsLength += piece.length;
-      if (partsLength > MAX_RECORD_CHARS) {
+      if (partsLength > MAX_RECORD_BYTES) {
         throw new FileFormatError(
-          `record ${record + 1} (from line ${elementLine}) is larger than ${MAX_RECORD_CHARS / 1024 / 1024} MiB: the brackets or quotes are unbalanced from there on`,
+          `record ${record + 1} (from line ${elementLine}) is larger than ${mib(MAX_RECORD_BYTES)}: the brackets or quotes are unbalanced from there on`,
           `check the brackets and quotes around line ${elementLine}`,
         );
       }
     }
+  };
+
+  for await (const piece of bytes) {
+    let chunk = piece as Buffer;
+    if (head !== undefined) {
+      chunk = Buffer.concat([head, chunk]);
+      head = undefined;
+    }
+    if (offset === 0 && state === 'start' && chunk.length < UTF8_BOM.length && UTF8_BOM.subarray(0, chunk.length).equals(chunk)) {
+      head = chunk;
+      continue;
+    }
+    scan(chunk);
+    offset += chunk.length;
   }
+  if (head !== undefined && head.length > 0) scan(head);
   if (!sawAny) throw new FileFormatError('the file is empty', 'add rows, or remove the file from the descriptor');
   if (state === 'element') {
     // Truncated file: the last element never closed. Quarantine what is there rather than lose it.
-    finishElement('');
+    finishElement(EMPTY, 0, 0);
     throw new FileFormatError(`the array is not closed: the file ends inside record ${record} (line ${elementLine})`, 'the file is truncated or has an unbalanced bracket/quote; fix it and re-run');
   }
   if (state !== 'end') throw new FileFormatError('the array is not closed: missing the final `]`', 'the file is truncated; add the closing `]` or re-export it');
@@ -324,19 +353,23 @@ export async function readText(bytes: Readable, separator: 'blank-line' | 'line'
   let docLines: string[] = [];
   let docStart = 0;
   let docChars = 0;
+  let docBadByte = -1;
   let sniffed = false;
   const flushDoc = (): void => {
     if (docLines.length === 0) return;
     const raw = docLines.join('\n');
+    const badByte = docBadByte;
     docLines = [];
     docChars = 0;
+    docBadByte = -1;
     if (raw.trim() === '') return;
     record++;
-    onRecord({ record, line: docStart, raw });
+    onRecord(recordOf(record, docStart, raw, badByte));
   };
-  const onLine = (text: string): void => {
+  const onLine = (text: string, badByte: number): void => {
     line++;
-    const clean = text.endsWith('\r') ? text.slice(0, -1) : text;
+    let clean = text.endsWith('\r') ? text.slice(0, -1) : text;
+    if (line === 1 && clean.startsWith('\uFEFF')) clean = clean.slice(1);
     if (!sniffed && clean.trim() !== '') {
       sniffed = true;
       if (clean.includes('\u0000')) throw new FileFormatError('the file is binary, not text', 'give a UTF-8 text file');
@@ -344,7 +377,7 @@ export async function readText(bytes: Readable, separator: 'blank-line' | 'line'
     if (separator === 'line') {
       if (clean.trim() === '') return;
       record++;
-      onRecord({ record, line, raw: clean });
+      onRecord(recordOf(record, line, clean, badByte));
       return;
     }
     if (separator === 'blank-line' && clean.trim() === '') {
@@ -353,14 +386,80 @@ export async function readText(bytes: Readable, separator: 'blank-line' | 'line'
     }
     if (docLines.length === 0) docStart = line;
     docLines.push(clean);
-    docChars += clean.length;
-    if (docChars > MAX_RECORD_CHARS) {
-      throw new FileFormatError(`document from line ${docStart} is larger than ${MAX_RECORD_CHARS / 1024 / 1024} MiB`, "split the corpus into smaller documents (blank lines between them), or use `separator: line`");
+    if (docBadByte === -1) docBadByte = badByte;
+    // Characters: never more than the bytes, so the limit holds (cheaper than counting bytes).
+    docChars += text.length;
+    if (docChars > MAX_RECORD_BYTES) {
+      throw new FileFormatError(`document from line ${docStart} is larger than ${mib(MAX_RECORD_BYTES)}`, "split the corpus into smaller documents (blank lines between them), or use `separator: line`");
     }
   };
   await forEachLine(bytes, onLine);
   flushDoc();
   if (!sniffed) throw new FileFormatError('the file is empty', 'add text, or remove the file from the descriptor');
+}
+
+/**
+ * Passes bytes through unchanged and notes where bytes that are not UTF-8 start (one offset per
+ * run of them), for a parser that decodes on its own: csv-parse reads U+FFFD for them.
+ */
+class BadByteLog extends Transform {
+  private readonly offsets: number[] = [];
+  private next = 0;
+  /** The end of the previous chunk when it cut a multi-byte character. */
+  private carry: Buffer = EMPTY;
+  /** File offset of `carry[0]`, or of the next chunk. */
+  private offset = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null, data?: Buffer) => void): void {
+    const bytes = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
+    const complete = completeUtf8End(bytes);
+    this.note(bytes, complete);
+    this.carry = complete < bytes.length ? Buffer.from(bytes.subarray(complete)) : EMPTY;
+    this.offset += complete;
+    done(null, chunk);
+  }
+
+  override _flush(done: (error?: Error | null) => void): void {
+    this.note(this.carry, this.carry.length);
+    done();
+  }
+
+  private note(bytes: Buffer, end: number): void {
+    if (isUtf8(bytes.subarray(0, end))) return;
+    let last = -2;
+    for (let pos = 0; pos < end; ) {
+      const bad = firstInvalidUtf8(bytes, pos, end);
+      if (bad === -1) break;
+      if (bad !== last + 1) this.offsets.push(this.offset + bad);
+      last = bad;
+      pos = bad + 1;
+    }
+  }
+
+  /** The first noted offset in [from, to); offsets before `from` are forgotten (records come in order). */
+  firstIn(from: number, to: number): number {
+    while (this.next < this.offsets.length && this.offsets[this.next]! < from) this.next++;
+    if (this.next > 4096 && this.next * 2 > this.offsets.length) {
+      this.offsets.splice(0, this.next);
+      this.next = 0;
+    }
+    const offset = this.offsets[this.next];
+    return offset !== undefined && offset < to ? offset : -1;
+  }
+}
+
+/** Where the last complete UTF-8 character of `bytes` ends: a character cut at the end is left for the next chunk. */
+function completeUtf8End(bytes: Buffer): number {
+  const n = bytes.length;
+  for (let k = 1; k <= 3 && k <= n; k++) {
+    const b = bytes[n - k]!;
+    if (b < 0x80) return n;
+    if (b >= 0xc0) {
+      const length = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
+      return k < length ? n - k : n;
+    }
+  }
+  return n;
 }
 
 /** A CSV/TSV row: header-keyed fields, or the parser's complaint about it. */
@@ -388,8 +487,12 @@ export async function readCsv(bytes: Readable, delimiter: ',' | '\t', required: 
       return undefined;
     },
   });
-  bytes.on('error', (e) => parser.destroy(e));
-  bytes.pipe(parser);
+  const badBytes = new BadByteLog();
+  bytes.on('error', (e) => badBytes.destroy(e));
+  badBytes.on('error', (e) => parser.destroy(e));
+  bytes.pipe(badBytes).pipe(parser);
+  /** File offset where the previous record (or the header) ended. */
+  let previousEnd = 0;
   // The parser runs ahead of this loop and reports rejected rows through on_skip: put them back
   // in file order by line number before each record is handled.
   const drainSkipped = (beforeLine: number): void => {
@@ -406,9 +509,13 @@ export async function readCsv(bytes: Readable, delimiter: ',' | '\t', required: 
       onRecord({ record, line: s.line - raw.split('\n').length + 1, raw, error: s.error });
     }
   };
-  for await (const item of parser as AsyncIterable<{ record: string[]; raw: string; info: { lines: number } }>) {
+  for await (const item of parser as AsyncIterable<{ record: string[]; raw: string; info: { lines: number; bytes: number } }>) {
     const raw = item.raw.replace(/\r?\n$/, '');
     const line = item.info.lines - raw.split('\n').length + 1;
+    // Bad bytes read as U+FFFD: a record without one has none. [previousEnd, end) may also span
+    // rows the parser skipped, which are quarantined anyway.
+    const badByte = raw.includes('\uFFFD') ? badBytes.firstIn(previousEnd, item.info.bytes) : -1;
+    previousEnd = item.info.bytes;
     drainSkipped(line);
     if (header === undefined) {
       header = item.record.map((h) => h.trim());
@@ -432,11 +539,12 @@ export async function readCsv(bytes: Readable, delimiter: ',' | '\t', required: 
       onRecord({ record, line, raw, error: `has ${item.record.length} fields, the header has ${header.length}` });
       continue;
     }
-    const fields: Record<string, string> = {};
+    // No prototype: a mapped column named `constructor` that the header lacks must read as absent.
+    const fields = Object.create(null) as Record<string, string>;
     header.forEach((h, i) => {
       fields[h] = item.record[i]!;
     });
-    onRecord({ record, line, raw, fields });
+    onRecord(badByte === -1 ? { record, line, raw, fields } : { record, line, raw, fields, invalidUtf8: badByte });
   }
   drainSkipped(Number.POSITIVE_INFINITY);
   if (header === undefined) throw new FileFormatError('the file is empty (no header row)', 'add a header row and data rows');

@@ -1,4 +1,4 @@
-import { readConversation, sharegptColumns as sharegptColumnsOf, type SharegptColumns } from '@tunepipe/core/row-formats';
+import { alpacaColumns as alpacaColumnsOf, readAlpacaRow, readConversation, readTextRow, sharegptColumns as sharegptColumnsOf, type AlpacaColumns, type SharegptColumns } from '@tunepipe/core/row-formats';
 import type { DatasetDescriptor } from './descriptor.ts';
 import { measureText, type TextMeasure } from './tokens.ts';
 
@@ -56,83 +56,31 @@ export function makeFill(vars: Readonly<Record<string, string>>, enabled: boolea
   return (s) => (s.includes('{{') ? s.replace(re, (m, key: string) => (Object.hasOwn(vars, key) ? vars[key]! : m)) : s);
 }
 
-const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
-
-/** A required string field: present, a string, not blank. */
-function requiredString(obj: Record<string, unknown>, field: string, label: string): string | RejectedRow {
-  const v = obj[field];
-  if (v === undefined || v === null) return reject('missing_field', `\`${label}\` is missing${field === label ? '' : ` (field '${field}')`}`);
-  if (typeof v !== 'string') return reject('wrong_type', `\`${label}\` must be a string, got ${typeName(v)}`);
-  if (v.trim() === '') return reject('empty_field', `\`${label}\` is empty`);
-  return v;
-}
-
-function optionalString(obj: Record<string, unknown>, field: string, label: string): string | undefined | RejectedRow {
-  const v = obj[field];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') return reject('wrong_type', `\`${label}\` must be a string, got ${typeName(v)}`);
-  return v;
-}
-
-const isRejected = (v: unknown): v is RejectedRow => typeof v === 'object' && v !== null && (v as RejectedRow).ok === false;
-
-export interface AlpacaColumns {
-  readonly instruction: string;
-  readonly input: string;
-  readonly output: string;
-  readonly system: string;
-  readonly history: string;
-}
+export type { AlpacaColumns, SharegptColumns } from '@tunepipe/core/row-formats';
 
 export const DEFAULT_ALPACA_COLUMNS: AlpacaColumns = { instruction: 'instruction', input: 'input', output: 'output', system: 'system', history: 'history' };
 
 export function alpacaColumns(descriptor: DatasetDescriptor): AlpacaColumns {
-  const c = (descriptor.format === 'alpaca' || descriptor.format === 'csv' || descriptor.format === 'tsv' ? descriptor.columns : undefined) ?? {};
-  return {
-    instruction: c.instruction ?? 'instruction',
-    input: c.input ?? 'input',
-    output: c.output ?? 'output',
-    system: c.system ?? 'system',
-    history: 'history' in c && c.history !== undefined ? c.history : 'history',
-  };
+  return alpacaColumnsOf(descriptor);
 }
 
-/** Alpaca row → `{"instruction","input","output"[,"system"][,"history"]}`. */
+/**
+ * Alpaca row → `{"instruction","input","output"[,"system"][,"history"]}`. What makes a row usable
+ * is core's readAlpacaRow, the rule check() warns with at synth time.
+ */
 export function normalizeAlpaca(value: unknown, cols: AlpacaColumns, fill: Fill, wantText: boolean): RowResult {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return reject('wrong_type', `a row must be a JSON object, got ${typeName(value)}`);
-  const obj = value as Record<string, unknown>;
-  const instruction = requiredString(obj, cols.instruction, 'instruction');
-  if (isRejected(instruction)) return instruction;
-  const output = requiredString(obj, cols.output, 'output');
-  if (isRejected(output)) return output;
-  const input = optionalString(obj, cols.input, 'input');
-  if (isRejected(input)) return input;
-  const system = optionalString(obj, cols.system, 'system');
-  if (isRejected(system)) return system;
-  const historyValue = obj[cols.history];
-  let history: [string, string][] | undefined;
-  if (historyValue !== undefined && historyValue !== null) {
-    if (!Array.isArray(historyValue)) return reject('wrong_type', `\`history\` must be a list of [prompt, response] pairs, got ${typeName(historyValue)}`);
-    history = [];
-    for (let i = 0; i < historyValue.length; i++) {
-      const pair: unknown = historyValue[i];
-      if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
-        return reject('wrong_type', `\`history[${i}]\` must be a [prompt, response] pair of strings`);
-      }
-      if (pair[0].trim() === '' || pair[1].trim() === '') return reject('empty_field', `\`history[${i}]\` has an empty turn`);
-      history.push([fill(pair[0]), fill(pair[1])]);
-    }
-    if (history.length === 0) history = undefined;
-  }
-  const out: Record<string, unknown> = { instruction: fill(instruction), input: input === undefined ? '' : fill(input), output: fill(output) };
+  const row = readAlpacaRow(value, cols);
+  if (!row.ok) return reject(row.reason, row.detail);
+  const history = row.history?.map(([p, r]): [string, string] => [fill(p), fill(r)]);
+  const out: Record<string, unknown> = { instruction: fill(row.instruction), input: row.input === undefined ? '' : fill(row.input), output: fill(row.output) };
   let flags = 0;
   const measure: TextMeasure = { cjk: 0, otherBytes: 0 };
   measureText(out['instruction'] as string, measure);
   measureText(out['input'] as string, measure);
   measureText(out['output'] as string, measure);
   let messages = 2;
-  if (system !== undefined && system !== '') {
-    out['system'] = fill(system);
+  if (row.system !== undefined && row.system !== '') {
+    out['system'] = fill(row.system);
     measureText(out['system'] as string, measure);
     flags |= HAS_SYSTEM;
     messages++;
@@ -154,8 +102,6 @@ export function normalizeAlpaca(value: unknown, cols: AlpacaColumns, fill: Fill,
     : undefined;
   return { ok: true, line: JSON.stringify(out), measure, messages, flags, text };
 }
-
-export type { SharegptColumns } from '@tunepipe/core/row-formats';
 
 export function sharegptColumns(descriptor: DatasetDescriptor): SharegptColumns {
   return sharegptColumnsOf(descriptor);
@@ -194,16 +140,15 @@ export function normalizeSharegpt(value: unknown, cols: SharegptColumns, fill: F
   return { ok: true, line: JSON.stringify(out), measure, messages, flags, text };
 }
 
-/** Text corpus document → `{"text": …}`. */
+/** Text corpus document → `{"text": …}`: a `.txt` document as it is, or the text field of a `.jsonl` row (core's readTextRow). */
 export function normalizeText(value: unknown, textField: string | undefined, fill: Fill): RowResult {
   let text: string;
   if (textField === undefined) {
     text = value as string;
   } else {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) return reject('wrong_type', `a row must be a JSON object, got ${typeName(value)}`);
-    const t = requiredString(value as Record<string, unknown>, textField, textField);
-    if (isRejected(t)) return t;
-    text = t;
+    const row = readTextRow(value, textField);
+    if (!row.ok) return reject(row.reason, row.detail);
+    text = row.text;
   }
   const filled = fill(text);
   const measure = measureText(filled, { cjk: 0, otherBytes: 0 });

@@ -97,3 +97,11 @@ test('YAML syntax errors are located', () => {
     assert.equal(r.issues[0]!.code, 'dataset.yaml-syntax');
   }
 });
+
+test('encoding: { invalid } is quarantine or replace, nothing else', () => {
+  for (const invalid of ['quarantine', 'replace']) assert.ok(parseDescriptor(`format: alpaca\nfiles: [a.jsonl]\nlicense: MIT\nencoding: { invalid: ${invalid} }\n`, at).ok);
+  const r = parseDescriptor('format: alpaca\nfiles: [a.jsonl]\nlicense: MIT\nencoding: { invalid: drop }\n', at);
+  assert.equal(r.ok, false);
+  if (r.ok) return;
+  assert.deepEqual(r.issues.map((i) => i.path), [`${at}:4 (encoding.invalid)`]);
+});

@@ -35,7 +35,8 @@ test('every quarantine reason: each bad row lands in quarantine.jsonl with file,
   const csv = 'question,answer\nWhat is KYC?,Know your customer.\nextra,fields,here\nWhat is AML?,Anti-money laundering.\n"unclosed,quote\nlast,row\n';
   const root = await tempRepo({
     'datasets/a/dataset.yaml': alpacaYaml('a.jsonl'),
-    'datasets/a/a.jsonl': jsonl(alpaca),
+    // The last row holds a byte that is not UTF-8 (0xFF, after `{"instruction": "caf`).
+    'datasets/a/a.jsonl': Buffer.concat([Buffer.from(jsonl(alpaca)), Buffer.from('{"instruction": "caf'), Buffer.from([0xff]), Buffer.from('", "output": "latin-1 e"}\n')]),
     'datasets/s/dataset.yaml': 'format: sharegpt\nfiles: [s.jsonl]\nlicense: MIT\n',
     'datasets/s/s.jsonl': jsonl(sharegpt),
     'datasets/c/dataset.yaml': 'format: csv\nfiles: [c.csv]\nlicense: MIT\ncolumns: { instruction: question, output: answer }\n',
@@ -55,8 +56,13 @@ test('every quarantine reason: each bad row lands in quarantine.jsonl with file,
       [8, 'duplicate'],
       [9, 'too_long'],
     ]);
-    assert.equal(a.length, 9);
-    assert.equal(a[8]![1], 'max_samples');
+    assert.equal(a.length, 10);
+    assert.deepEqual(a[8], [12, 'invalid_utf8']);
+    assert.equal(a[9]![1], 'max_samples');
+    const bad = q.find((e) => e.reason === 'invalid_utf8')!;
+    const offset = Buffer.byteLength(jsonl(alpaca)) + '{"instruction": "caf'.length;
+    assert.match(bad.detail, new RegExp(`^not valid UTF-8 at byte offset ${offset};`));
+    assert.equal(bad.raw, '{"instruction": "caf\uFFFD", "output": "latin-1 e"}');
     // maxSamples 2 keeps two of the three valid rows (1, 10, 11); the third is listed, not dropped.
     const unsampled = q.filter((e) => e.source === 'a' && e.reason === 'max_samples');
     assert.equal(unsampled.length, 1);
@@ -95,7 +101,7 @@ test('every quarantine reason: each bad row lands in quarantine.jsonl with file,
 
     // Conservation, per source and in total, as printed.
     for (const src of out.result.sources) assert.equal(src.rows_in, src.rows_out + src.rows_quarantined, src.name);
-    assert.equal(out.result.rows_in, alpaca.length + sharegpt.length + 4);
+    assert.equal(out.result.rows_in, alpaca.length + 1 + sharegpt.length + 4);
     assert.equal(out.result.rows_in, out.result.rows_out + out.result.rows_quarantined);
     assert.equal(q.length, out.result.rows_quarantined);
     assert.ok(out.logs.includes(`rows_in ${out.result.rows_in} = rows_out ${out.result.rows_out} + rows_quarantined ${out.result.rows_quarantined} ✓`));

@@ -5,6 +5,7 @@ import { ARTIFACTS_MOUNT } from './context.ts';
 import { GPU_RESOURCE, GPU_TAINT, LABELS, MANAGED_BY } from './labels.ts';
 import type { StagePlan } from './plan.ts';
 import { sha256Hex } from './hash.ts';
+import { shellQuote, shellQuoteIn } from './shell.ts';
 
 /**
  * The compiler's pod builder: every pod tunepipe creates (stage Jobs, the serve Deployment, the
@@ -96,12 +97,12 @@ export function resourcesFor(plan: StagePlan): ResourceRequirements {
  * Kueue-suspended Job as ready), and a stage must never read a half-written artifact.
  */
 export function waitForMarkers(name: string, markers: readonly string[], runtimeImage: string): Container {
-  const test = markers.map((marker) => `[ -f ${marker} ]`).join(' && ');
+  const test = markers.map((marker) => `[ -f ${shellQuote(marker)} ]`).join(' && ');
   return {
     name,
     image: runtimeImage,
     command: ['/bin/sh', '-c'],
-    args: [`until ${test}; do echo "waiting for: ${markers.join(' ')}"; sleep 15; done`],
+    args: [`until ${test}; do echo "waiting for: ${shellQuoteIn(markers.join(' '), 'double')}"; sleep 15; done`],
     securityContext: containerSecurity(),
     resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
     volumeMounts: [{ name: 'artifacts', mountPath: ARTIFACTS_MOUNT, readOnly: true }],
@@ -153,7 +154,8 @@ export function markerCheckJob(settings: MarkerCheckSettings, markers: readonly 
               name: 'check',
               image: options.image ?? settings.runtimeImage,
               securityContext: containerSecurity(),
-              command: ['sh', '-c', 'for m in "$@"; do if [ -f "$m" ]; then echo "present $m"; fi; done', 'marker-check', ...markers],
+              // printf, not echo: dash's echo reads backslashes in the path as escapes.
+              command: ['sh', '-c', 'for m in "$@"; do if [ -f "$m" ]; then printf \'present %s\\n\' "$m"; fi; done', 'marker-check', ...markers],
               resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '32Mi' } },
               volumeMounts: [{ name: 'artifacts', mountPath: ARTIFACTS_MOUNT, readOnly: true }],
             },

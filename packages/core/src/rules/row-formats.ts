@@ -250,3 +250,105 @@ export function readConversation(value: unknown, columns: SharegptColumns): Conv
   if (turns.length % 2 !== 0) return defect('non_alternating', field, 'the conversation must end with an assistant turn');
   return { ok: true, field, turns, system: system === '' ? undefined : system, tools: tools === '' ? undefined : tools };
 }
+
+/** Where an Alpaca row keeps its fields (dataset.yaml `columns`, defaults Alpaca's own names). */
+export interface AlpacaColumns {
+  readonly instruction: string;
+  readonly input: string;
+  readonly output: string;
+  readonly system: string;
+  readonly history: string;
+}
+
+export function alpacaColumns(descriptor: Readonly<Record<string, unknown>>): AlpacaColumns {
+  const format = descriptor['format'];
+  const columns = ((format === 'alpaca' || format === 'csv' || format === 'tsv') && typeof descriptor['columns'] === 'object' && descriptor['columns'] !== null ? descriptor['columns'] : {}) as Record<string, unknown>;
+  return {
+    instruction: text(columns['instruction']) ?? 'instruction',
+    input: text(columns['input']) ?? 'input',
+    output: text(columns['output']) ?? 'output',
+    system: text(columns['system']) ?? 'system',
+    history: text(columns['history']) ?? 'history',
+  };
+}
+
+export interface AlpacaRow {
+  readonly ok: true;
+  readonly instruction: string;
+  readonly input: string | undefined;
+  readonly output: string;
+  readonly system: string | undefined;
+  /** undefined when absent or empty. */
+  readonly history: readonly (readonly [string, string])[] | undefined;
+}
+
+/**
+ * An Alpaca row: `instruction` and `output` non-blank text, `input` and `system` text when present,
+ * `history` a list of [prompt, response] pairs of non-blank text. Names are the file's (mapped by
+ * `columns`), with the Alpaca name in parentheses when they differ.
+ */
+export function readAlpacaRow(value: unknown, columns: AlpacaColumns): AlpacaRow | RowDefect {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return defect('wrong_type', '', `the row is ${kindOf(value)}, not a JSON object`);
+  const row = value as Record<string, unknown>;
+  const instruction = requiredAlpaca(row, columns, 'instruction');
+  if (typeof instruction !== 'string') return instruction;
+  const output = requiredAlpaca(row, columns, 'output');
+  if (typeof output !== 'string') return output;
+  const input = optionalAlpaca(row, columns, 'input');
+  if (typeof input === 'object') return input;
+  const system = optionalAlpaca(row, columns, 'system');
+  if (typeof system === 'object') return system;
+  const historyName = columns.history;
+  const historyValue = own(row, historyName);
+  let history: [string, string][] | undefined;
+  if (historyValue !== undefined && historyValue !== null) {
+    if (!Array.isArray(historyValue)) return defect('wrong_type', historyName, `${alpacaName(columns, 'history')} is ${kindOf(historyValue)}, not a list of [prompt, response] pairs`);
+    history = [];
+    for (let i = 0; i < historyValue.length; i++) {
+      const pair: unknown = historyValue[i];
+      const at = `${historyName}[${i}]`;
+      if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') return defect('wrong_type', at, `\`${at}\` is not a [prompt, response] pair of text`);
+      if (pair[0].trim() === '' || pair[1].trim() === '') return defect('empty_field', at, `\`${at}\` has an empty turn`);
+      history.push([pair[0], pair[1]]);
+    }
+  }
+  return { ok: true, instruction, input, output, system, history: history && history.length > 0 ? history : undefined };
+}
+
+/** A field of the row itself (an inherited name such as `constructor` is not one). */
+const own = (row: Record<string, unknown>, name: string): unknown => (Object.hasOwn(row, name) ? row[name] : undefined);
+/** How a message names a field: the file's name, with the Alpaca name when they differ. */
+const alpacaName = (columns: AlpacaColumns, label: keyof AlpacaColumns): string => (columns[label] === label ? `\`${label}\`` : `\`${columns[label]}\` (${label})`);
+
+function requiredAlpaca(row: Record<string, unknown>, columns: AlpacaColumns, label: 'instruction' | 'output'): string | RowDefect {
+  const name = columns[label];
+  const v = own(row, name);
+  if (typeof v === 'string' && v.trim() !== '') return v;
+  if (v === undefined || v === null) return defect('missing_field', name, `${alpacaName(columns, label)} is missing`);
+  if (typeof v !== 'string') return defect('wrong_type', name, `${alpacaName(columns, label)} is ${kindOf(v)}, not text`);
+  return defect('empty_field', name, `${alpacaName(columns, label)} is empty`);
+}
+
+function optionalAlpaca(row: Record<string, unknown>, columns: AlpacaColumns, label: 'input' | 'system'): string | undefined | RowDefect {
+  const v = own(row, columns[label]);
+  if (v === undefined || v === null || typeof v === 'string') return v ?? undefined;
+  return defect('wrong_type', columns[label], `${alpacaName(columns, label)} is ${kindOf(v)}, not text`);
+}
+
+/** The text field of a `.jsonl` corpus (`columns.text`, default `text`). */
+export function textColumn(descriptor: Readonly<Record<string, unknown>>): string {
+  const columns = (descriptor['format'] === 'text' && typeof descriptor['columns'] === 'object' && descriptor['columns'] !== null ? descriptor['columns'] : {}) as Record<string, unknown>;
+  return text(columns['text']) ?? 'text';
+}
+
+/** A `.jsonl` corpus row: an object whose text field is non-blank text. */
+export function readTextRow(value: unknown, field: string): { readonly ok: true; readonly text: string } | RowDefect {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return defect('wrong_type', '', `the row is ${kindOf(value)}, not a JSON object`);
+  const row = value as Record<string, unknown>;
+  const named = field === 'text' ? '`text`' : `\`${field}\` (text)`;
+  const v = Object.hasOwn(row, field) ? row[field] : undefined;
+  if (v === undefined || v === null) return defect('missing_field', field, `${named} is missing`);
+  if (typeof v !== 'string') return defect('wrong_type', field, `${named} is ${kindOf(v)}, not text`);
+  if (v.trim() === '') return defect('empty_field', field, `${named} is empty`);
+  return { ok: true, text: v };
+}

@@ -2,7 +2,21 @@ import { isUtf8 } from 'node:buffer';
 import { gunzipSync } from 'node:zlib';
 import type { DatasetFileInput, DatasetSourceInput } from '../context.ts';
 import type { Issue } from '../issues.ts';
-import { firstInvalidUtf8, invalidUtf8Policy, readConversation, rowEncoding, rowShape, sharegptColumns, type RowShape, type SharegptColumns } from './row-formats.ts';
+import {
+  alpacaColumns,
+  firstInvalidUtf8,
+  invalidUtf8Policy,
+  readAlpacaRow,
+  readConversation,
+  readTextRow,
+  rowEncoding,
+  rowShape,
+  sharegptColumns,
+  textColumn,
+  type AlpacaColumns,
+  type RowShape,
+  type SharegptColumns,
+} from './row-formats.ts';
 
 /**
  * Synth-time row checks of the dataset and calibration files a compile ships (the ones with
@@ -29,6 +43,8 @@ interface RowProblem {
   readonly detail: string;
 }
 
+type Found = Omit<RowProblem, 'line'>;
+
 /** The whole file is unusable, at this line. */
 interface FileProblem {
   readonly line: number;
@@ -45,14 +61,13 @@ interface FileScan {
 
 /** What a file's rows are read with besides their shape. */
 interface ScanContext {
+  readonly alpaca: AlpacaColumns;
   readonly sharegpt: SharegptColumns;
+  readonly textField: string;
   /** How a `.txt` corpus splits into documents. */
   readonly separator: 'blank-line' | 'line' | 'file';
-  /**
-   * Lines (1-based) holding bytes that are not UTF-8, with the file offset of the first such byte;
-   * empty when the file is valid or the descriptor lets the converter replace them.
-   */
-  readonly invalidUtf8: ReadonlyMap<number, number>;
+  /** Where the decoded text stands in for bytes that are not UTF-8 (none when the descriptor lets the converter replace them). */
+  readonly invalidUtf8: BadBytes;
 }
 
 export function rowFieldIssues(sourceName: string, loaded: DatasetSourceInput, pathPrefix: string): Issue[] {
@@ -62,13 +77,15 @@ export function rowFieldIssues(sourceName: string, loaded: DatasetSourceInput, p
     if (!shape) continue;
     const bytes = decode(file);
     if (bytes === undefined) continue;
-    const content = bytes.toString('utf8').replace(/^\uFEFF/, '');
+    const { text: content, bad } = decodeText(bytes);
     const where = `datasets/${sourceName}/${file.path}`;
     const separator = loaded.descriptor['separator'];
     const context: ScanContext = {
+      alpaca: alpacaColumns(loaded.descriptor),
       sharegpt: sharegptColumns(loaded.descriptor),
+      textField: textColumn(loaded.descriptor),
       separator: separator === 'line' || separator === 'file' ? separator : 'blank-line',
-      invalidUtf8: invalidUtf8Policy(loaded.descriptor) === 'quarantine' ? invalidUtf8Lines(bytes) : new Map(),
+      invalidUtf8: invalidUtf8Policy(loaded.descriptor) === 'quarantine' ? bad : NO_BAD_BYTES,
     };
     const scan = scanFile(content, shape, file.path, context);
     issues.push(...fileIssues(scan, shape, where, sourceName, pathPrefix));
@@ -89,32 +106,57 @@ function decode(file: DatasetFileInput): Buffer | undefined {
   }
 }
 
-/** The lines of `bytes` that are not UTF-8, each with the offset of its first bad byte. */
-function invalidUtf8Lines(bytes: Buffer): Map<number, number> {
-  const lines = new Map<number, number>();
-  if (isUtf8(bytes)) return lines;
-  let line = 1;
-  for (let start = 0; start <= bytes.length; line++) {
-    let end = bytes.indexOf(10, start);
-    if (end === -1) end = bytes.length;
-    const bad = isUtf8(bytes.subarray(start, end)) ? -1 : firstInvalidUtf8(bytes, start, end);
-    if (bad !== -1) lines.set(line, bad);
-    start = end + 1;
-  }
-  return lines;
+/** Bytes that are not UTF-8: the index of the U+FFFD standing for each in the text, and its offset in the file. */
+interface BadBytes {
+  readonly chars: readonly number[];
+  readonly offsets: readonly number[];
 }
+const NO_BAD_BYTES: BadBytes = { chars: [], offsets: [] };
 
 /**
- * The offset of the bad byte behind a record read from lines first..last, or undefined. Bad bytes
- * decode to U+FFFD, so a record without one holds none (another record on the same line does).
+ * The file as text, without a byte order mark, each run of bytes that are not UTF-8 read as one
+ * U+FFFD whose place is noted: a row is then not valid UTF-8 exactly when its characters include
+ * one of those places (a U+FFFD written as UTF-8 is text like any other). A bad byte never
+ * swallows the ASCII after it, so quotes, brackets and line breaks split the rows as the
+ * converter's byte readers split them, and a row never starts inside a run.
  */
-function invalidUtf8At(context: ScanContext, first: number, last: number, text: string): number | undefined {
-  if (context.invalidUtf8.size === 0 || !text.includes('\uFFFD')) return undefined;
-  for (let line = first; line <= last; line++) {
-    const offset = context.invalidUtf8.get(line);
-    if (offset !== undefined) return offset;
+function decodeText(bytes: Buffer): { text: string; bad: BadBytes } {
+  const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  if (isUtf8(bytes)) return { text: bytes.toString('utf8', bom), bad: NO_BAD_BYTES };
+  const parts: string[] = [];
+  const chars: number[] = [];
+  const offsets: number[] = [];
+  let length = 0;
+  for (let pos = bom; pos < bytes.length; ) {
+    const badByte = firstInvalidUtf8(bytes, pos, bytes.length);
+    const end = badByte === -1 ? bytes.length : badByte;
+    const good = bytes.toString('utf8', pos, end);
+    parts.push(good);
+    length += good.length;
+    if (badByte === -1) break;
+    parts.push('\uFFFD');
+    chars.push(length);
+    offsets.push(badByte);
+    length++;
+    // The rest of the run: bytes that cannot begin any character (continuations, C0, C1, F5–FF).
+    pos = badByte + 1;
+    while (pos < bytes.length && ((bytes[pos]! >= 0x80 && bytes[pos]! <= 0xc1) || bytes[pos]! >= 0xf5)) pos++;
   }
-  return undefined;
+  return { text: parts.join(''), bad: { chars, offsets } };
+}
+
+/** The file offset of the first bad byte among the characters [start, end) of the text, or undefined. */
+function invalidUtf8At(context: ScanContext, start: number, end: number): number | undefined {
+  const { chars, offsets } = context.invalidUtf8;
+  if (chars.length === 0) return undefined;
+  let lo = 0;
+  let hi = chars.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (chars[mid]! < start) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < chars.length && chars[lo]! < end ? offsets[lo] : undefined;
 }
 
 const invalidUtf8Problem = (offset: number): Found => ({ code: 'dataset.row-parse', field: INVALID_UTF8, detail: `the row is not valid UTF-8 (byte offset ${offset} of the file)` });
@@ -137,7 +179,7 @@ function fileIssues(scan: FileScan, shape: RowShape, where: string, sourceName: 
     for (const p of scan.problems) byField.set(p.field ?? 'unparseable', (byField.get(p.field ?? 'unparseable') ?? 0) + 1);
     const counts = [...byField]
       .sort((a, b) => b[1] - a[1])
-      .map(([field, n]) => (field === 'unparseable' ? `${n} cannot be parsed` : field === INVALID_UTF8 ? `${n} are not valid UTF-8` : `${n} lack a usable \`${field}\``));
+      .map(([field, n]) => (field === 'unparseable' ? `${n} cannot be parsed` : field === INVALID_UTF8 ? `${n} ${n === 1 ? 'is' : 'are'} not valid UTF-8` : `${n} lack a usable \`${field}\``));
     return [
       {
         code: first.code,
@@ -176,6 +218,7 @@ function fixFor(shape: RowShape, field: string | undefined, descriptor: string):
   switch (shape.kind) {
     case 'object': {
       const f = shape.fields.find((x) => x.name === field);
+      if (f === undefined) return /\[\d+\]$/.test(field) || field === 'history' ? `make \`${field.replace(/\[\d+\]$/, '')}\` a list of [prompt, response] pairs of text, or leave it out` : `make \`${field}\` text, or leave it out`;
       return f && f.name === f.label
         ? `give every row a non-empty \`${field}\`, or, if your rows call it something else, map it in ${descriptor}: columns: { ${field}: <your field> }`
         : `give every row a non-empty \`${field}\` (the field ${descriptor} maps to ${f?.label ?? field})`;
@@ -200,10 +243,9 @@ function scanFile(content: string, shape: RowShape, path: string, context: ScanC
     scanTable(content, shape, scan, context);
     return scan;
   }
-  const onRecord = (line: number, raw: string) => {
+  const onRecord = (line: number, raw: string, start: number, end: number) => {
     scan.rows++;
-    const lastLine = line + countNewlines(raw);
-    const badByte = invalidUtf8At(context, line, lastLine, raw);
+    const badByte = invalidUtf8At(context, start, end);
     if (badByte !== undefined) {
       scan.problems.push({ line, ...invalidUtf8Problem(badByte) });
       return;
@@ -215,7 +257,7 @@ function scanFile(content: string, shape: RowShape, path: string, context: ScanC
       scan.problems.push({ line, code: 'dataset.row-parse', detail: `the row is not valid JSON (${(e as Error).message})` });
       return;
     }
-    const problem = shape.kind === 'object' ? objectProblem(value, shape.fields) : messagesProblem(value, context.sharegpt);
+    const problem = shape.kind === 'object' ? objectProblem(value, shape, context) : messagesProblem(value, context.sharegpt);
     if (problem) scan.problems.push({ line, ...problem });
   };
   if (encoding === 'jsonl') jsonLines(content, scan, onRecord);
@@ -223,68 +265,70 @@ function scanFile(content: string, shape: RowShape, path: string, context: ScanC
   return scan;
 }
 
-function countNewlines(text: string): number {
-  let n = 0;
-  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
-  return n;
-}
-
 /** A `.txt` corpus, cut into documents as the converter cuts it (dataset.yaml `separator`). */
 function scanText(content: string, context: ScanContext, scan: FileScan): void {
-  const lines = content.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
-  let docStart = 0;
+  const lines = content.split('\n');
+  const firstText = lines.findIndex((line) => line.trim() !== '');
+  if (firstText !== -1 && lines[firstText]!.includes('\u0000')) {
+    scan.fileProblem = { line: firstText + 1, detail: 'the file is binary, not text', fix: 'give a UTF-8 text file' };
+    return;
+  }
   let doc: string[] = [];
-  const flush = (lastLine: number) => {
+  let docLine = 0;
+  let docStart = 0;
+  const flush = (end: number) => {
     const text = doc.join('\n');
     doc = [];
     if (text.trim() === '') return;
     scan.rows++;
-    const badByte = invalidUtf8At(context, docStart, lastLine, text);
-    if (badByte !== undefined) scan.problems.push({ line: docStart, ...invalidUtf8Problem(badByte) });
+    const badByte = invalidUtf8At(context, docStart, end);
+    if (badByte !== undefined) scan.problems.push({ line: docLine, ...invalidUtf8Problem(badByte) });
   };
-  lines.forEach((line, i) => {
-    const number = i + 1;
-    if (context.separator !== 'file' && line.trim() === '') {
-      flush(number - 1);
-      return;
+  let start = 0;
+  lines.forEach((raw, i) => {
+    const end = start + raw.length;
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (context.separator !== 'file' && line.trim() === '') flush(start);
+    else {
+      if (doc.length === 0) {
+        docLine = i + 1;
+        docStart = start;
+      }
+      doc.push(line);
+      if (context.separator === 'line') flush(end);
     }
-    if (doc.length === 0) docStart = number;
-    doc.push(line);
-    if (context.separator === 'line') flush(number);
+    start = end + 1;
   });
-  flush(lines.length);
+  flush(content.length);
 }
 
-const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`);
-
-type Found = Omit<RowProblem, 'line'>;
-
-function objectProblem(value: unknown, fields: readonly { name: string; label: string }[]): Found | undefined {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return { code: 'dataset.row-parse', detail: `the row is ${typeName(value)}, not a JSON object` };
-  const row = value as Record<string, unknown>;
-  for (const { name, label } of fields) {
-    const named = name === label ? `\`${name}\`` : `\`${name}\` (${label})`;
-    const v = row[name];
-    if (v === undefined || v === null) return { code: 'dataset.row-field', field: name, detail: `${named} is missing` };
-    if (typeof v !== 'string') return { code: 'dataset.row-field', field: name, detail: `${named} is ${typeName(v)}, not text` };
-    if (v.trim() === '') return { code: 'dataset.row-field', field: name, detail: `${named} is empty` };
-  }
-  return undefined;
+/** Alpaca rows and `.jsonl` corpus rows, by the rules the converter applies (row-formats.ts). */
+function objectProblem(value: unknown, shape: Extract<RowShape, { kind: 'object' }>, context: ScanContext): Found | undefined {
+  const row = shape.format === 'alpaca' ? readAlpacaRow(value, context.alpaca) : readTextRow(value, context.textField);
+  if (row.ok) return undefined;
+  // Not an object at all: a parse problem, not a field problem.
+  if (row.field === '') return { code: 'dataset.row-parse', detail: row.detail };
+  return { code: 'dataset.row-field', field: row.field, detail: row.detail };
 }
 
 function messagesProblem(value: unknown, columns: SharegptColumns): Found | undefined {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return { code: 'dataset.row-parse', detail: `the row is ${typeName(value)}, not a JSON object` };
   const conversation = readConversation(value, columns);
-  return conversation.ok ? undefined : { code: 'dataset.row-field', field: conversation.field, detail: conversation.detail };
+  if (conversation.ok) return undefined;
+  if (conversation.field === '') return { code: 'dataset.row-parse', detail: conversation.detail };
+  return { code: 'dataset.row-field', field: conversation.field, detail: conversation.detail };
 }
 
 /** JSON Lines: one record per non-blank line; a first record that is not an object means the file is something else. */
-function jsonLines(content: string, scan: FileScan, onRecord: (line: number, raw: string) => void): void {
+type OnRecord = (line: number, raw: string, start: number, end: number) => void;
+
+function jsonLines(content: string, scan: FileScan, onRecord: OnRecord): void {
   const lines = content.split('\n');
   let first = true;
-  for (let i = 0; i < lines.length; i++) {
+  let start = 0;
+  for (let i = 0; i < lines.length; start += lines[i]!.length + 1, i++) {
     const raw = lines[i]!.endsWith('\r') ? lines[i]!.slice(0, -1) : lines[i]!;
-    if (raw.trim() === '') continue;
+    // Blank as the converter sees it: a line of other Unicode spaces is a (malformed) row there.
+    if (raw.length === 0 || (raw.charCodeAt(0) <= 32 && raw.trim() === '')) continue;
     if (first) {
       first = false;
       if (!raw.trimStart().startsWith('{')) {
@@ -294,7 +338,7 @@ function jsonLines(content: string, scan: FileScan, onRecord: (line: number, raw
         return;
       }
     }
-    onRecord(i + 1, raw);
+    onRecord(i + 1, raw, start, start + lines[i]!.length);
   }
 }
 
@@ -302,7 +346,7 @@ function jsonLines(content: string, scan: FileScan, onRecord: (line: number, raw
  * A top-level JSON array, cut into its elements with the line each starts on, so one broken
  * element is one bad row (as in the converter) and the rest are still checked.
  */
-function jsonArray(content: string, scan: FileScan, onRecord: (line: number, raw: string) => void): void {
+function jsonArray(content: string, scan: FileScan, onRecord: OnRecord): void {
   let line = 1;
   let i = 0;
   const n = content.length;
@@ -332,37 +376,45 @@ function jsonArray(content: string, scan: FileScan, onRecord: (line: number, raw
       scan.fileProblem = { line, detail: 'the array is not closed (the file ends before its `]`)', fix: 'the file is truncated or has an unbalanced bracket or quote; fix it' };
       return;
     }
-    if (content[i] === ']') return;
+    if (content[i] === ']') {
+      const rest = content.slice(i + 1).trim();
+      if (rest !== '') scan.fileProblem = { line, detail: `unexpected text after the closing \`]\` of the array: ${JSON.stringify(rest.slice(0, 40))}`, fix: 'remove the trailing text; a .json file holds exactly one array' };
+      return;
+    }
     const startLine = line;
     const start = i;
     let depth = 0;
     let inString = false;
+    let escaped = false;
     for (; i < n; i++) {
       const c = content[i];
       if (c === '\n') line++;
       if (inString) {
-        if (c === '\\') i++;
+        if (escaped) escaped = false;
+        else if (c === '\\') escaped = true;
         else if (c === '"') inString = false;
         continue;
       }
       if (c === '"') inString = true;
       else if (c === '{' || c === '[') depth++;
       else if (c === '}' || c === ']') {
-        if (depth === 0) break;
-        depth--;
+        if (depth === 0 && c === ']') break;
+        // A stray `}` makes this element unparseable but, as in the converter, does not end it.
+        if (depth > 0) depth--;
       } else if (c === ',' && depth === 0) break;
     }
-    onRecord(startLine, content.slice(start, i).trim());
+    onRecord(startLine, content.slice(start, i).trim(), start, i);
   }
 }
 
 /** RFC 4180 records (quoted fields may hold delimiters, quotes as `""`, and newlines), with their first line. */
-function* tableRecords(content: string, delimiter: string): Generator<{ line: number; lastLine: number; fields: string[]; error?: string }> {
+function* tableRecords(content: string, delimiter: string): Generator<{ line: number; start: number; end: number; fields: string[]; error?: string }> {
   let line = 1;
   let i = 0;
   const n = content.length;
   while (i < n) {
     const startLine = line;
+    const startIndex = i;
     const fields: string[] = [];
     let field = '';
     let quoted = false;
@@ -401,9 +453,7 @@ function* tableRecords(content: string, delimiter: string): Generator<{ line: nu
     if (quoted) error = 'a quoted field is never closed';
     fields.push(field);
     if (fields.length === 1 && fields[0]!.trim() === '' && error === undefined) continue;
-    // `line` has moved past the record's line break, if it had one.
-    const lastLine = i > 0 && content[i - 1] === '\n' ? line - 1 : line;
-    yield error === undefined ? { line: startLine, lastLine, fields } : { line: startLine, lastLine, fields, error };
+    yield error === undefined ? { line: startLine, start: startIndex, end: i, fields } : { line: startLine, start: startIndex, end: i, fields, error };
   }
 }
 
@@ -429,7 +479,7 @@ function scanTable(content: string, shape: Extract<RowShape, { kind: 'table' }>,
       scan.problems.push({ line: record.line, code: 'dataset.row-parse', detail: record.error ?? `the row has ${record.fields.length} fields, the header ${header.length}` });
       continue;
     }
-    const badByte = invalidUtf8At(context, record.line, record.lastLine, record.fields.join(''));
+    const badByte = invalidUtf8At(context, record.start, record.end);
     if (badByte !== undefined) {
       scan.problems.push({ line: record.line, ...invalidUtf8Problem(badByte) });
       continue;

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { CompiledStage } from '@tunepipe/core/compiled';
 import { ARTIFACTS_MOUNT, COMPLETION_MARKER, workDirOf, type PublishMode, type WrapperStep } from '@tunepipe/core';
+import { quotingAfter, shellQuoteIn, type ShellQuoting } from '@tunepipe/core/shell';
 import { parseDocument, visit } from 'yaml';
 
 export type { PublishMode };
@@ -66,11 +67,42 @@ function escapeRegExp(text: string): string {
  */
 export function rewritePaths(text: string, mounts: readonly Mount[]): string {
   if (mounts.length === 0) return text;
+  const { pattern, local } = mountPattern(mounts);
+  return text.replace(pattern, (_all, lead: string, podPath: string) => `${lead}${local.get(podPath)}`);
+}
+
+/** Pod paths as whole path segments (the longest mount first), each with its local folder. */
+function mountPattern(mounts: readonly Mount[]): { pattern: RegExp; local: Map<string, string> } {
   const sorted = [...mounts].sort((a, b) => b.podPath.length - a.podPath.length);
   const local = new Map(sorted.map((m) => [m.podPath, m.localPath]));
-  const re = new RegExp(`(^|[\\s=:,'"\\[(])(${sorted.map((m) => escapeRegExp(m.podPath)).join('|')})(?=/|$|[\\s,'"\\])])`, 'g');
-  return text.replace(re, (_all, lead: string, podPath: string) => `${lead}${local.get(podPath)}`);
+  const pattern = new RegExp(`(^|[\\s=:,'"\\[(])(${sorted.map((m) => escapeRegExp(m.podPath)).join('|')})(?=/|$|[\\s,'"\\])])`, 'g');
+  return { pattern, local };
 }
+
+/**
+ * rewritePaths for the text of a shell script (`sh -c <script>`, such as the pod's input download):
+ * each local path is quoted for the place it lands in, so a folder named with spaces, quotes,
+ * `$(…)` or backticks stays one literal word instead of becoming shell syntax.
+ */
+export function rewriteShellScript(script: string, mounts: readonly Mount[]): string {
+  if (mounts.length === 0) return script;
+  const { pattern, local } = mountPattern(mounts);
+  let out = '';
+  let last = 0;
+  let quoting: ShellQuoting = 'none';
+  for (const m of script.matchAll(pattern)) {
+    const at = m.index + m[1]!.length;
+    const before = script.slice(last, at);
+    quoting = quotingAfter(before, quoting);
+    out += before + shellQuoteIn(local.get(m[2]!)!, quoting);
+    last = at + m[2]!.length;
+  }
+  return out + script.slice(last);
+}
+
+/** A step that hands its third argument to a shell as a script. */
+const SHELLS = new Set(['sh', 'bash', '/bin/sh', '/bin/bash']);
+const isShellScript = (argv: readonly string[]) => argv.length >= 3 && SHELLS.has(argv[0]!) && argv[1] === '-c';
 
 /** YAML-aware rewrite: only string scalars change; comments and key order stay. */
 export function rewriteYaml(text: string, mounts: readonly Mount[]): string {
@@ -155,7 +187,8 @@ export function planLocalStage(stage: CompiledStage, options: PlanOptions): Loca
 
   const secretEnv: { name: string; secret: string; key: string }[] = [];
   const steps = run.steps.map((step): LocalStep => {
-    let command = step.argv.map((arg) => rewritePaths(arg, mounts));
+    const script = isShellScript(step.argv);
+    let command = step.argv.map((arg, i) => (script && i === 2 ? rewriteShellScript(arg, mounts) : rewritePaths(arg, mounts)));
     if (command[0] === 'tunepipe' && options.selfCommand) command = [...options.selfCommand, ...command.slice(1)];
     const env: Record<string, string> = {};
     for (const e of step.env) {

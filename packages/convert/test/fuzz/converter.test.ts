@@ -1,0 +1,26 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cleanup, tempRepo } from '../helpers.ts';
+import { fuzzConverter } from './converter.ts';
+
+/** npm test runs a short, seeded fuzz; `npm run fuzz` runs it long (FUZZ_RUNS) with a fresh seed. */
+const runs = Number(process.env['FUZZ_RUNS'] ?? 120);
+const seed = process.env['FUZZ_SEED'] !== undefined ? Number(process.env['FUZZ_SEED']) : process.env['FUZZ_RUNS'] ? undefined : 16;
+
+test(`the converter under ${runs} malformed dataset files: no crash, no row lost, no invalid row or U+FFFD out, deterministic, agrees with check()`, async () => {
+  const root = await tempRepo({});
+  try {
+    const s = await fuzzConverter(root, runs, seed);
+    assert.ok(s.rowsOut > 0 && s.rowsQuarantined > 0 && Object.keys(s.failedWith).length > 0, 'the inputs reach every outcome');
+    const top = (counts: Record<string, number>) => Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
+    console.log(
+      `# converter fuzz: ${s.inputs} files, ${s.runs} runs, ${s.crashes} crashes; rows ${s.rowsIn} in = ${s.rowsOut} out + ${s.rowsQuarantined} quarantined; ` +
+        `${s.invalidRowsOut} invalid rows out, ${s.replacementCharsIntroduced} with U+FFFD introduced, ${s.nondeterministic} nondeterministic, ${s.disagreementsWithCheck} disagreeing with check()`,
+    );
+    console.log(`#   files: ${top(s.byFormat)}`);
+    console.log(`#   quarantined: ${top(s.reasons)}`);
+    console.log(`#   refused with Issues: ${top(s.failedWith)}`);
+  } finally {
+    await cleanup(root);
+  }
+});
