@@ -18,7 +18,7 @@ import type { RenderEnv, ResolvedStage, StageKindModule, StagePaths } from './ki
 import type { StagePlan } from './plan.ts';
 import { containerSecurity, gpuPlacement, metadata, podSecurity, resourcesFor, scratchEnv, secretEnv, waitForMarkers } from './pods.ts';
 import { stageScript } from './stage-script.ts';
-import { GATE_FAILED_EXIT_CODE, STAGE_ENV, workDirOf, type PublishMode } from './artifacts/protocol.ts';
+import { GATE_FAILED_EXIT_CODE, INPUT_CORRUPT_EXIT_CODE, STAGE_ENV, workDirOf, type PublishMode } from './artifacts/protocol.ts';
 
 /** Stands for the stage's own artifact folder while hashing: the folder is named by the hash. */
 const SELF = '${self}';
@@ -78,7 +78,7 @@ function render(analysis: PipelineAnalysis): CompiledPipeline {
     });
     const stage = resolved.kind === 'serve'
       ? assembleServe(pipeline, resolved as ResolvedStage<'serve'>, kind, plan, hash, inputs, ctx, paths, renderEnv)
-      : assembleBatch(pipeline, resolved, kind, plan, hash, inputs, ctx, paths, renderEnv, resolved.dependsOn.map((d) => upstream(d).completionMarker!));
+      : assembleBatch(pipeline, resolved, kind, plan, hash, inputs, ctx, paths, renderEnv, resolved.dependsOn.map((d) => upstream(d).completionMarker!), resolved.dependsOn.map((d) => upstream(d).artifactPath!));
     compiled.set(resolved.name, stage);
     stages.push(stage);
   }
@@ -164,6 +164,7 @@ function assembleBatch(
   paths: (self: string) => StagePaths,
   renderEnv: RenderEnv,
   upstreamMarkers: readonly string[],
+  upstreamPaths: readonly string[],
 ): CompiledStage {
   const resourceName = `${pipeline.name}-${stage.name}-${shortHash(hash)}`;
   const labels = labelsFor(pipeline, stage, hash);
@@ -189,6 +190,8 @@ function assembleBatch(
   const env: EnvVar[] = [
     { name: STAGE_ENV.stage, value: stage.name },
     { name: STAGE_ENV.hash, value: hash },
+    // The wrapper checks these folders against their SHA256SUMS before the tool reads them.
+    ...(upstreamPaths.length > 0 ? [{ name: STAGE_ENV.inputs, value: upstreamPaths.join('\n') }] : []),
     ...scratchEnv(),
   ];
   env.push(...(kind.toolEnv?.(stage as never, renderEnv) ?? []));
@@ -217,6 +220,8 @@ function assembleBatch(
   // other exit of the gate container (a publish step that hit a full or flaky volume, a killed
   // process) is not a verdict on the model, so it counts against backoffLimit and is retried.
   if (gate) failureRules.push({ action: 'FailJob', onExitCodes: { containerName: 'gate', operator: 'In', values: [GATE_FAILED_EXIT_CODE] } });
+  // A corrupt input is read again by every retry: stop and say so.
+  if (upstreamPaths.length > 0) failureRules.push({ action: 'FailJob', onExitCodes: { containerName: 'main', operator: 'In', values: [INPUT_CORRUPT_EXIT_CODE] } });
 
   const waits = [...(upstreamMarkers.length > 0 ? [waitForMarkers('wait-for-inputs', upstreamMarkers, ctx.images.runtime)] : []), ...(data.fetch ? [data.fetch] : [])];
   const work = command.mode === 'rename' ? workDirOf(out) : out;

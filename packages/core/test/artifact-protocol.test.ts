@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { COMPLETION_MARKER, formatMarker, listedInSums, parseMarker, SHA256SUMS, STAGE_ENV, sumsLine } from '../src/artifacts/protocol.ts';
-import { completeFolder, publishFolder, readCompletionMarker, verifySha256Sums } from '../src/artifacts/folder.ts';
+import { COMPLETION_MARKER, formatMarker, listedInSums, parseMarker, SHA256SUMS, shellCheckFunctions, STAGE_ENV, sumsLine } from '../src/artifacts/protocol.ts';
+import { artifactFolderProblem, completeFolder, publishFolder, readCompletionMarker, verifySha256Sums } from '../src/artifacts/folder.ts';
 import { deliveredPath } from '../src/delivery.ts';
 import { stageScript } from '../src/stage-script.ts';
 import { convertCommand } from '../../convert/src/index.ts';
@@ -242,5 +242,52 @@ test('convert publishes once: under the wrapper it only writes its work folder, 
     assert.deepEqual(snapshot(local), snapshot(standalone));
   } finally {
     rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('the readers agree: the wrapper\'s shell check and the Node check accept the same folders and blame the same file', async (t) => {
+  const shellCheck = (dir: string, how: 'full' | 'names') => {
+    const r = spawnSync('/bin/sh', ['-c', `${shellCheckFunctions()}\nif tp_check_folder "$0" "$1" "$2"; then echo "ok $tp_listed"; else echo "bad: $tp_why"; fi`, dir, how, HASH], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  const fresh = () => {
+    const root = tempDir();
+    const out = join(root, HASH);
+    writeTree(out);
+    rmSync(join(out, `${SHA256SUMS}.tmp`));
+    return { root, out };
+  };
+  await t.test('a published tree with awkward names passes both, with and without digests', async () => {
+    const { root, out } = fresh();
+    await completeFolder(out, IDENTITY);
+    assert.equal(shellCheck(out, 'full'), `ok ${Object.keys(TREE).length - 1}`);
+    assert.equal(shellCheck(out, 'names'), `ok ${Object.keys(TREE).length - 1}`);
+    assert.equal(await artifactFolderProblem(out, HASH), undefined);
+    rmSync(root, { recursive: true, force: true });
+  });
+  const cases: [string, (out: string) => void, string | undefined, RegExp, boolean][] = [
+    ['a changed byte in a name with a backslash', (out) => writeFileSync(join(out, 'back\\slash.txt'), 'x'), 'back\\slash.txt', /back\\slash\.txt does not match/, true],
+    ['a missing file with spaces', (out) => rmSync(join(out, 'nested/x y/z.json')), 'nested/x y/z.json', /nested\/x y\/z\.json is missing/, false],
+    ['an unlisted file named like an option', (out) => writeFileSync(join(out, '-n'), ''), '-n', /-n is not listed/, false],
+    ['a marker for another hash', (out) => writeFileSync(join(out, COMPLETION_MARKER), formatMarker({ ...IDENTITY, hash: 'f'.repeat(64), files: 12 })), COMPLETION_MARKER, /not for hash/, false],
+    ['a marker whose count disagrees', (out) => writeFileSync(join(out, COMPLETION_MARKER), formatMarker({ ...IDENTITY, files: 3 })), SHA256SUMS, /another count/, false],
+  ];
+  for (const [name, corrupt, file, shellMessage, contentsOnly] of cases) {
+    await t.test(name, async () => {
+      const { root, out } = fresh();
+      await completeFolder(out, IDENTITY);
+      corrupt(out);
+      assert.match(shellCheck(out, 'full'), shellMessage);
+      assert.equal((await artifactFolderProblem(out, HASH))?.file, file);
+      if (contentsOnly) {
+        assert.match(shellCheck(out, 'names'), /^ok/, 'names only: a changed byte is not seen');
+        assert.equal(await artifactFolderProblem(out, HASH, { contents: false }), undefined);
+      } else {
+        assert.match(shellCheck(out, 'names'), shellMessage);
+        assert.equal((await artifactFolderProblem(out, HASH, { contents: false }))?.file, file);
+      }
+      rmSync(root, { recursive: true, force: true });
+    });
   }
 });

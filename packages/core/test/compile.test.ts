@@ -261,7 +261,10 @@ test('a gated evaluation publishes only after its gate passes, and a failed gate
   assert.equal(rules.baselineResults, `${stage(gated, 'eval-base').artifactPath}/predict_results.json`);
   // Only a failed gate (exit 3) fails at once; any other exit (a publish error) is retried.
   assert.deepEqual(jobOf(s).spec!.podFailurePolicy!.rules[1], { action: 'FailJob', onExitCodes: { containerName: 'gate', operator: 'In', values: [3] } });
-  assert.equal(jobOf(s).spec!.podFailurePolicy!.rules.length, 2, 'no other rule fails the Job early');
+  // Besides the gate, only a corrupt input (exit 4 of the wrapper, before the tool runs) fails at once.
+  assert.deepEqual(jobOf(s).spec!.podFailurePolicy!.rules.slice(2), [{ action: 'FailJob', onExitCodes: { containerName: 'main', operator: 'In', values: [4] } }]);
+  const main = jobOf(s).spec!.template.spec!.initContainers!.find((c) => c.name === 'main')!;
+  assert.deepEqual(main.env!.find((e) => e.name === 'TUNEPIPE_INPUTS')?.value?.split('\n'), s.dependsOn.map((d) => stage(gated, d).artifactPath));
   assert.ok(jobOf(s).spec!.backoffLimit! >= 1, 'a transient failure has a retry left');
   assert.equal(s.inputs['gate'] !== undefined, true, 'the gate is part of the stage identity');
 });

@@ -2,16 +2,35 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stageScript } from '../src/stage-script.ts';
+import { completeFolder, writeSha256Sums } from '../src/artifacts/folder.ts';
+import { INPUT_CORRUPT_EXIT_CODE, shellCheckFunctions, STAGE_ENV } from '../src/artifacts/protocol.ts';
+import { checkpointSealFunctions, MOVED_ASIDE_LOG } from '../src/resume.ts';
 
 function setup() {
   const dir = mkdtempSync(join(tmpdir(), 'tunepipe-wrapper-'));
   const script = join(dir, 'stage.sh');
   writeFileSync(script, stageScript());
   return { dir, script, out: join(dir, 'artifacts', 'stage', 'abc') };
+}
+
+/** A whole checkpoint as the trainer leaves it; `seal` writes its integrity record as the wrapper's loop would. */
+function checkpoint(dir: string, step: number, options: { seal?: boolean } = {}): string {
+  const at = join(dir, `checkpoint-${step}`);
+  mkdirSync(at, { recursive: true });
+  for (const f of ['adapter_model.safetensors', 'optimizer.pt', 'scheduler.pt']) writeFileSync(join(at, f), `${f} at ${step}`);
+  writeFileSync(join(at, 'trainer_state.json'), JSON.stringify({ global_step: step }));
+  if (options.seal) sealWithShell(at);
+  return at;
+}
+
+/** Seals with the wrapper's own shell function, so the test does not lean on the Node side. */
+function sealWithShell(at: string): void {
+  const r = spawnSync('/bin/sh', ['-c', `${shellCheckFunctions()}\n${checkpointSealFunctions()}\ntp_seal "$0"`, at], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
 }
 
 function run(script: string, mode: string, out: string, command: string, env: Record<string, string> = {}) {
@@ -53,13 +72,14 @@ test('a failed tool leaves no marker and no published folder', () => {
   assert.equal(existsSync(join(out, '.tunepipe-complete')), false);
 });
 
-test('in-place mode keeps earlier output so training resumes from its checkpoints', () => {
+test('in-place mode keeps earlier output so training resumes from its sealed checkpoints', () => {
   const { script, out } = setup();
-  mkdirSync(join(out, 'checkpoint-100'), { recursive: true });
-  for (const f of ['trainer_state.json', 'adapter_model.safetensors', 'optimizer.pt', 'scheduler.pt']) writeFileSync(join(out, 'checkpoint-100', f), 'x');
+  checkpoint(out, 100, { seal: true });
   const r = run(script, 'in-place', out, `test -f "${out}/checkpoint-100/trainer_state.json" && echo done > "${out}/adapter_model.safetensors"`);
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  assert.equal(JSON.parse(readFileSync(join(out, '.tunepipe-complete'), 'utf8')).files, 5);
+  assert.match(r.stdout, /training resumes from checkpoint-100/);
+  // The checkpoint's four files and its seal, and the final adapter.
+  assert.equal(JSON.parse(readFileSync(join(out, '.tunepipe-complete'), 'utf8')).files, 6);
 });
 
 test('a gated stage: the run step never publishes, a failed gate leaves no marker', () => {
@@ -79,8 +99,7 @@ test('a gated stage: the run step never publishes, a failed gate leaves no marke
 
 test('in-place mode moves a half-written last checkpoint aside before resuming', () => {
   const { script, out } = setup();
-  mkdirSync(join(out, 'checkpoint-100'), { recursive: true });
-  for (const f of ['trainer_state.json', 'adapter_model.safetensors', 'optimizer.pt', 'scheduler.pt']) writeFileSync(join(out, 'checkpoint-100', f), 'x');
+  checkpoint(out, 100, { seal: true });
   mkdirSync(join(out, 'checkpoint-200'), { recursive: true });
   writeFileSync(join(out, 'checkpoint-200', 'adapter_model.safetensors'), 'half');
   const r = run(script, 'in-place', out, `test ! -d "${out}/checkpoint-200" && test -d "${out}/checkpoint-100" && echo ok > "${out}/adapter_model.safetensors"`);
@@ -95,4 +114,139 @@ test('a forced in-place stage starts over instead of resuming its old result', (
   const forced = run(script, 'in-place', out, `test ! -f "${out}/adapter_model.safetensors" && echo new > "${out}/adapter_model.safetensors"`, { TUNEPIPE_FORCE: '1' });
   assert.equal(forced.code, 0, forced.stdout + forced.stderr);
   assert.equal(readFileSync(join(out, 'adapter_model.safetensors'), 'utf8'), 'new\n');
+});
+
+/** Two finished upstream folders named by their hash, one with spaces in its path and file names. */
+async function upstreams(dir: string) {
+  const a = join(dir, 'artifacts', 'p', 'convert', 'a'.repeat(64));
+  const b = join(dir, 'artifacts', 'p', 'fetch model', 'b'.repeat(64));
+  mkdirSync(join(a, 'sub'), { recursive: true });
+  writeFileSync(join(a, 'train.json'), '[]');
+  writeFileSync(join(a, 'sub', 'x.json'), '{}');
+  mkdirSync(b, { recursive: true });
+  writeFileSync(join(b, 'model 00001.safetensors'), 'weights');
+  writeFileSync(join(b, '-config.json'), '{}');
+  await completeFolder(a, { stage: 'convert', hash: 'a'.repeat(64) });
+  await completeFolder(b, { stage: 'fetch-model', hash: 'b'.repeat(64) });
+  return { a, b, inputs: `${a}\n${b}` };
+}
+
+test('inputs: every upstream folder is checked against its SHA256SUMS before the tool starts', async (t) => {
+  await t.test('intact inputs: the tool runs', async () => {
+    const { dir, script, out } = setup();
+    const { inputs } = await upstreams(dir);
+    const r = run(script, 'rename', out, `echo ok > "${out}.partial/x"`, { [STAGE_ENV.inputs]: inputs });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /input .*\/convert\/a{64} verified \(2 files\)/);
+    assert.match(r.stdout, /input .*\/fetch model\/b{64} verified \(2 files\)/);
+  });
+  const corruptions: [string, (a: string, b: string) => void, RegExp][] = [
+    ['a changed byte', (_a, b) => writeFileSync(join(b, 'model 00001.safetensors'), 'weightz'), /fetch model\/b{64} is corrupt: model 00001\.safetensors does not match its SHA256SUMS entry/],
+    ['a truncated file', (a) => writeFileSync(join(a, 'sub', 'x.json'), ''), /convert\/a{64} is corrupt: sub\/x\.json does not match/],
+    ['a missing file', (a) => rmSync(join(a, 'train.json')), /convert\/a{64} is corrupt: train\.json is missing/],
+    ['an extra file', (a) => writeFileSync(join(a, 'sub', 'stray file.json'), '1'), /convert\/a{64} is corrupt: sub\/stray file\.json is not listed in SHA256SUMS/],
+    ['no marker', (a) => rmSync(join(a, '.tunepipe-complete')), /convert\/a{64} is corrupt: it has no completion marker/],
+    ['a marker for another hash', (a) => writeFileSync(join(a, '.tunepipe-complete'), '{"stage":"convert","hash":"other","files":2}\n'), /convert\/a{64} is corrupt: its completion marker is not for hash a{64}/],
+    ['a malformed SHA256SUMS', (a) => appendFileSync(join(a, 'SHA256SUMS'), 'nonsense\n'), /convert\/a{64} is corrupt: SHA256SUMS line 3 is malformed/],
+  ];
+  for (const [name, corrupt, message] of corruptions) {
+    await t.test(`${name}: exit ${INPUT_CORRUPT_EXIT_CODE}, naming the folder and the file; the tool never runs`, async () => {
+      const { dir, script, out } = setup();
+      const { a, b, inputs } = await upstreams(dir);
+      corrupt(a, b);
+      const r = run(script, 'rename', out, `echo ran > "${dir}/ran"`, { [STAGE_ENV.inputs]: inputs });
+      assert.equal(r.code, INPUT_CORRUPT_EXIT_CODE, r.stdout + r.stderr);
+      assert.match(r.stderr, message);
+      assert.match(r.stderr, /Retrying cannot fix this/);
+      assert.equal(existsSync(join(dir, 'ran')), false);
+      assert.equal(existsSync(join(out, '.tunepipe-complete')), false);
+    });
+  }
+});
+
+test('a marked-complete folder that lost a file is not trusted: the stage runs again', () => {
+  const { script, out } = setup();
+  assert.equal(run(script, 'rename', out, `echo 1 > "${out}.partial/x"; echo 1 > "${out}.partial/y"`).code, 0);
+  rmSync(join(out, 'y'));
+  const again = run(script, 'rename', out, `echo 2 > "${out}.partial/x"; echo 2 > "${out}.partial/y"`);
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  assert.match(again.stdout, /is marked complete but y is missing; running the stage again/);
+  assert.equal(readFileSync(join(out, 'y'), 'utf8'), '2\n');
+  // Names only for the stage's own folder: a changed byte is left to the stages that read it.
+  writeFileSync(join(out, 'x'), 'changed');
+  assert.match(run(script, 'rename', out, 'exit 1').stdout, /already complete/);
+});
+
+/** A PATH with this machine's tools but no python3: images without it take the shell's own JSON check. */
+function pathWithoutPython(): string {
+  const bin = mkdtempSync(join(tmpdir(), 'tunepipe-nopython-'));
+  for (const dir of ['/usr/bin', '/bin']) {
+    for (const name of readdirSync(dir)) {
+      if (!name.startsWith('python') && !existsSync(join(bin, name))) symlinkSync(join(dir, name), join(bin, name));
+    }
+  }
+  return bin;
+}
+
+for (const python of [true, false]) test(`in place, checkpoints are sealed once the trainer has moved past them${python ? '' : ' (no python3 in the image)'}`, () => {
+  const { script, out } = setup();
+  const env = python ? {} : { PATH: pathWithoutPython() };
+  const save = (n: number, state = `{"global_step": ${n}}`) =>
+    `mkdir -p "${out}/checkpoint-${n}"; for f in adapter_model.safetensors optimizer.pt scheduler.pt; do echo "$f ${n}" > "${out}/checkpoint-${n}/$f"; done; echo '${state}' > "${out}/checkpoint-${n}/trainer_state.json"`;
+  // A trainer that saves at 10 and 20, logs step 25, and is killed; then one whose save at 30
+  // left a trainer_state.json cut short.
+  const first = run(script, 'in-place', out, [save(10), save(20), 'sleep 0.05', `echo '{"current_steps": 25, "total_steps": 40}' >> "${out}/trainer_log.jsonl"`, 'exit 137'].join('; '), env);
+  assert.equal(first.code, 137, first.stdout + first.stderr);
+  assert.match(first.stdout, /sealed checkpoint-10 \(checkpoint-20 followed it\)/);
+  assert.match(first.stdout, /sealed checkpoint-20 \(training logged step 25 after it\)/);
+  const seal = readFileSync(join(out, 'checkpoint-20', 'SHA256SUMS'), 'utf8');
+  assert.deepEqual(seal.trim().split('\n').map((l) => l.slice(66)), ['adapter_model.safetensors', 'optimizer.pt', 'scheduler.pt', 'trainer_state.json']);
+
+  const second = run(script, 'in-place', out, [save(30, '{"global_step": 3'), 'sleep 0.05', `echo '{"current_steps": 35}' >> "${out}/trainer_log.jsonl"`, 'exit 1'].join('; '), env);
+  assert.match(second.stdout, /training resumes from checkpoint-20/);
+  assert.doesNotMatch(second.stdout, /sealed checkpoint-30/);
+  assert.equal(existsSync(join(out, 'checkpoint-30', 'SHA256SUMS')), false);
+
+  const retry = run(script, 'in-place', out, `echo final > "${out}/adapter_model.safetensors"`, env);
+  assert.equal(retry.code, 0, retry.stdout + retry.stderr);
+  assert.match(retry.stdout, /checkpoint-30 was never sealed/);
+  assert.match(retry.stdout, /training resumes from checkpoint-20/);
+});
+
+test('in place, a checkpoint nothing followed is sealed after it stayed unchanged for the settle time', () => {
+  const { script, out } = setup();
+  const trainer = [
+    `mkdir -p "${out}/checkpoint-10"`,
+    `for f in adapter_model.safetensors optimizer.pt scheduler.pt; do echo "$f" > "${out}/checkpoint-10/$f"; done; echo '{"global_step": 10}' > "${out}/checkpoint-10/trainer_state.json"`,
+    'sleep 2.5',
+    'exit 1',
+  ].join('; ');
+  const r = run(script, 'in-place', out, trainer, { [STAGE_ENV.sealSeconds]: '1' });
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /sealed checkpoint-10 \(unchanged since the last pass\)/);
+  // Quick deaths seal nothing: a checkpoint written just before is not proven finished.
+  const { script: script2, out: out2 } = setup();
+  const quick = run(script2, 'in-place', out2, trainer.replace('sleep 2.5', 'true').replaceAll(out, out2));
+  assert.equal(quick.code, 1);
+  assert.equal(existsSync(join(out2, 'checkpoint-10', 'SHA256SUMS')), false);
+});
+
+test('resume: a sealed checkpoint whose bytes changed, and a garbage unsealed one, are moved aside with a note', () => {
+  const { script, out } = setup();
+  checkpoint(out, 10, { seal: true });
+  const twenty = checkpoint(out, 20, { seal: true });
+  writeFileSync(join(twenty, 'optimizer.pt'), 'bit rot');
+  const thirty = checkpoint(out, 30);
+  writeFileSync(join(thirty, 'trainer_state.json'), '{"global_st');
+  const r = run(script, 'in-place', out, `test -d "${out}/checkpoint-10" && test ! -d "${out}/checkpoint-20" && echo ok > "${out}/adapter_model.safetensors"`);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /checkpoint-30 was never sealed/);
+  assert.match(r.stdout, /checkpoint-20 fails its integrity check \(optimizer\.pt does not match its SHA256SUMS entry\); moved to .*\.broken\/checkpoint-20\.\d+/);
+  assert.match(r.stdout, /training resumes from checkpoint-10/);
+  const aside = `${out}.broken`;
+  assert.deepEqual(readdirSync(aside).map((n) => n.replace(/\.\d+$/, '')).sort(), ['checkpoint-20', 'checkpoint-30', MOVED_ASIDE_LOG].sort());
+  const log = readFileSync(join(aside, MOVED_ASIDE_LOG), 'utf8');
+  assert.match(log, /^\d+ checkpoint-30 -> checkpoint-30\.\d+: was never sealed/m);
+  assert.match(log, /^\d+ checkpoint-20 -> checkpoint-20\.\d+: fails its integrity check/m);
+  assert.equal(readFileSync(join(aside, readdirSync(aside).find((n) => n.startsWith('checkpoint-20'))!, 'optimizer.pt'), 'utf8'), 'bit rot', 'kept, not deleted');
 });

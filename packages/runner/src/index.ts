@@ -37,8 +37,9 @@ export {
   WEIGHT_FILES,
   type OutputDirEntry,
   type ResumeDecision,
+  type SealCheck,
 } from '@tunepipe/core';
-export { repairOutputDir, readOutputDir } from './checkpoint.ts';
+export { repairOutputDir, readOutputDir, sealCheckpoints, checkSeal } from './checkpoint.ts';
 export { loadKubeConfig, KubeClient, FIELD_MANAGER, type KubeConfigOptions } from './cluster/kube.ts';
 export { classifyJob, classifyDeployment, type WorkloadSnapshot } from './cluster/classify.ts';
 export {
@@ -68,5 +69,7 @@ export {
   type RunConvertStage,
 } from './local/run.ts';
 export { planLocalStage, type LocalStagePlan } from './local/plan.ts';
+export { localCheckpointNotes } from './local/resume-note.ts';
+export { acquireRunLock, lockPath, type LockHolder, type RunLock } from './local/lock.ts';
 export { installHint, versionFromImage } from './local/preflight.ts';
 export { detachOnInterrupt } from './interrupt.ts';

@@ -211,9 +211,9 @@ test('local: a checkpoint half-written when the process died is moved aside; tra
 
     const second = await runBox(b);
     assert.equal(second.result.outcome, 'succeeded', second.rec.output());
-    assert.match(second.rec.notes.join('\n'), /checkpoint-20 incomplete: missing trainer_state\.json, optimizer\.pt, scheduler\.pt; moved to .*\.broken\//);
+    assert.match(second.rec.notes.join('\n'), /checkpoint-20 is incomplete \(missing trainer_state\.json, optimizer\.pt, scheduler\.pt\); moved to .*\.broken\//);
     assert.match(second.result.stages.find((s) => s.stage === 'sft')!.progress?.resumedFrom ?? '', /checkpoint-10$/);
-    assert.deepEqual(readdirSync(`${sftOut}.broken`).map((n) => n.replace(/\.\d+$/, '')), ['checkpoint-20']);
+    assert.deepEqual(readdirSync(`${sftOut}.broken`).map((n) => n.replace(/\.\d+$/, '')).sort(), ['checkpoint-20', 'moved-aside.log']);
   } finally {
     rmSync(b.dir, { recursive: true, force: true });
   }

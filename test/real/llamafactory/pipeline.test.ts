@@ -91,12 +91,15 @@ function trainerProcessGroup(): number | undefined {
   return undefined;
 }
 
-/** Whether `checkpoint-N` is whole by the rules the runner resumes by (and its state file is complete JSON). */
+/**
+ * Whether `checkpoint-N` is whole and sealed by the runner (its SHA256SUMS, renamed into place
+ * once written, is what makes it resumable) and its state file is complete JSON.
+ */
 function checkpointComplete(step: number): boolean {
   const dir = join(dirOf('sft'), `checkpoint-${step}`);
-  if (!existsSync(dir)) return false;
+  if (!existsSync(join(dir, 'SHA256SUMS'))) return false;
   const files = readdirSync(dir).map((name) => ({ name, size: statSync(join(dir, name)).size }));
-  if (pickResumeCheckpoint([{ name: `checkpoint-${step}`, files }]).resumeFrom === undefined) return false;
+  if (pickResumeCheckpoint([{ name: `checkpoint-${step}`, files, seal: { state: 'verified' } }]).resumeFrom === undefined) return false;
   try {
     JSON.parse(readFileSync(join(dir, 'trainer_state.json'), 'utf8'));
     return true;
@@ -250,12 +253,12 @@ test('a half-written last checkpoint is moved aside: training resumes from check
 
   const run = await tunepipe('run-3-finish', ['run', PIPELINE, '--target', 'local', '--artifacts', 'artifacts', '--only', BATCH_STAGES.join(',')]);
   assert.equal(run.code, 0, run.output);
-  assert.match(run.output, /\] sft\s+checkpoint-30 incomplete: missing trainer_state\.json; moved to .*\.broken\/$/m);
+  assert.match(run.output, /\] sft\s+checkpoint-30 is incomplete \(missing trainer_state\.json\); moved to .*\.broken\/$/m);
   assert.match(run.output, /\] sft\s+resuming from checkpoint-20$/m);
   assert.match(stageLog('sft'), new RegExp(`Resuming training from ${dirOf('sft')}/checkpoint-20\\.`));
   assert.equal(firstStepOfLastRun(), 21);
   assert.match(stageLog('sft'), /Continuing training from global step 20\b/);
-  assert.deepEqual(readdirSync(`${dirOf('sft')}.broken`).map((n) => n.replace(/\.\d+$/, '')), ['checkpoint-30']);
+  assert.deepEqual(readdirSync(`${dirOf('sft')}.broken`).filter((n) => n !== 'moved-aside.log').map((n) => n.replace(/\.\d+$/, '')), ['checkpoint-30']);
 });
 
 test("SFT for real: LLaMA-Factory's own trainer_log.jsonl, a falling loss, whole checkpoints and the adapter", () => {

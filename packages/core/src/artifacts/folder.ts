@@ -71,6 +71,67 @@ export async function verifySha256Sums(dir: string): Promise<string[] | undefine
   return bad;
 }
 
+/** Why a folder is not what its SHA256SUMS (and marker) say; `file` names the file when one is to blame. */
+export interface FolderProblem {
+  readonly file?: string;
+  readonly problem: string;
+}
+
+/**
+ * Checks `dir` against its SHA256SUMS: every listed file is there (with its digest when
+ * `contents`), and no other file the protocol would list is. Undefined: the folder is intact.
+ * Listing is cheap; `contents` reads every byte (a 16 GB model takes about a minute at 300 MB/s).
+ */
+export async function sumsProblem(dir: string, options: { readonly contents?: boolean } = {}): Promise<FolderProblem | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, SHA256SUMS), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { problem: `it has no ${SHA256SUMS}` };
+    throw error;
+  }
+  const listed = new Set<string>();
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  for (const [i, line] of lines.entries()) {
+    const entry = parseSumsLine(line);
+    if (!entry) return { problem: `${SHA256SUMS} line ${i + 1} is malformed` };
+    listed.add(entry.path);
+  }
+  const present = (await listFiles(dir)).filter(listedInSums);
+  const unlisted = present.filter((f) => !listed.has(f)).sort(byteOrder);
+  const have = new Set(present);
+  for (const path of listed) if (!have.has(path)) return { file: path, problem: 'is missing' };
+  if (unlisted.length > 0) return { file: unlisted[0]!, problem: `is not listed in ${SHA256SUMS} (${unlisted.length} such file${unlisted.length === 1 ? '' : 's'})` };
+  if (options.contents !== false) {
+    const bad = await verifySha256Sums(dir);
+    if (bad && bad.length > 0) return { file: bad[0]!, problem: `does not match its ${SHA256SUMS} entry${bad.length > 1 ? ` (nor do ${bad.length - 1} more)` : ''}` };
+  }
+  return undefined;
+}
+
+/**
+ * Why `dir` is not a finished artifact folder for `hash` (no marker, another hash's, files that
+ * differ from SHA256SUMS), or undefined when it is one.
+ */
+export async function artifactFolderProblem(dir: string, hash: string, options: { readonly contents?: boolean } = {}): Promise<FolderProblem | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, COMPLETION_MARKER), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { problem: `it has no completion marker (${COMPLETION_MARKER})` };
+    throw error;
+  }
+  const marker = parseMarker(text);
+  if (!marker) return { file: COMPLETION_MARKER, problem: 'is not a completion marker' };
+  if (marker.hash !== hash) return { file: COMPLETION_MARKER, problem: `is for hash ${marker.hash}, not ${hash}` };
+  const problem = await sumsProblem(dir, options);
+  if (problem) return problem;
+  const lines = (await readFile(join(dir, SHA256SUMS), 'utf8')).split('\n').filter((l) => parseSumsLine(l)).length;
+  if (lines !== marker.files) return { file: SHA256SUMS, problem: `lists ${lines} files, the completion marker ${marker.files}` };
+  return undefined;
+}
+
 /**
  * The marker of `dir` if it has a valid one (and, when `hash` is given, one for that hash): the
  * folder is then a finished result.

@@ -62,10 +62,26 @@ export const STAGE_ENV = {
   step: 'TUNEPIPE_STEP',
   /** `1`: run even though the folder is complete (the runner's `--force`). */
   force: 'TUNEPIPE_FORCE',
+  /**
+   * The artifact folders of the stages this one reads, one per line. The wrapper checks each
+   * against its SHA256SUMS before the tool starts; a folder is named by its stage's hash.
+   */
+  inputs: 'TUNEPIPE_INPUTS',
+  /**
+   * Seconds a checkpoint must stay unchanged before the wrapper seals it without other proof
+   * that the trainer moved on (default 30; tests shorten it). Never set by the compiler.
+   */
+  sealSeconds: 'TUNEPIPE_SEAL_SECONDS',
 } as const;
 
 /** Exit code of a failed evaluation gate: the Job fails at once instead of retrying the GPU work. */
 export const GATE_FAILED_EXIT_CODE = 3;
+
+/**
+ * Exit code of a stage whose input folder does not match its SHA256SUMS (or lost its marker):
+ * the Job fails at once, since a retry would read the same bytes.
+ */
+export const INPUT_CORRUPT_EXIT_CODE = 4;
 
 /** The marker's content. */
 export interface CompletionMarker {
@@ -128,10 +144,9 @@ export function parseSumsLine(line: string): { readonly sha256: string; readonly
  * ends) differently across coreutils versions.
  */
 export function shellWriteSums(): string {
-  const excluded = PROTOCOL_FILES.map((f) => `! -path ${shellQuote(`./${f}`)}`).join(' ');
   const tmp = `${SHA256SUMS}${TMP_SUFFIX}`;
   return [
-    `find . -type f ${excluded} | LC_ALL=C sort | sed 's|^\\./||' |`,
+    `${shellFindListed()} | LC_ALL=C sort | sed 's|^\\./||' |`,
     `  while IFS= read -r f; do sum=$(sha256sum < "$f"); printf '%s  %s\\n' "\${sum%% *}" "$f"; done > ${tmp}`,
     `mv ${tmp} ${SHA256SUMS}`,
   ].join('\n');
@@ -150,4 +165,80 @@ export function shellWriteMarker(): string {
     `printf '${format}\\n' ${MARKER_FIELDS.map((f) => values[f]).join(' ')} > "${tmp}"`,
     `mv "${tmp}" "${COMPLETION_MARKER}"`,
   ].join('\n');
+}
+
+/** A `find` that lists, from inside a folder, exactly the files `listedInSums` keeps. */
+export function shellFindListed(): string {
+  return `find . -type f ${PROTOCOL_FILES.map((f) => `! -path ${shellQuote(`./${f}`)}`).join(' ')}`;
+}
+
+/**
+ * Shell defining two functions; both return 1 with the reason, naming the file, in `$tp_why`.
+ * - `tp_check_sums <dir> <full|names>`: every file SHA256SUMS lists is there (`full`: with that
+ *   digest) and the folder holds no other file the protocol would list; sets `$tp_listed`.
+ * - `tp_check_folder <dir> <full|names> <hash>`: also the marker is there, for `<hash>`, and
+ *   counts the files SHA256SUMS lists.
+ * Lines are split as sumsLine writes them, never through `sha256sum -c`, which reads some names
+ * as options or escapes; no failure depends on `set -e`, so callers may test them in `if`.
+ */
+export function shellCheckFunctions(): string {
+  return `tp_nl='
+'
+tp_check_sums() {
+  tp_why=""
+  tp_listed=0
+  if [ ! -f "$1/${SHA256SUMS}" ]; then tp_why="it has no ${SHA256SUMS}"; return 1; fi
+  while IFS= read -r tp_line || [ -n "$tp_line" ]; do
+    tp_sum=\${tp_line%%"  "*}
+    tp_file=\${tp_line#*"  "}
+    case $tp_sum in ''|*[!0-9a-f]*) tp_why="${SHA256SUMS} line $((tp_listed + 1)) is malformed"; return 1 ;; esac
+    if [ "\${#tp_sum}" -ne 64 ] || [ "$tp_file" = "$tp_line" ] || [ -z "$tp_file" ]; then tp_why="${SHA256SUMS} line $((tp_listed + 1)) is malformed"; return 1; fi
+    tp_listed=$((tp_listed + 1))
+    if [ ! -f "$1/$tp_file" ]; then tp_why="$tp_file is missing"; return 1; fi
+    if [ "$2" = full ]; then
+      if ! tp_got=$(sha256sum < "$1/$tp_file"); then tp_why="$tp_file cannot be read"; return 1; fi
+      if [ "\${tp_got%% *}" != "$tp_sum" ]; then tp_why="$tp_file does not match its ${SHA256SUMS} entry"; return 1; fi
+    fi
+  done < "$1/${SHA256SUMS}"
+  if ! tp_present=$(cd "$1" && ${shellFindListed()} | wc -l); then tp_why="its files cannot be listed"; return 1; fi
+  tp_present=$((tp_present))
+  if [ "$tp_present" -ne "$tp_listed" ]; then
+    tp_extra=$(cd "$1" && ${shellFindListed()} | sed 's|^\\./||' | while IFS= read -r tp_f; do
+      tp_known=""
+      while IFS= read -r tp_line; do if [ "\${tp_line#*"  "}" = "$tp_f" ]; then tp_known=1; break; fi; done < ${SHA256SUMS}
+      if [ -z "$tp_known" ]; then printf '%s' "$tp_f"; break; fi
+    done)
+    tp_why="\${tp_extra:-a file} is not listed in ${SHA256SUMS} (it holds $tp_present files, ${SHA256SUMS} lists $tp_listed)"
+    return 1
+  fi
+}
+tp_check_folder() {
+  tp_why=""
+  if [ ! -f "$1/${COMPLETION_MARKER}" ]; then tp_why="it has no completion marker (${COMPLETION_MARKER})"; return 1; fi
+  if ! tp_marker=$(cat "$1/${COMPLETION_MARKER}"); then tp_why="its completion marker cannot be read"; return 1; fi
+  case $tp_marker in *'"hash":"'"$3"'"'*) ;; *) tp_why="its completion marker is not for hash $3"; return 1 ;; esac
+  tp_check_sums "$1" "$2" || return 1
+  case $tp_marker in *'"files":'"$tp_listed"'}'*) ;; *) tp_why="${SHA256SUMS} lists $tp_listed files, its completion marker another count"; return 1 ;; esac
+}`;
+}
+
+/**
+ * Shell: checks every folder in `$TUNEPIPE_INPUTS` (one per line) completely, digests
+ * included, and exits with INPUT_CORRUPT_EXIT_CODE naming the folder and the file when one does
+ * not match. Needs shellCheckFunctions.
+ */
+export function shellVerifyInputs(): string {
+  return `tp_inputs="\${${STAGE_ENV.inputs}:-}"
+while [ -n "$tp_inputs" ]; do
+  tp_in=\${tp_inputs%%"$tp_nl"*}
+  if [ "$tp_in" = "$tp_inputs" ]; then tp_inputs=""; else tp_inputs=\${tp_inputs#*"$tp_nl"}; fi
+  tp_in=\${tp_in%/}
+  [ -n "$tp_in" ] || continue
+  if tp_check_folder "$tp_in" full "\${tp_in##*/}"; then
+    echo "tunepipe: input $tp_in verified ($tp_listed files)"
+  else
+    echo "tunepipe: input $tp_in is corrupt: $tp_why. Retrying cannot fix this: run the stage that wrote it again (tunepipe run <pipeline> --force <that stage>)" >&2
+    exit ${INPUT_CORRUPT_EXIT_CODE}
+  fi
+done`;
 }
