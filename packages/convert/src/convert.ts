@@ -74,6 +74,10 @@ export interface SourceSummary {
   readonly reasons: Partial<Record<QuarantineReason, number>>;
   readonly splits: Record<SplitName, number>;
   readonly files: readonly { path: string; sha256: string; rows_in: number }[];
+  /** CSV/TSV sources: records (each one of rows_in) whose quoted fields hold line breaks. */
+  readonly csv_multiline_records?: number;
+  /** CSV/TSV sources: the physical lines those records span. */
+  readonly csv_multiline_lines?: number;
 }
 
 export interface ConvertResult {
@@ -351,6 +355,8 @@ export async function runConvert(config: ConvertConfig, options: RunConvertOptio
       let sourceFlags = 0;
       let rowsIn = 0;
       let quarantined = 0;
+      /** CSV/TSV records whose quoted fields hold line breaks, and the physical lines they span. */
+      const csvMultiline = { records: 0, lines: 0 };
       const fileStats: { path: string; sha256: string; rows_in: number }[] = [];
       const issuesBeforeSource = issues.length;
       const remoteByPath = new Map(descriptorFiles(descriptor).map((f) => [f.path, f.url !== undefined]));
@@ -469,8 +475,12 @@ export async function runConvert(config: ConvertConfig, options: RunConvertOptio
             await readCsv(bytes, encoding === 'csv' ? ',' : '\t', required, (rec: CsvRecord) => {
               rowsIn++;
               fileRowsIn++;
+              if (rec.lines > 1) {
+                csvMultiline.records++;
+                csvMultiline.lines += rec.lines;
+              }
               if ('error' in rec) {
-                quarantineRow(rec, 'malformed_csv', rec.error);
+                quarantineRow(rec, rec.reason, rec.error);
                 return;
               }
               if (badEncoding(rec)) return;
@@ -562,7 +572,18 @@ export async function runConvert(config: ConvertConfig, options: RunConvertOptio
       totalIn += rowsIn;
       totalOut += rowsOut;
       totalQuarantined += quarantined;
-      const summary: SourceSummary = { name: source.name, format, rows_in: rowsIn, rows_out: rowsOut, rows_quarantined: quarantined, reasons, splits, files: fileStats };
+      const isTable = format === 'csv' || format === 'tsv';
+      const summary: SourceSummary = {
+        name: source.name,
+        format,
+        rows_in: rowsIn,
+        rows_out: rowsOut,
+        rows_quarantined: quarantined,
+        reasons,
+        splits,
+        files: fileStats,
+        ...(isTable ? { csv_multiline_records: csvMultiline.records, csv_multiline_lines: csvMultiline.lines } : {}),
+      };
       summaries.push(summary);
       manifestSources[source.name] = {
         format,
@@ -571,11 +592,13 @@ export async function runConvert(config: ConvertConfig, options: RunConvertOptio
         rows_out: rowsOut,
         rows_quarantined: quarantined,
         quarantine_reasons: reasons,
+        ...(isTable ? { csv_multiline_records: csvMultiline.records, csv_multiline_lines: csvMultiline.lines } : {}),
         splits,
         columns: (datasetInfo[source.name] as { columns: unknown }).columns,
       };
       const reasonText = Object.entries(reasons).map(([r, c]) => `${r} ${c}`).join(', ');
-      log(`${source.name}: ${rowsIn} rows in → ${splits.train} train / ${splits.validation} validation / ${splits.test} test, ${quarantined} quarantined${reasonText ? ` (${reasonText})` : ''}`);
+      const multilineText = csvMultiline.records > 0 ? `; ${csvMultiline.records} CSV record${csvMultiline.records === 1 ? '' : 's'} span${csvMultiline.records === 1 ? 's' : ''} ${csvMultiline.lines} lines through quoted line breaks` : '';
+      log(`${source.name}: ${rowsIn} rows in → ${splits.train} train / ${splits.validation} validation / ${splits.test} test, ${quarantined} quarantined${reasonText ? ` (${reasonText})` : ''}${multilineText}`);
       if (rowsIn !== rowsOut + quarantined) throw new Error(`internal: ${source.name} rows_in ${rowsIn} ≠ rows_out ${rowsOut} + rows_quarantined ${quarantined}`);
     }
 

@@ -2,8 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { Transform, type Readable } from 'node:stream';
-import { parse as parseCsv, type CsvError } from 'csv-parse';
-import { firstInvalidUtf8 } from '@tunepipe/core/row-formats';
+import { CSV_LIMITS, CsvSplitter, firstInvalidUtf8, type CsvLimits } from '@tunepipe/core/row-formats';
 import type { FileEncoding } from './descriptor.ts';
 
 /** One record as found in a file, before any interpretation. */
@@ -398,155 +397,73 @@ export async function readText(bytes: Readable, separator: 'blank-line' | 'line'
   if (!sniffed) throw new FileFormatError('the file is empty', 'add text, or remove the file from the descriptor');
 }
 
-/**
- * Passes bytes through unchanged and notes where bytes that are not UTF-8 start (one offset per
- * run of them), for a parser that decodes on its own: csv-parse reads U+FFFD for them.
- */
-class BadByteLog extends Transform {
-  private readonly offsets: number[] = [];
-  private next = 0;
-  /** The end of the previous chunk when it cut a multi-byte character. */
-  private carry: Buffer = EMPTY;
-  /** File offset of `carry[0]`, or of the next chunk. */
-  private offset = 0;
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null, data?: Buffer) => void): void {
-    const bytes = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
-    const complete = completeUtf8End(bytes);
-    this.note(bytes, complete);
-    this.carry = complete < bytes.length ? Buffer.from(bytes.subarray(complete)) : EMPTY;
-    this.offset += complete;
-    done(null, chunk);
-  }
-
-  override _flush(done: (error?: Error | null) => void): void {
-    this.note(this.carry, this.carry.length);
-    done();
-  }
-
-  private note(bytes: Buffer, end: number): void {
-    if (isUtf8(bytes.subarray(0, end))) return;
-    let last = -2;
-    for (let pos = 0; pos < end; ) {
-      const bad = firstInvalidUtf8(bytes, pos, end);
-      if (bad === -1) break;
-      if (bad !== last + 1) this.offsets.push(this.offset + bad);
-      last = bad;
-      pos = bad + 1;
-    }
-  }
-
-  /** The first noted offset in [from, to); offsets before `from` are forgotten (records come in order). */
-  firstIn(from: number, to: number): number {
-    while (this.next < this.offsets.length && this.offsets[this.next]! < from) this.next++;
-    if (this.next > 4096 && this.next * 2 > this.offsets.length) {
-      this.offsets.splice(0, this.next);
-      this.next = 0;
-    }
-    const offset = this.offsets[this.next];
-    return offset !== undefined && offset < to ? offset : -1;
-  }
-}
-
-/** Where the last complete UTF-8 character of `bytes` ends: a character cut at the end is left for the next chunk. */
-function completeUtf8End(bytes: Buffer): number {
-  const n = bytes.length;
-  for (let k = 1; k <= 3 && k <= n; k++) {
-    const b = bytes[n - k]!;
-    if (b < 0x80) return n;
-    if (b >= 0xc0) {
-      const length = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
-      return k < length ? n - k : n;
-    }
-  }
-  return n;
-}
-
-/** A CSV/TSV row: header-keyed fields, or the parser's complaint about it. */
-export type CsvRecord = RawRecord & ({ readonly fields: Readonly<Record<string, string>> } | { readonly error: string });
+/** A CSV/TSV row: header-keyed fields, or why it cannot be used. */
+export type CsvRecord = RawRecord & {
+  /** Physical lines the record spans (more than 1 when a quoted field holds line breaks). */
+  readonly lines: number;
+} & ({ readonly fields: Readonly<Record<string, string>> } | { readonly error: string; readonly reason: 'csv_unclosed_quote' | 'malformed_csv' });
 
 /**
- * CSV/TSV with a header row (RFC 4180 quoting), parsed by csv-parse. A row the parser rejects
- * (wrong column count, bad quoting) is handed on with its error so it can be quarantined.
+ * CSV/TSV with a header row (RFC 4180 quoting), delimited by the splitter check() uses too. A row
+ * that cannot be used (wrong column count, bad quoting, a quote never closed within `limits`) is
+ * handed on with its reason so it can be quarantined; a stray quote never merges the rows after it.
  */
-export async function readCsv(bytes: Readable, delimiter: ',' | '\t', required: readonly string[], onRecord: (r: CsvRecord) => void): Promise<void> {
+export async function readCsv(bytes: Readable, delimiter: ',' | '\t', required: readonly string[], onRecord: (r: CsvRecord) => void, limits: CsvLimits = CSV_LIMITS): Promise<void> {
+  const kind = delimiter === ',' ? 'CSV' : 'TSV';
   let header: string[] | undefined;
   let record = 0;
-  const skipped: { error: string; raw: string; line: number }[] = [];
-  const parser = parseCsv({
+  const splitter = new CsvSplitter<number>(
     delimiter,
-    bom: true,
-    raw: true,
-    info: true,
-    skip_empty_lines: true,
-    skip_records_with_error: true,
-    relax_quotes: true,
-    on_skip: (err: CsvError | undefined, raw: string | undefined) => {
-      const lines = typeof err?.['lines'] === 'number' ? (err['lines'] as number) : 0;
-      skipped.push({ error: err?.message ?? 'unparseable row', raw: raw ?? '', line: lines });
-      return undefined;
-    },
-  });
-  const badBytes = new BadByteLog();
-  bytes.on('error', (e) => badBytes.destroy(e));
-  badBytes.on('error', (e) => parser.destroy(e));
-  bytes.pipe(badBytes).pipe(parser);
-  /** File offset where the previous record (or the header) ended. */
-  let previousEnd = 0;
-  // The parser runs ahead of this loop and reports rejected rows through on_skip: put them back
-  // in file order by line number before each record is handled.
-  const drainSkipped = (beforeLine: number): void => {
-    while (skipped.length > 0 && skipped[0]!.line < beforeLine) {
-      const s = skipped.shift()!;
+    (split) => {
       if (header === undefined) {
-        throw new FileFormatError(
-          `the header row cannot be parsed as ${delimiter === ',' ? 'CSV' : 'TSV'} (${s.error}); ${describeStart(s.raw)}`,
-          s.raw.trimStart().startsWith('{') || s.raw.trimStart().startsWith('[') ? 'declare the real format in dataset.yaml (alpaca or sharegpt for JSON)' : 'fix the header row (quotes must enclose whole fields)',
-        );
+        const first = split.raw.trimStart();
+        if (first.startsWith('{') || first.startsWith('[')) {
+          throw new FileFormatError(`not ${kind}: it starts like JSON: ${JSON.stringify(first.slice(0, 60))}`, 'declare the real format in dataset.yaml (alpaca or sharegpt for JSON)');
+        }
+        if (split.problem) {
+          throw new FileFormatError(`the header row cannot be parsed as ${kind} (${split.problem.detail}); ${describeStart(split.raw)}`, 'fix the header row (quotes must enclose whole fields)');
+        }
+        header = split.fields.map((h) => h.trim());
+        const missing = required.filter((c) => !header!.includes(c));
+        if (missing.length > 0) {
+          throw new FileFormatError(
+            `header row ${JSON.stringify(header.slice(0, 12))} lacks the mapped column${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')}`,
+            header.length === 1 && split.raw.includes(delimiter === ',' ? '\t' : ',')
+              ? `the file seems to use ${delimiter === ',' ? 'tabs' : 'commas'}: declare \`format: ${delimiter === ',' ? 'tsv' : 'csv'}\``
+              : 'fix `columns` in dataset.yaml to name headers that exist, or add the header row',
+          );
+        }
+        return;
       }
       record++;
-      const raw = s.raw.replace(/\r?\n$/, '');
-      onRecord({ record, line: s.line - raw.split('\n').length + 1, raw, error: s.error });
-    }
-  };
-  for await (const item of parser as AsyncIterable<{ record: string[]; raw: string; info: { lines: number; bytes: number } }>) {
-    const raw = item.raw.replace(/\r?\n$/, '');
-    const line = item.info.lines - raw.split('\n').length + 1;
-    // Bad bytes read as U+FFFD: a record without one has none. [previousEnd, end) may also span
-    // rows the parser skipped, which are quarantined anyway.
-    const badByte = raw.includes('\uFFFD') ? badBytes.firstIn(previousEnd, item.info.bytes) : -1;
-    previousEnd = item.info.bytes;
-    drainSkipped(line);
-    if (header === undefined) {
-      header = item.record.map((h) => h.trim());
-      const first = raw.trimStart();
-      if (first.startsWith('{') || first.startsWith('[')) {
-        throw new FileFormatError(`not ${delimiter === ',' ? 'CSV' : 'TSV'}: it starts like JSON: ${JSON.stringify(first.slice(0, 60))}`, 'declare the real format in dataset.yaml (alpaca or sharegpt for JSON)');
+      const at = { record, line: split.line, raw: split.raw, lines: split.lines };
+      if (split.problem) {
+        onRecord({ ...at, error: split.problem.detail, reason: split.problem.reason });
+        return;
       }
-      const missing = required.filter((c) => !header!.includes(c));
-      if (missing.length > 0) {
-        throw new FileFormatError(
-          `header row ${JSON.stringify(header.slice(0, 12))} lacks the mapped column${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')}`,
-          header.length === 1 && raw.includes(delimiter === ',' ? '\t' : ',')
-            ? `the file seems to use ${delimiter === ',' ? 'tabs' : 'commas'}: declare \`format: ${delimiter === ',' ? 'tsv' : 'csv'}\``
-            : 'fix `columns` in dataset.yaml to name headers that exist, or add the header row',
-        );
+      if (split.fields.length !== header.length) {
+        onRecord({ ...at, error: `has ${split.fields.length} fields, the header has ${header.length}`, reason: 'malformed_csv' });
+        return;
       }
-      continue;
+      // No prototype: a mapped column named `constructor` that the header lacks must read as absent.
+      const fields = Object.create(null) as Record<string, string>;
+      header.forEach((h, i) => {
+        fields[h] = split.fields[i]!;
+      });
+      const badByte = split.tags.find((b) => b !== -1) ?? -1;
+      onRecord(badByte === -1 ? { ...at, fields } : { ...at, fields, invalidUtf8: badByte });
+    },
+    limits,
+  );
+  let first = true;
+  await forEachLine(bytes, (text, badByte) => {
+    if (first) {
+      first = false;
+      if (text.startsWith('\uFEFF')) text = text.slice(1);
     }
-    record++;
-    if (item.record.length !== header.length) {
-      onRecord({ record, line, raw, error: `has ${item.record.length} fields, the header has ${header.length}` });
-      continue;
-    }
-    // No prototype: a mapped column named `constructor` that the header lacks must read as absent.
-    const fields = Object.create(null) as Record<string, string>;
-    header.forEach((h, i) => {
-      fields[h] = item.record[i]!;
-    });
-    onRecord(badByte === -1 ? { record, line, raw, fields } : { record, line, raw, fields, invalidUtf8: badByte });
-  }
-  drainSkipped(Number.POSITIVE_INFINITY);
+    splitter.push(text, badByte);
+  });
+  splitter.end();
   if (header === undefined) throw new FileFormatError('the file is empty (no header row)', 'add a header row and data rows');
 }
 

@@ -6,6 +6,7 @@ import { measureText, type TextMeasure } from './tokens.ts';
 export const QUARANTINE_REASONS = [
   'malformed_json',
   'malformed_csv',
+  'csv_unclosed_quote',
   'wrong_type',
   'missing_field',
   'empty_field',

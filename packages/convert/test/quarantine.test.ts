@@ -30,9 +30,9 @@ test('every quarantine reason: each bad row lands in quarantine.jsonl with file,
     { messages: [{ role: 'user', content: [{ type: 'text', text: 'parts' }] }, { role: 'assistant', content: 'x' }] },
     { conversations: [{ from: 'human', value: 'Second?' }, { from: 'gpt', value: 'Yes.' }] },
   ];
-  // Stray quotes inside fields are kept literally (relax_quotes); a wrong field count and a quote
-  // left open to the end of the file are rejected, the latter with everything it swallowed.
-  const csv = 'question,answer\nWhat is KYC?,Know your customer.\nextra,fields,here\nWhat is AML?,Anti-money laundering.\n"unclosed,quote\nlast,row\n';
+  // A wrong field count is rejected; a quote left open to the end of the file is cut at its own
+  // line, and the row after it is read as a row.
+  const csv = 'question,answer\nWhat is KYC?,Know your customer.\nextra,fields,here\n"unclosed,quote\nWhat is AML?,Anti-money laundering.\n';
   const root = await tempRepo({
     'datasets/a/dataset.yaml': alpacaYaml('a.jsonl'),
     // The last row holds a byte that is not UTF-8 (0xFF, after `{"instruction": "caf`).
@@ -89,7 +89,7 @@ test('every quarantine reason: each bad row lands in quarantine.jsonl with file,
     const c = q.filter((e) => e.source === 'c').map((e) => [e.record, e.line, e.reason, e.raw]);
     assert.deepEqual(c, [
       [2, 3, 'malformed_csv', 'extra,fields,here'],
-      [4, 5, 'malformed_csv', '"unclosed,quote\nlast,row'],
+      [3, 4, 'csv_unclosed_quote', '"unclosed,quote'],
     ]);
     assert.deepEqual(await out.rows('c.jsonl'), [
       { instruction: 'What is KYC?', input: '', output: 'Know your customer.' },

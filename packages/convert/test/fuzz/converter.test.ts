@@ -12,10 +12,13 @@ test(`the converter under ${runs} malformed dataset files: no crash, no row lost
   try {
     const s = await fuzzConverter(root, runs, seed);
     assert.ok(s.rowsOut > 0 && s.rowsQuarantined > 0 && Object.keys(s.failedWith).length > 0, 'the inputs reach every outcome');
+    assert.equal(s.mergedRecords, 0);
+    assert.ok((s.reasons['csv_unclosed_quote'] ?? 0) > 0, 'stray quotes reach the CSV cut');
     const top = (counts: Record<string, number>) => Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
     console.log(
       `# converter fuzz: ${s.inputs} files, ${s.runs} runs, ${s.crashes} crashes; rows ${s.rowsIn} in = ${s.rowsOut} out + ${s.rowsQuarantined} quarantined; ` +
-        `${s.invalidRowsOut} invalid rows out, ${s.replacementCharsIntroduced} with U+FFFD introduced, ${s.nondeterministic} nondeterministic, ${s.disagreementsWithCheck} disagreeing with check()`,
+        `${s.invalidRowsOut} invalid rows out, ${s.replacementCharsIntroduced} with U+FFFD introduced, ${s.nondeterministic} nondeterministic, ${s.disagreementsWithCheck} disagreeing with check(), ` +
+        `${s.mergedRecords} merged CSV records (longest out: ${s.longestRecordOut} lines)`,
     );
     console.log(`#   files: ${top(s.byFormat)}`);
     console.log(`#   quarantined: ${top(s.reasons)}`);

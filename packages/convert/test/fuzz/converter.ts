@@ -14,6 +14,7 @@ import { ConvertError, runConvert, type ConvertConfig } from '../../src/index.ts
 import type { DatasetDescriptor } from '../../src/descriptor.ts';
 // check()'s row rules, which core does not export: the converter must agree with them.
 import { rowFieldIssues } from '../../../core/src/rules/rows.ts';
+import { CSV_LIMITS } from '@tunepipe/core/row-formats';
 
 type Format = 'alpaca' | 'sharegpt' | 'csv' | 'tsv' | 'text';
 
@@ -130,18 +131,43 @@ const jsonFile = (format: 'alpaca' | 'sharegpt' | 'text', row: fc.Arbitrary<unkn
     return { format: format as Format, file: array ? 'data.json' : 'data.jsonl', descriptor, text: content };
   });
 
+/**
+ * A `"` put at the start of one field of one line (a fraction of the way into the data lines): a
+ * stray quote that opens a field. Sometimes a second stray quote ends a line `close` lines later,
+ * which closes that field cleanly: read as written, everything between is one record.
+ */
+const strayQuote = fc.record({
+  // Early more often, so that a closing quote far after it still falls in the file.
+  line: fc.noBias(fc.integer({ min: 0, max: 1_000_000 })).map((n) => (n / 1_000_000) ** 2),
+  field: fc.nat({ max: 3 }),
+  close: fc.option(fc.noBias(fc.integer({ min: 1, max: 120 })), { nil: undefined }),
+});
+
 const tableFile = (format: 'csv' | 'tsv') =>
   fc
     .record({
       rows: fc.array(fc.array(csvCell, { minLength: 1, maxLength: 4 }), { maxLength: 16, size: 'max' }),
       withInput: fc.boolean(),
       quoteAll: fc.boolean(),
+      // Plain rows after the others, sometimes more than CSV_LIMITS.maxLines: what a stray quote would swallow.
+      padding: fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.noBias(fc.integer({ min: 70, max: 200 })) }),
+      strayQuotes: fc.oneof({ weight: 1, arbitrary: fc.constant([]) }, { weight: 2, arbitrary: strayQuote.map((q) => [q]) }, { weight: 1, arbitrary: fc.array(strayQuote, { minLength: 2, maxLength: 3 }) }),
     })
-    .map(({ rows, withInput, quoteAll }) => {
+    .map(({ rows, withInput, quoteAll, padding, strayQuotes }) => {
       const delimiter = format === 'csv' ? ',' : '\t';
       const header = withInput ? ['question', 'answer', 'context'] : ['question', 'answer'];
       const good = [1, 2, 3, 4].map((i) => [`Anchor question ${i}?`, `Anchor answer ${i}.`, ...(withInput ? [''] : [])]);
-      const lines = [header, ...good, ...rows].map((cells) => csvLine(cells, delimiter, quoteAll));
+      const padded = Array.from({ length: padding }, (_, i) => [`Padding question ${i}?`, `Padding answer ${i}.`, ...(withInput ? [`context ${i}`] : [])]);
+      const lines = [header, ...good, ...rows, ...padded].map((cells) => csvLine(cells, delimiter, quoteAll));
+      for (const q of strayQuotes) {
+        // In the padding when there is some: the plain rows a stray quote can swallow the most of.
+        const from = padding > 0 ? lines.length - padding : 1;
+        const k = from + Math.min(lines.length - from - 1, Math.floor(q.line * (lines.length - from)));
+        const starts = [0, ...[...lines[k]!].flatMap((ch, i) => (ch === delimiter ? [i + 1] : []))];
+        const cut = starts[Math.min(q.field, starts.length - 1)]!;
+        lines[k] = `${lines[k]!.slice(0, cut)}"${lines[k]!.slice(cut)}`;
+        if (q.close !== undefined && k + q.close < lines.length) lines[k + q.close] += '"';
+      }
       const file = `data.${format}`;
       const descriptor = { format, license: 'MIT', files: [file], columns: { instruction: 'question', output: 'answer', ...(withInput ? { input: 'context' } : {}) } } as DatasetDescriptor;
       return { format: format as Format, file, descriptor, text: `${lines.join('\n')}\n` };
@@ -319,6 +345,10 @@ export interface ConverterFuzzStats {
   replacementCharsIntroduced: number;
   nondeterministic: number;
   disagreementsWithCheck: number;
+  /** CSV/TSV records (written out or quarantined) spanning more physical lines than CSV_LIMITS allows. */
+  mergedRecords: number;
+  /** The most physical lines one CSV/TSV record written out spans. */
+  longestRecordOut: number;
   byFormat: Record<string, number>;
 }
 
@@ -337,6 +367,8 @@ export async function fuzzConverter(root: string, runs: number, seed?: number): 
     replacementCharsIntroduced: 0,
     nondeterministic: 0,
     disagreementsWithCheck: 0,
+    mergedRecords: 0,
+    longestRecordOut: 0,
     byFormat: {},
   };
   const dir = join(root, 'datasets', SOURCE);
@@ -392,11 +424,17 @@ export async function fuzzConverter(root: string, runs: number, seed?: number): 
     stats.rowsOut += first.rowsOut;
     stats.rowsQuarantined += first.quarantined;
     if (first.rowsIn !== first.rowsOut + first.quarantined) throw new Error(`rows_in ${first.rowsIn} ≠ ${first.rowsOut} + ${first.quarantined}`);
-    const quarantine = first.files.get('quarantine.jsonl')!.toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { reason: string; line: number });
+    const quarantine = first.files.get('quarantine.jsonl')!.toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { reason: string; line: number; raw?: string });
     if (quarantine.length !== first.quarantined) throw new Error(`quarantine.jsonl has ${quarantine.length} rows, the summary ${first.quarantined}`);
+    const table = c.format === 'csv' || c.format === 'tsv';
     for (const q of quarantine) {
       if (typeof q.reason !== 'string' || q.reason === '') throw new Error('a quarantined row without its reason');
       stats.reasons[q.reason] = (stats.reasons[q.reason] ?? 0) + 1;
+      // A quarantined record is one record too: a stray quote never makes it swallow the file.
+      if (table && q.raw !== undefined && q.raw.split('\n').length > CSV_LIMITS.maxLines) {
+        stats.mergedRecords++;
+        throw new Error(`a quarantined record spanning ${q.raw.split('\n').length} lines (more than ${CSV_LIMITS.maxLines}) from line ${q.line}`);
+      }
     }
 
     // No invalid row out, and no U+FFFD the input did not hold.
@@ -407,10 +445,21 @@ export async function fuzzConverter(root: string, runs: number, seed?: number): 
       replacementChars += countFFFD(textOut);
       for (const line of textOut.split('\n').filter(Boolean)) {
         written++;
-        const why = invalidOutputRow(c.format, JSON.parse(line));
+        const row = JSON.parse(line) as Record<string, unknown>;
+        const why = invalidOutputRow(c.format, row);
         if (why !== undefined) {
           stats.invalidRowsOut++;
           throw new Error(`an invalid row in ${name} (${why}): ${line.slice(0, 300)}`);
+        }
+        // Every column of a fuzzed table is mapped, and each physical line break inside a record
+        // is a quoted `\n` kept in a cell: the breaks in a row count the lines its record spans.
+        if (table) {
+          const spans = 1 + Object.values(row).reduce<number>((n, v) => n + (typeof v === 'string' ? v.split('\n').length - 1 : 0), 0);
+          stats.longestRecordOut = Math.max(stats.longestRecordOut, spans);
+          if (spans > CSV_LIMITS.maxLines) {
+            stats.mergedRecords++;
+            throw new Error(`a record spanning ${spans} lines (more than ${CSV_LIMITS.maxLines}) in ${name}: ${line.slice(0, 300)}`);
+          }
         }
       }
     }
@@ -421,9 +470,8 @@ export async function fuzzConverter(root: string, runs: number, seed?: number): 
       throw new Error(`${replacementChars} U+FFFD in the training data that the input did not hold`);
     }
 
-    // The rows the converter quarantines as broken are the rows check() warns about (CSV/TSV
-    // excepted: check() reads them with its own quote rules, a known difference).
-    if (c.format !== 'csv' && c.format !== 'tsv') {
+    // The rows the converter quarantines as broken are the rows check() warns about.
+    {
       const broken = quarantine.filter((q) => !NOT_BROKEN.has(q.reason)).map((q) => q.line).sort((a, b) => a - b);
       const warned = issues.filter((i) => i.severity === 'warning' && /:\d+$/.test(String(i.value))).map((i) => Number(/:(\d+)$/.exec(String(i.value))![1]));
       const more = issues.map((i) => /\((\d+) of \d+ in all\)/.exec(i.message)).find(Boolean);

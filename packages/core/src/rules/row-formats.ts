@@ -352,3 +352,193 @@ export function readTextRow(value: unknown, field: string): { readonly ok: true;
   if (v.trim() === '') return defect('empty_field', field, `${named} is empty`);
   return { ok: true, text: v };
 }
+
+/**
+ * How far a quoted CSV/TSV field may run before the reader stops trusting its quote. A stray `"`
+ * opens a field that only the next `"` closes, so every row after it would be read into one
+ * record (and, with no closing quote at all, the rest of the file). Past these limits the quote is
+ * taken to be stray: the record up to the quote's line is quarantined (`csv_unclosed_quote`) and
+ * reading resumes on the line after it, so the rows that follow are read as rows.
+ */
+export interface CsvLimits {
+  /** Physical lines a record may span (through quoted line breaks). @default 64 */
+  readonly maxLines: number;
+  /** Characters a quoted field that spans lines may hold. @default 1 Mi */
+  readonly maxQuotedChars: number;
+}
+
+export const CSV_LIMITS: CsvLimits = { maxLines: 64, maxQuotedChars: 1024 * 1024 };
+
+/** Why a delimited record cannot be used as it stands. */
+export interface CsvProblem {
+  readonly reason: 'csv_unclosed_quote' | 'malformed_csv';
+  readonly detail: string;
+}
+
+/** One record as the splitter delimited it. `tags` are the ones its physical lines were pushed with. */
+export interface CsvSplit<T> {
+  /** 1-based physical line where the record starts. */
+  readonly line: number;
+  /** Physical lines it spans (more than 1 when a quoted field holds line breaks). */
+  readonly lines: number;
+  /** Its lines joined with `\n`, without the final line's `\r`. */
+  readonly raw: string;
+  readonly tags: readonly T[];
+  /** Unquoted cells; empty for `csv_unclosed_quote`. */
+  readonly fields: readonly string[];
+  readonly problem?: CsvProblem;
+}
+
+interface PhysicalLine<T> {
+  readonly text: string;
+  readonly line: number;
+  readonly tag: T;
+}
+
+/**
+ * RFC 4180 records from physical lines (the converter's stream and check()'s synth-time read both
+ * use it, so they delimit records alike). A field is quoted when `"` is its first character; `""`
+ * inside it is a quote; a quote inside an unquoted field is text. Empty lines between records are
+ * layout. A closing quote followed by something other than a delimiter or the line end makes the
+ * record `malformed_csv`.
+ */
+export class CsvSplitter<T> {
+  private readonly queue: PhysicalLine<T>[] = [];
+  /** The lines of the record in progress (non-empty only inside a quoted field). */
+  private pending: PhysicalLine<T>[] = [];
+  private fields: string[] = [];
+  private field = '';
+  private quoted = false;
+  private atFieldStart = true;
+  private badQuote: string | undefined;
+  /** Index in `pending` of the line where the open quoted field starts. */
+  private quoteAt = 0;
+  private nextLine = 1;
+  private draining = false;
+
+  constructor(
+    private readonly delimiter: ',' | '\t',
+    private readonly onRecord: (record: CsvSplit<T>) => void,
+    private readonly limits: CsvLimits = CSV_LIMITS,
+  ) {}
+
+  /** The next physical line, without its `\n`. */
+  push(text: string, tag: T): void {
+    this.queue.push({ text, line: this.nextLine++, tag });
+    this.drain();
+  }
+
+  /** End of input: a quoted field still open is never closed. */
+  end(): void {
+    this.drain();
+    while (this.pending.length > 0) {
+      this.cut('is never closed (the file ends inside it)');
+      this.drain();
+    }
+  }
+
+  private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.queue.length > 0) this.consume(this.queue.shift()!);
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private consume(l: PhysicalLine<T>): void {
+    if (this.pending.length === 0 && (l.text === '' || l.text === '\r')) return;
+    this.pending.push(l);
+    const text = l.text;
+    const n = text.length;
+    let i = 0;
+    for (;;) {
+      if (this.quoted) {
+        const q = text.indexOf('"', i);
+        if (q === -1) {
+          this.field += text.slice(i) + '\n';
+          if (this.pending.length >= this.limits.maxLines) this.cut(`is not closed within ${this.limits.maxLines} lines`);
+          else if (this.field.length > this.limits.maxQuotedChars) this.cut(`runs past ${this.limits.maxQuotedChars} characters without being closed`);
+          return;
+        }
+        this.field += text.slice(i, q);
+        if (text.charCodeAt(q + 1) === 34) {
+          this.field += '"';
+          i = q + 2;
+          continue;
+        }
+        this.quoted = false;
+        if (this.quoteAt < this.pending.length - 1 && this.field.length > this.limits.maxQuotedChars) {
+          this.cut(`runs past ${this.limits.maxQuotedChars} characters before its closing quote`);
+          return;
+        }
+        i = q + 1;
+        if (i < n && text[i] !== this.delimiter && !(i === n - 1 && text.charCodeAt(i) === 13)) {
+          // Across lines, a quote that cannot be a closing one is most likely the next stray quote
+          // (or the opening quote of a later field): the one that opened this field was stray.
+          if (this.quoteAt < this.pending.length - 1) {
+            this.cut(`is ended on line ${l.line} by a quote followed by ${JSON.stringify(text[i])}, not by a delimiter`);
+            return;
+          }
+          this.badQuote ??= `a closing quote is followed by ${JSON.stringify(text[i])}, not by a delimiter (a quote inside a quoted field is written "")`;
+        }
+      } else if (this.atFieldStart && text.charCodeAt(i) === 34) {
+        this.quoted = true;
+        this.atFieldStart = false;
+        this.quoteAt = this.pending.length - 1;
+        i++;
+        continue;
+      }
+      const next = text.indexOf(this.delimiter, i);
+      if (next === -1) {
+        const end = n > i && text.charCodeAt(n - 1) === 13 ? n - 1 : n;
+        this.fields.push(this.field + text.slice(i, end));
+        this.emit();
+        return;
+      }
+      this.fields.push(this.field + text.slice(i, next));
+      this.field = '';
+      this.atFieldStart = true;
+      i = next + 1;
+    }
+  }
+
+  private emit(): void {
+    const lines = this.pending;
+    const fields = this.fields;
+    const problem: CsvProblem | undefined = this.badQuote === undefined ? undefined : { reason: 'malformed_csv', detail: this.badQuote };
+    this.reset();
+    this.onRecord({ ...this.spanOf(lines), fields, ...(problem ? { problem } : {}) });
+  }
+
+  /** Quarantines the record up to the open quote's line and reads the lines after it again. */
+  private cut(why: string): void {
+    const taken = this.pending.slice(0, this.quoteAt + 1);
+    const replay = this.pending.slice(this.quoteAt + 1);
+    const quoteLine = taken[taken.length - 1]!.line;
+    this.reset();
+    this.queue.unshift(...replay);
+    this.onRecord({
+      ...this.spanOf(taken),
+      fields: [],
+      problem: { reason: 'csv_unclosed_quote', detail: `the quoted field opened on line ${quoteLine} ${why}; the lines after it are read as rows` },
+    });
+  }
+
+  private spanOf(lines: readonly PhysicalLine<T>[]): Pick<CsvSplit<T>, 'line' | 'lines' | 'raw' | 'tags'> {
+    let raw = lines.length === 1 ? lines[0]!.text : lines.map((l) => l.text).join('\n');
+    if (raw.endsWith('\r')) raw = raw.slice(0, -1);
+    return { line: lines[0]!.line, lines: lines.length, raw, tags: lines.map((l) => l.tag) };
+  }
+
+  private reset(): void {
+    this.pending = [];
+    this.fields = [];
+    this.field = '';
+    this.quoted = false;
+    this.atFieldStart = true;
+    this.badQuote = undefined;
+    this.quoteAt = 0;
+  }
+}

@@ -13,7 +13,9 @@ import {
   rowShape,
   sharegptColumns,
   textColumn,
+  CsvSplitter,
   type AlpacaColumns,
+  type CsvSplit,
   type RowShape,
   type SharegptColumns,
 } from './row-formats.ts';
@@ -407,89 +409,66 @@ function jsonArray(content: string, scan: FileScan, onRecord: OnRecord): void {
   }
 }
 
-/** RFC 4180 records (quoted fields may hold delimiters, quotes as `""`, and newlines), with their first line. */
-function* tableRecords(content: string, delimiter: string): Generator<{ line: number; start: number; end: number; fields: string[]; error?: string }> {
-  let line = 1;
-  let i = 0;
-  const n = content.length;
-  while (i < n) {
-    const startLine = line;
-    const startIndex = i;
-    const fields: string[] = [];
-    let field = '';
-    let quoted = false;
-    let error: string | undefined;
-    let atFieldStart = true;
-    for (; i < n; i++) {
-      const c = content[i]!;
-      if (quoted) {
-        if (c === '"') {
-          if (content[i + 1] === '"') {
-            field += '"';
-            i++;
-          } else quoted = false;
-        } else {
-          if (c === '\n') line++;
-          field += c;
-        }
-        continue;
-      }
-      if (c === '"' && atFieldStart) {
-        quoted = true;
-        atFieldStart = false;
-      } else if (c === delimiter) {
-        fields.push(field);
-        field = '';
-        atFieldStart = true;
-      } else if (c === '\n') {
-        line++;
-        i++;
-        break;
-      } else if (c !== '\r' || content[i + 1] !== '\n') {
-        field += c;
-        atFieldStart = false;
-      }
-    }
-    if (quoted) error = 'a quoted field is never closed';
-    fields.push(field);
-    if (fields.length === 1 && fields[0]!.trim() === '' && error === undefined) continue;
-    yield error === undefined ? { line: startLine, start: startIndex, end: i, fields } : { line: startLine, start: startIndex, end: i, fields, error };
+/**
+ * Calls `onRecord` for the file's CSV/TSV records, delimited by the converter's splitter (a stray
+ * quote is cut at CSV_LIMITS as there), with the character range each spans in `content`.
+ */
+function tableRecords(content: string, delimiter: ',' | '\t', onRecord: (split: CsvSplit<number>, start: number, end: number) => boolean): void {
+  let stop = false;
+  const splitter = new CsvSplitter<number>(delimiter, (split) => {
+    if (stop) return;
+    const last = split.tags[split.tags.length - 1]!;
+    const lineEnd = content.indexOf('\n', last);
+    stop = !onRecord(split, split.tags[0]!, lineEnd === -1 ? content.length : lineEnd);
+  });
+  // Lines as the converter streams them: no empty line after a final line break.
+  for (let start = 0; start < content.length && !stop; ) {
+    const nl = content.indexOf('\n', start);
+    const end = nl === -1 ? content.length : nl;
+    splitter.push(content.slice(start, end), start);
+    start = end + 1;
   }
+  if (!stop) splitter.end();
 }
 
 function scanTable(content: string, shape: Extract<RowShape, { kind: 'table' }>, scan: FileScan, context: ScanContext): void {
   let header: string[] | undefined;
-  for (const record of tableRecords(content, shape.delimiter)) {
+  tableRecords(content, shape.delimiter, (split, start, end) => {
     if (header === undefined) {
-      header = record.fields.map((h) => h.trim());
+      if (split.problem) {
+        scan.fileProblem = { line: split.line, detail: `the header row cannot be parsed (${split.problem.detail})`, fix: 'fix the header row (quotes must enclose whole fields)' };
+        return false;
+      }
+      header = split.fields.map((h) => h.trim());
       const missing = shape.fields.filter((f) => !header!.includes(f.name));
       if (missing.length > 0) {
         scan.fileProblem = {
-          line: record.line,
+          line: split.line,
           field: missing[0]!.name,
           detail: `the header row lacks the column${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m.name}' (${m.label})`).join(', ')}`,
           fix: 'fix `columns` in dataset.yaml to name headers that exist, or add the header row',
         };
-        return;
+        return false;
       }
-      continue;
+      return true;
     }
     scan.rows++;
-    if (record.error !== undefined || record.fields.length !== header.length) {
-      scan.problems.push({ line: record.line, code: 'dataset.row-parse', detail: record.error ?? `the row has ${record.fields.length} fields, the header ${header.length}` });
-      continue;
+    if (split.problem || split.fields.length !== header.length) {
+      scan.problems.push({ line: split.line, code: 'dataset.row-parse', detail: split.problem?.detail ?? `the row has ${split.fields.length} fields, the header ${header.length}` });
+      return true;
     }
-    const badByte = invalidUtf8At(context, record.start, record.end);
+    const badByte = invalidUtf8At(context, start, end);
     if (badByte !== undefined) {
-      scan.problems.push({ line: record.line, ...invalidUtf8Problem(badByte) });
-      continue;
+      scan.problems.push({ line: split.line, ...invalidUtf8Problem(badByte) });
+      return true;
     }
     for (const f of shape.fields) {
-      const cell = record.fields[header.indexOf(f.name)]!;
+      const cell = split.fields[header.indexOf(f.name)]!;
       if (cell.trim() === '') {
-        scan.problems.push({ line: record.line, code: 'dataset.row-field', field: f.name, detail: `column '${f.name}' (${f.label}) is empty` });
+        scan.problems.push({ line: split.line, code: 'dataset.row-field', field: f.name, detail: `column '${f.name}' (${f.label}) is empty` });
         break;
       }
     }
-  }
+    return true;
+  });
 }
