@@ -36,7 +36,8 @@ if (files.length === 0) {
 }
 
 if (args.length === 0) {
-  const typecheck = spawnSync('npx', ['turbo', 'run', 'typecheck', '--output-logs=errors-only'], {
+  // The whole repo as one incremental program (tsconfig.typecheck.json), replayed by turbo when no input changed.
+  const typecheck = spawnSync(join(root, 'node_modules', '.bin', 'turbo'), ['run', 'typecheck:repo', '--output-logs=errors-only'], {
     cwd: root,
     stdio: 'inherit',
     env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1', TURBO_NO_UPDATE_NOTIFIER: '1' },

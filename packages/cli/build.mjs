@@ -22,8 +22,9 @@ export async function buildCli({ quiet = false } = {}) {
     target: 'node20',
     format: 'esm',
     sourcemap: true,
-    // Packages with native parts or dynamic requires stay outside the bundle and come from node_modules.
-    external: ['@kubernetes/client-node', '@node-rs/jieba', 'cli-progress', 'esbuild', 'tsx'],
+    // Packages with native parts or dynamic requires stay outside the bundle and come from node_modules;
+    // the code loads each on first use (client-node alone took half a second to import).
+    external: ['@kubernetes/client-node', '@node-rs/jieba', 'esbuild', 'tsx'],
     banner: { js: "import { createRequire as __tunepipeRequire } from 'node:module'; const require = __tunepipeRequire(import.meta.url);" },
     logLevel: 'error',
   });

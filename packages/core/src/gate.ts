@@ -122,6 +122,8 @@ export function isRelative(comparison: GateComparison): boolean {
  */
 export function gateRules(gate: Gate | readonly GateRule[]): GateRule[] {
   const rules: GateRule[] = [];
+  // Not a gate at all (null, a number from a JSON config): checkGate reports it; no rule comes of it.
+  if (gate === null || typeof gate !== 'object') return rules;
   if (Array.isArray(gate)) {
     rules.push(...(gate as readonly GateRule[]));
   } else {

@@ -1,17 +1,18 @@
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { createRequire, SourceMap, type SourceMapPayload } from 'node:module';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Message, Plugin } from 'esbuild';
-import type { Issue } from '@tunepipe/core';
+import { CheckError, type Issue } from '@tunepipe/core';
 import { WorkspaceError } from './errors.ts';
 
 // A pipeline.ts is compiled with one esbuild call and imported as plain JavaScript: no TypeScript
 // loader is registered in the process, which is what keeps the bundled CLI fast to start.
 //
 // The pipeline's imports of @tunepipe/core are served by the core this process already runs, never
-// a second copy: the DSL recognises its own handles and stage objects, so a pipeline built with
-// another instance of core would be refused.
+// a second copy: bundling core into each pipeline would cost more than the pipeline itself, and what
+// a pipeline takes from core (architectures, secret names) stays the very object the checks see.
 
 /** Each @tunepipe/core entry point a pipeline may import, loaded on first need. */
 const HOST_MODULES: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -69,19 +70,27 @@ function compileIssues(root: string, file: string, messages: readonly Message[])
   });
 }
 
-/** Compiles pipeline.ts (and the local files it imports) to one ES module, as text. */
-async function compilePipeline(root: string, file: string): Promise<string> {
-  const { build } = await import('esbuild');
+interface CompiledPipeline {
+  readonly code: Uint8Array;
+  readonly map: Uint8Array;
+}
+
+/** Compiles pipeline.ts (and the local files it imports) to one ES module meant to run from `out`. */
+async function compilePipeline(root: string, file: string, out: string): Promise<CompiledPipeline> {
+  // Required rather than imported: as an ES import, Node first scans esbuild's CommonJS for its
+  // export names, which took longer than the build itself.
+  const { build } = createRequire(import.meta.url)('esbuild') as typeof import('esbuild');
   const fileUrl = pathToFileURL(file).href;
   const result = await build({
     entryPoints: [file],
+    outfile: out,
     absWorkingDir: root,
     bundle: true,
     write: false,
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    sourcemap: 'inline',
+    sourcemap: 'linked',
     sourcesContent: false,
     logLevel: 'silent',
     plugins: [hostModulesPlugin],
@@ -97,15 +106,51 @@ async function compilePipeline(root: string, file: string): Promise<string> {
     if (!errors) throw error;
     throw new WorkspaceError(`${relative(root, file)} does not compile`, compileIssues(root, file, errors));
   });
-  return result.outputFiles[0]!.text;
+  const output = (suffix: string) => result.outputFiles.find((f) => f.path.endsWith(suffix))!.contents;
+  return { code: output('.mjs'), map: output('.mjs.map') };
 }
 
-async function importCompiled(code: string, name: string): Promise<Record<string, unknown>> {
+/**
+ * Where in the user's files an error thrown by the compiled pipeline was raised: its first stack
+ * frame, when that is in the compiled module (mapped back through its source map) or, with source
+ * maps on in the process, already in one of the files compiled. Undefined when the error was raised
+ * elsewhere first (in core: tunepipe's to answer for, with its stack).
+ */
+function userFrame(error: unknown, out: string, map: Uint8Array): { file: string; line: number; column: number } | undefined {
+  const frame = (error instanceof Error ? error.stack : undefined)?.split('\n').find((l) => /^\s+at /.test(l));
+  const at = frame && /\(?((?:file:\/\/)?\/[^()]+?):(\d+):(\d+)\)?$/.exec(frame);
+  if (!at) return undefined;
+  const file = at[1]!.startsWith('file:') ? fileURLToPath(at[1]!) : at[1]!;
+  const [line, column] = [Number(at[2]), Number(at[3])];
+  const sourceMap = JSON.parse(Buffer.from(map).toString('utf8')) as SourceMapPayload;
+  if (file === out) {
+    const entry = new SourceMap(sourceMap).findEntry(line - 1, column - 1);
+    if (!('originalSource' in entry)) return undefined;
+    return { file: resolve(dirname(out), entry.originalSource), line: entry.originalLine + 1, column: entry.originalColumn + 1 };
+  }
+  const compiled = sourceMap.sources.map((source) => resolve(dirname(out), source));
+  return compiled.includes(file) ? { file, line, column } : undefined;
+}
+
+async function importCompiled(root: string, file: string, name: string): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'tunepipe-pipeline-'));
   const out = join(dir, `${name}.pipeline.mjs`);
   try {
+    const { code, map } = await compilePipeline(root, file, out);
     writeFileSync(out, code);
-    return (await import(pathToFileURL(out).href)) as Record<string, unknown>;
+    writeFileSync(`${out}.map`, map);
+    try {
+      return (await import(pathToFileURL(out).href)) as Record<string, unknown>;
+    } catch (error) {
+      // The pipeline's own code threw (a typo, a bad value): the user's to fix, so a place in their
+      // file, not a stack trace through a temporary file.
+      const where = userFrame(error, out, map);
+      if (!where || error instanceof WorkspaceError || error instanceof CheckError) throw error;
+      const path = `${relative(root, where.file)}:${where.line}:${where.column}`;
+      throw new WorkspaceError(`${relative(root, file)} failed while defining the pipeline`, [
+        { code: 'workspace.pipeline-threw', path, message: `${(error as Error).name}: ${(error as Error).message}` },
+      ]);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -122,7 +167,7 @@ export function importPipelineModule(root: string, file: string, name: string): 
   const key = `${file}\0${mtimeMs}\0${size}`;
   let module = loaded.get(key);
   if (!module) {
-    module = compilePipeline(root, file).then((code) => importCompiled(code, name));
+    module = importCompiled(root, file, name);
     loaded.set(key, module);
   }
   return module;

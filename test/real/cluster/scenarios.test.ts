@@ -66,7 +66,7 @@ const real: ScenarioTarget = {
     const stages = compiled.stages.filter((s) => s.kind !== 'serve' && !s.dependsOn.includes('serve'));
     const dropped = new Set(compiled.stages.filter((s) => !stages.includes(s)).flatMap((s) => s.objects.map(objectKey)));
     const pipeline = { ...compiled, stages, objects: compiled.objects.filter((o) => !dropped.has(objectKey(o))) };
-    return { namespace: ns.namespace, kubeConfig: loadKubeConfig({ kubeconfig: ns.kubeconfig }), pipeline };
+    return { namespace: ns.namespace, kubeConfig: await loadKubeConfig({ kubeconfig: ns.kubeconfig }), pipeline };
   },
   async behave(space, stage, behaviour: StageBehaviour) {
     const key = `${space.namespace}/${stage}`;

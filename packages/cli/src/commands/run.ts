@@ -13,6 +13,7 @@ import {
   formatCancel,
   formatStatus,
   loadKubeConfig,
+  localCheckpointNotes,
   localStatus,
   stageRunDir,
   STAGE_LOG_FILE,
@@ -71,7 +72,7 @@ interface ConvertManifest {
   rows_quarantined: number;
   quarantine_reasons: Record<string, number>;
   calibration?: { source?: string; qualifying: number; written: number; nsamples: number; maxlen: number };
-  sources: Record<string, { rows_in: number; rows_out: number; rows_quarantined: number; splits: Record<string, number> }>;
+  sources: Record<string, { rows_in: number; rows_out: number; rows_quarantined: number; splits: Record<string, number>; csv_multiline_records?: number; csv_multiline_lines?: number }>;
 }
 
 /** What the converter did, from its manifest: the numbers a user checks before spending GPU hours. */
@@ -86,7 +87,8 @@ function convertSummary(compiled: CompiledPipeline, artifactsDir: string, root: 
     lines.push(`${stage.name}: rows_in ${m.rows_in} = rows_out ${m.rows_out} + rows_quarantined ${m.rows_quarantined} ${conserved ? '✓' : '✗ (rows lost: this is a tunepipe bug)'}`);
     for (const [name, source] of Object.entries(m.sources)) {
       const splits = Object.entries(source.splits).map(([split, n]) => `${split} ${n}`).join(', ');
-      lines.push(`  ${name}: ${source.rows_in} in, ${source.rows_out} out (${splits}), ${source.rows_quarantined} quarantined`);
+      const multiline = source.csv_multiline_records ? `, ${source.csv_multiline_records} CSV records over ${source.csv_multiline_lines} lines` : '';
+      lines.push(`  ${name}: ${source.rows_in} in, ${source.rows_out} out (${splits}), ${source.rows_quarantined} quarantined${multiline}`);
     }
     const reasons = Object.entries(m.quarantine_reasons).map(([r, n]) => `${r} ${n}`).join(', ');
     if (reasons) lines.push(`  quarantined: ${reasons} (see quarantine.jsonl)`);
@@ -132,9 +134,9 @@ export function registerRunCommands(program: Command, io: Io): void {
       .option('--only <stages>', 'run only these stages (comma-separated); their inputs must be complete', list)
       .option('--force <stages>', 're-run these stages and everything after them (comma-separated)', list)
       .option('--queue <name>', 'Kueue LocalQueue for GPU Jobs')
-      .option('--wait-lock', 'cluster: when another run of this pipeline holds its lock, wait for it to end instead of stopping')
+      .option('--no-wait', 'cluster: when another run of this pipeline holds its run lock, stop at once instead of following its stages and taking over when it ends')
       .option('--artifacts <dir>', 'local target: folder standing in for the artifacts volume', '.tunepipe/artifacts'),
-  ).action(async (name: string, flags: KubeFlags & { target: 'cluster' | 'local'; only?: string[]; force?: string[]; artifacts: string; waitLock?: boolean }) => {
+  ).action(async (name: string, flags: KubeFlags & { target: 'cluster' | 'local'; only?: string[]; force?: string[]; artifacts: string; wait: boolean }) => {
     const root = findRepoRoot();
     selectPipelines(root, [name]);
     const { compiled, context } = await synthPipeline(root, name, io.overrides(flags));
@@ -164,7 +166,7 @@ export function registerRunCommands(program: Command, io: Io): void {
           namespace: compiled.namespace,
           reporter: createConsoleReporter({ command: 'tunepipe' }),
           signal: interrupt.signal,
-          lock: { wait: flags.waitLock === true },
+          lock: { whenHeld: flags.wait === false ? 'fail' : 'follow' },
         }),
       );
       process.exitCode = result.outcome === 'failed' ? 1 : 0;
@@ -200,6 +202,8 @@ export function registerRunCommands(program: Command, io: Io): void {
     const text = formatStatus(name, compiled.namespace, states);
     const shown = relative(root, where).startsWith('..') ? where : relative(root, where) || '.';
     io.out(`${local ? text.replace(/^.*\n/, `${name} on this machine, artifacts in ${shown}\n`) : text}\n`);
+    // A newer checkpoint that was not trusted (unsealed, changed, half-written) cost training steps: say so.
+    if (local) for (const note of localCheckpointNotes(compiled, where)) io.out(`checkpoint: ${note}\n`);
   });
 
   kube(

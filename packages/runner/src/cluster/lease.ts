@@ -7,14 +7,20 @@ import { ApiOutageError, ForbiddenKubeError, KubeError, RequestAbortedError, for
 import { sleep } from './watch.ts';
 
 export interface RunLockOptions {
-  /** Wait for the run holding the lock to end instead of stopping at once. @default false */
-  readonly wait?: boolean;
+  /**
+   * When a live run already holds the lock: `follow` its stages read-only (watching their Jobs,
+   * pods and logs) and take over what is left once it ends, or `fail` at once naming it (the
+   * CLI's `--no-wait`). @default 'follow'
+   */
+  readonly whenHeld?: 'follow' | 'fail';
   /** How long a holder that stopped renewing keeps the lock. @default 30 */
   readonly durationSeconds?: number;
   /** @default a third of the duration */
   readonly renewMs?: number;
-  /** How often a waiting run looks at the lock again. @default 2000 */
+  /** How often a following run looks at the lock again. @default 2000 */
   readonly waitPollMs?: number;
+  /** How often a following run says who holds the lock and for how long. @default 30000 */
+  readonly waitNoteMs?: number;
   /** What the holder is described as (tests). @default user@host (pid) */
   readonly holder?: Partial<HolderInfo>;
 }
@@ -110,20 +116,39 @@ function staleReason(lease: Lease, me: HolderInfo, nowMs: number, observed: { re
   return undefined;
 }
 
+
+/** How long the holder of `lease` has held it, by its acquireTime (else since this run first saw it). */
+function heldForMs(lease: Lease, nowMs: number, firstSeen: number): number {
+  const acquired = Date.parse(lease.spec?.acquireTime ?? '');
+  // Another machine's clock may run ahead: never a negative time.
+  return Math.max(0, Number.isFinite(acquired) ? nowMs - acquired : nowMs - firstSeen);
+}
+
 export interface RunLock {
-  /** Renews the Lease until `release`; `onLost` when another run took it over or renewal gave up. */
+  /** This run holds the lock (or runs without one): it may create and delete the pipeline's objects. */
+  readonly held: boolean;
+  /** While another run holds the lock: "run started by alice@gpu-box (pid 4242) at …". */
+  readonly heldBy: string | undefined;
+  /** Calls `listener` once this run holds the lock (at once if it does). */
+  onHeld(listener: () => void): void;
+  /**
+   * Renews the Lease until `release` (once it is this run's); `onLost` when another run took it
+   * over, when renewal gave up, or when the API stayed out of reach while this run waited for it.
+   */
   keep(onLost: (why: string, error?: ApiOutageError) => void): void;
-  /** Gives the Lease up (best effort, within `timeoutMs`; 0: stops renewing and leaves it to expire). */
+  /** Gives the Lease up (best effort, within `timeoutMs`; 0: stops renewing and leaves it to expire), or stops waiting for it. */
   release(timeoutMs: number): Promise<void>;
 }
 
 /** For runs without a lock (`lock: false`, or a Role that does not allow one). */
-export const NO_LOCK: RunLock = { keep() {}, release: async () => undefined };
+export const NO_LOCK: RunLock = { held: true, heldBy: undefined, onHeld: (listener) => listener(), keep() {}, release: async () => undefined };
 
 /**
  * Takes the run lock of `pipeline` in `namespace`: a coordination.k8s.io Lease naming this
- * process as holder. Held by a live run: waits (`wait`) or fails at once naming the holder. A
- * holder that stopped renewing, or whose process on this machine is gone, is taken over.
+ * process as holder. A holder that stopped renewing, or whose process on this machine is gone,
+ * is taken over. Held by a live run: fails at once naming it (`whenHeld: 'fail'`), or returns a
+ * lock this run does not hold yet, which it takes as soon as that run ends (`held` turns true,
+ * `onHeld` listeners are called), noting every `waitNoteMs` who holds it and for how long.
  */
 export async function acquireRunLock(
   client: KubeClient,
@@ -133,95 +158,22 @@ export async function acquireRunLock(
   note: (message: string) => void,
   signal: AbortSignal,
 ): Promise<RunLock> {
-  const name = runLockName(pipeline);
-  const durationSeconds = options.durationSeconds ?? 30;
-  const me: HolderInfo = {
-    user: currentUser(),
-    host: hostname(),
-    pid: process.pid,
-    machine: machineId(),
-    startedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    ...options.holder,
-  };
-  const identity = `${me.user}@${me.host}/${me.pid}/${randomBytes(4).toString('hex')}`;
-  const annotations = {
-    [ANNOTATION.user]: me.user,
-    [ANNOTATION.host]: me.host,
-    [ANNOTATION.pid]: String(me.pid),
-    [ANNOTATION.machine]: me.machine,
-    [ANNOTATION.startedAt]: me.startedAt,
-  };
-  const labels = { [LABELS.pipeline]: pipeline, [LABELS.managedBy]: MANAGED_BY, [LABELS.component]: 'run-lock' };
-  const spec = (nowMs: number, transitions: number, acquireTime = microTime(nowMs)) => ({
-    holderIdentity: identity,
-    leaseDurationSeconds: durationSeconds,
-    acquireTime,
-    renewTime: microTime(nowMs),
-    leaseTransitions: transitions,
-  });
-  const where = `pipeline ${pipeline} in namespace ${namespace} (Lease ${name})`;
-  const observed: { renewTime?: string | undefined; since: number } = { since: Date.now() };
-  let waitingNoted = false;
-  let lease: Lease | undefined;
+  const lock = new RunLease(client, namespace, pipeline, options, note, signal);
   try {
-    for (;;) {
-      const current = await client.readLease(namespace, name);
-      const nowMs = Date.now();
-      if (!current) {
-        try {
-          lease = await client.createLease(namespace, {
-            apiVersion: 'coordination.k8s.io/v1',
-            kind: 'Lease',
-            metadata: { name, namespace, labels, annotations },
-            spec: spec(nowMs, 0),
-          });
-          break;
-        } catch (error) {
-          if (error instanceof KubeError && error.status === 409) continue;
-          throw error;
-        }
-      }
-      if (current.spec?.holderIdentity === identity) {
-        // Our create went through although its answer was lost.
-        lease = current;
-        break;
-      }
-      if (current.spec?.renewTime !== observed.renewTime) {
-        observed.renewTime = current.spec?.renewTime;
-        observed.since = nowMs;
-      }
-      const stale = staleReason(current, me, nowMs, observed);
-      if (stale) {
-        try {
-          lease = await client.replaceLease(namespace, {
-            ...current,
-            metadata: { ...current.metadata, labels: { ...current.metadata?.labels, ...labels }, annotations: { ...current.metadata?.annotations, ...annotations } },
-            spec: spec(nowMs, (current.spec?.leaseTransitions ?? 0) + 1),
-          });
-        } catch (error) {
-          if (error instanceof KubeError && error.status === 409) continue;
-          throw error;
-        }
-        if (stale !== 'released') note(`took over the run lock of ${where} from the ${describeHolder(current)}: ${stale}`);
-        break;
-      }
-      const held = `${describeHolder(current)} is running ${where}`;
-      if (!options.wait) {
-        throw new RunnerError(`${held}; a second run would fight it over the same Jobs`, [
-          'pass --wait-lock to start when it ends',
-          'or stop it: Ctrl-C in its terminal (the Jobs keep running), or `tunepipe cancel` to delete its Jobs',
-          `if that run is gone, the lock frees itself ${durationSeconds}s after its last renewal (${current.spec?.renewTime ?? 'unknown'})`,
-        ]);
-      }
-      if (!waitingNoted) {
-        note(`waiting for the ${describeHolder(current)} to end (--wait-lock)`);
-        waitingNoted = true;
-      }
-      await sleep(options.waitPollMs ?? 2000, signal);
-      if (signal.aborted) throw new RunnerError(`stopped while waiting for the ${describeHolder(current)}; nothing was started`);
+    const holder = await lock.tryTake();
+    if (holder === undefined) return lock;
+    const held = `${describeHolder(holder)} is running ${lock.where}`;
+    if (options.whenHeld === 'fail') {
+      throw new RunnerError(`${held} (for ${formatSeconds(heldForMs(holder, Date.now(), Date.now()))}); a second run would fight it over the same Jobs`, [
+        'drop --no-wait to follow that run and take over what is left when it ends',
+        'or stop it: Ctrl-C in its terminal (the Jobs keep running), or `tunepipe cancel` to delete its Jobs',
+        `if that run is gone, the lock frees itself ${lock.durationSeconds}s after its last renewal (${holder.spec?.renewTime ?? 'unknown'})`,
+      ]);
     }
+    lock.follow(holder);
+    return lock;
   } catch (error) {
-    if (error instanceof RequestAbortedError) throw new RunnerError(`stopped while taking the run lock of ${where}; nothing was started`);
+    if (error instanceof RequestAbortedError) throw new RunnerError(`stopped while taking the run lock of ${lock.where}; nothing was started`);
     if (error instanceof ForbiddenKubeError) {
       // A runner Role from before the lock existed: run as before, uncoordinated, and say how to fix it.
       note(`cannot take the run lock (${error.message}); concurrent runs of ${pipeline} are not coordinated: grant the runner's Role get/create/update on leases (coordination.k8s.io), as infra/cluster does`);
@@ -229,75 +181,254 @@ export async function acquireRunLock(
     }
     throw error;
   }
-  heldHere.add(identity);
-  return new HeldLock(client, namespace, lease!, identity, options.renewMs ?? (durationSeconds * 1000) / 3, signal);
 }
 
-class HeldLock implements RunLock {
-  #lease: Lease;
-  #timer: NodeJS.Timeout | undefined;
+class RunLease implements RunLock {
+  readonly name: string;
+  readonly where: string;
+  readonly durationSeconds: number;
+  readonly #me: HolderInfo;
+  readonly #identity: string;
+  readonly #annotations: Record<string, string>;
+  readonly #labels: Record<string, string>;
+  /** What this run last saw of the holder's renewals, to tell a stale holder by its own clock. */
+  readonly #observed: { renewTime?: string | undefined; since: number } = { since: Date.now() };
+  #lease: Lease | undefined;
+  #heldBy: Lease | undefined;
+  #firstSeen = Date.now();
+  #uncoordinated = false;
   #released = false;
-  readonly #renewing = new AbortController();
+  #timer: NodeJS.Timeout | undefined;
+  #onLost: ((why: string, error?: ApiOutageError) => void) | undefined;
+  /** A failure of the wait that came before `keep` was called. */
+  #lostEarly: { why: string; error?: ApiOutageError } | undefined;
+  readonly #listeners: (() => void)[] = [];
+  /** Ends renewing and waiting: the run's end (release) or its signal. */
+  readonly #stop = new AbortController();
 
   constructor(
     readonly client: KubeClient,
     readonly namespace: string,
-    lease: Lease,
-    readonly identity: string,
-    readonly renewMs: number,
+    readonly pipeline: string,
+    readonly options: RunLockOptions,
+    readonly note: (message: string) => void,
     runSignal: AbortSignal,
   ) {
-    this.#lease = lease;
-    runSignal.addEventListener('abort', () => this.#renewing.abort(), { once: true });
+    this.name = runLockName(pipeline);
+    this.where = `pipeline ${pipeline} in namespace ${namespace} (Lease ${this.name})`;
+    this.durationSeconds = options.durationSeconds ?? 30;
+    this.#me = {
+      user: currentUser(),
+      host: hostname(),
+      pid: process.pid,
+      machine: machineId(),
+      startedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      ...options.holder,
+    };
+    this.#identity = `${this.#me.user}@${this.#me.host}/${this.#me.pid}/${randomBytes(4).toString('hex')}`;
+    this.#annotations = {
+      [ANNOTATION.user]: this.#me.user,
+      [ANNOTATION.host]: this.#me.host,
+      [ANNOTATION.pid]: String(this.#me.pid),
+      [ANNOTATION.machine]: this.#me.machine,
+      [ANNOTATION.startedAt]: this.#me.startedAt,
+    };
+    this.#labels = { [LABELS.pipeline]: pipeline, [LABELS.managedBy]: MANAGED_BY, [LABELS.component]: 'run-lock' };
+    if (runSignal.aborted) this.#stop.abort();
+    else runSignal.addEventListener('abort', () => this.#stop.abort(), { once: true });
+  }
+
+  get held(): boolean {
+    return this.#lease !== undefined || this.#uncoordinated;
+  }
+
+  get heldBy(): string | undefined {
+    return this.held || !this.#heldBy ? undefined : describeHolder(this.#heldBy);
+  }
+
+  onHeld(listener: () => void): void {
+    if (this.held) listener();
+    else this.#listeners.push(listener);
+  }
+
+  #spec(nowMs: number, transitions: number): NonNullable<Lease['spec']> {
+    return {
+      holderIdentity: this.#identity,
+      leaseDurationSeconds: this.durationSeconds,
+      acquireTime: microTime(nowMs),
+      renewTime: microTime(nowMs),
+      leaseTransitions: transitions,
+    };
+  }
+
+  /** Takes the lock if it is free or stale; else returns the Lease of the live run holding it. */
+  async tryTake(signal?: AbortSignal): Promise<Lease | undefined> {
+    const call = signal ? { signal } : {};
+    let tookOver = false;
+    for (;;) {
+      const current = await this.client.readLease(this.namespace, this.name, call);
+      const nowMs = Date.now();
+      if (!current) {
+        try {
+          this.#lease = await this.client.createLease(
+            this.namespace,
+            { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.name, namespace: this.namespace, labels: this.#labels, annotations: this.#annotations }, spec: this.#spec(nowMs, 0) },
+            call,
+          );
+          break;
+        } catch (error) {
+          if (error instanceof KubeError && error.status === 409) continue;
+          throw error;
+        }
+      }
+      if (current.spec?.holderIdentity === this.#identity) {
+        // Our create (or take-over) went through although its answer was lost.
+        this.#lease = current;
+        break;
+      }
+      if (current.spec?.renewTime !== this.#observed.renewTime) {
+        this.#observed.renewTime = current.spec?.renewTime;
+        this.#observed.since = nowMs;
+      }
+      const stale = staleReason(current, this.#me, nowMs, this.#observed);
+      if (!stale) {
+        if (current.spec?.holderIdentity !== this.#heldBy?.spec?.holderIdentity) this.#firstSeen = nowMs;
+        this.#heldBy = current;
+        return current;
+      }
+      try {
+        this.#lease = await this.client.replaceLease(
+          this.namespace,
+          {
+            ...current,
+            metadata: { ...current.metadata, labels: { ...current.metadata?.labels, ...this.#labels }, annotations: { ...current.metadata?.annotations, ...this.#annotations } },
+            spec: this.#spec(nowMs, (current.spec?.leaseTransitions ?? 0) + 1),
+          },
+          call,
+        );
+      } catch (error) {
+        if (error instanceof KubeError && error.status === 409) continue;
+        throw error;
+      }
+      if (stale !== 'released') {
+        this.note(`took over the run lock of ${this.where} from the ${describeHolder(current)}: ${stale}`);
+        tookOver = true;
+      }
+      break;
+    }
+    if (this.#heldBy && !tookOver) this.note(`the ${describeHolder(this.#heldBy)} ended: this run holds the lock of ${this.where} now and goes on with what is left`);
+    heldHere.add(this.#identity);
+    this.#heldBy = undefined;
+    return undefined;
+  }
+
+  #heldNote(verb: string): string {
+    const lease = this.#heldBy!;
+    return `${verb} the ${describeHolder(lease)}, which has held the lock of ${this.where} for ${formatSeconds(heldForMs(lease, Date.now(), this.#firstSeen))}`;
+  }
+
+  /** Looks at the lock every `waitPollMs` until this run takes it (or stops), saying every `waitNoteMs` who holds it. */
+  follow(holder: Lease): void {
+    this.#heldBy = holder;
+    this.note(`${this.#heldNote('following')}: watching its stages read-only; this run takes over what is left when it ends (--no-wait stops instead)`);
+    const signal = this.#stop.signal;
+    const pollMs = this.options.waitPollMs ?? 2000;
+    const noteMs = this.options.waitNoteMs ?? 30_000;
+    void (async () => {
+      let noted = Date.now();
+      let complaint = '';
+      while (!signal.aborted) {
+        await sleep(pollMs, signal);
+        if (signal.aborted) return;
+        try {
+          if ((await this.tryTake(signal)) === undefined) break;
+          complaint = '';
+        } catch (error) {
+          if (signal.aborted || error instanceof RequestAbortedError) return;
+          if (error instanceof ApiOutageError) return this.#lose('the run lock could not be read', error);
+          if (error instanceof ForbiddenKubeError) {
+            // The Role changed under us: no lock to wait for any more; go on uncoordinated.
+            this.note(`cannot take the run lock any more (${error.message}); going on uncoordinated`);
+            this.#uncoordinated = true;
+            break;
+          }
+          // Anything else is looked at again next time; said once, not every poll.
+          const message = error instanceof Error ? error.message : String(error);
+          if (message !== complaint) this.note(`could not look at the run lock (${message}); trying again`);
+          complaint = message;
+        }
+        if (Date.now() - noted >= noteMs && this.#heldBy) {
+          this.note(this.#heldNote('still following'));
+          noted = Date.now();
+        }
+      }
+      if (signal.aborted) return;
+      for (const listener of this.#listeners.splice(0)) listener();
+      this.#scheduleRenewal();
+    })();
+  }
+
+  #lose(why: string, error?: ApiOutageError): void {
+    if (this.#onLost) this.#onLost(why, error);
+    else this.#lostEarly = { why, ...(error ? { error } : {}) };
   }
 
   keep(onLost: (why: string, error?: ApiOutageError) => void): void {
-    const renew = async () => {
-      if (this.#released) return;
-      const signal = this.#renewing.signal;
-      try {
-        for (let attempt = 0; ; attempt++) {
-          try {
-            this.#lease = await this.client.replaceLease(this.namespace, { ...this.#lease, spec: { ...this.#lease.spec, renewTime: microTime(Date.now()) } }, { signal });
-            break;
-          } catch (error) {
-            if (!(error instanceof KubeError && error.status === 409) || attempt > 3) throw error;
-            const current = await this.client.readLease(this.namespace, this.#lease.metadata?.name ?? '', { signal });
-            if (current?.spec?.holderIdentity !== this.identity) {
-              onLost(current ? `the ${describeHolder(current)} took the run lock over` : 'the run lock was deleted');
-              return;
-            }
-            this.#lease = current;
+    this.#onLost = onLost;
+    if (this.#lostEarly) return onLost(this.#lostEarly.why, this.#lostEarly.error);
+    if (this.#lease) this.#scheduleRenewal();
+  }
+
+  #scheduleRenewal(): void {
+    if (this.#released || !this.#lease || !this.#onLost) return;
+    this.#timer = setTimeout(() => void this.#renew(), this.options.renewMs ?? (this.durationSeconds * 1000) / 3);
+  }
+
+  async #renew(): Promise<void> {
+    if (this.#released) return;
+    const signal = this.#stop.signal;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          this.#lease = await this.client.replaceLease(this.namespace, { ...this.#lease!, spec: { ...this.#lease!.spec, renewTime: microTime(Date.now()) } }, { signal });
+          break;
+        } catch (error) {
+          if (!(error instanceof KubeError && error.status === 409) || attempt > 3) throw error;
+          const current = await this.client.readLease(this.namespace, this.name, { signal });
+          if (current?.spec?.holderIdentity !== this.#identity) {
+            this.#lose(current ? `the ${describeHolder(current)} took the run lock over` : 'the run lock was deleted');
+            return;
           }
+          this.#lease = current;
         }
-      } catch (error) {
-        if (error instanceof RequestAbortedError || signal.aborted) return;
-        if (error instanceof ApiOutageError) {
-          onLost('the run lock could not be renewed', error);
-          return;
-        }
-        // Anything else (a 403 of a changed Role) is tried again next time; the Jobs do not depend on it.
       }
-      if (!this.#released) this.#timer = setTimeout(() => void renew(), this.renewMs);
-    };
-    this.#timer = setTimeout(() => void renew(), this.renewMs);
+    } catch (error) {
+      if (error instanceof RequestAbortedError || signal.aborted) return;
+      if (error instanceof ApiOutageError) {
+        this.#lose('the run lock could not be renewed', error);
+        return;
+      }
+      // Anything else (a 403 of a changed Role) is tried again next time; the Jobs do not depend on it.
+    }
+    this.#scheduleRenewal();
   }
 
   async release(timeoutMs: number): Promise<void> {
     this.#released = true;
-    heldHere.delete(this.identity);
+    heldHere.delete(this.#identity);
     clearTimeout(this.#timer);
-    this.#renewing.abort();
-    if (timeoutMs <= 0) return;
-    const { holderIdentity: _, ...spec } = this.#lease.spec ?? {};
+    this.#stop.abort();
+    const lease = this.#lease;
+    if (timeoutMs <= 0 || !lease) return;
+    const { holderIdentity: _, ...spec } = lease.spec ?? {};
     const signal = AbortSignal.timeout(timeoutMs);
     try {
-      await this.client.replaceLease(this.namespace, { ...this.#lease, spec: { ...spec, leaseDurationSeconds: 1 } }, { signal, timeoutMs, retry: false });
+      await this.client.replaceLease(this.namespace, { ...lease, spec: { ...spec, leaseDurationSeconds: 1 } }, { signal, timeoutMs, retry: false });
     } catch (error) {
       if (!(error instanceof KubeError && error.status === 409)) return;
       // Renewed meanwhile by ourselves (a renewal that was in flight): read and release once more.
-      const current = await this.client.readLease(this.namespace, this.#lease.metadata?.name ?? '', { signal, timeoutMs, retry: false }).catch(() => undefined);
-      if (current?.spec?.holderIdentity !== this.identity) return;
+      const current = await this.client.readLease(this.namespace, this.name, { signal, timeoutMs, retry: false }).catch(() => undefined);
+      if (current?.spec?.holderIdentity !== this.#identity) return;
       const { holderIdentity: __, ...rest } = current.spec;
       await this.client.replaceLease(this.namespace, { ...current, spec: { ...rest, leaseDurationSeconds: 1 } }, { signal, timeoutMs, retry: false }).catch(() => undefined);
     }

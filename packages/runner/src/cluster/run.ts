@@ -54,7 +54,9 @@ export interface ClusterRunOptions extends SelectionOptions {
   readonly watchIdleMs?: number;
   /**
    * The run lock: a Lease per pipeline and namespace, so two runs never steer the same Jobs.
-   * `false` runs without it. @default {} (stop at once, naming the run that holds it)
+   * Held by another live run, this run follows that run's stages read-only and takes over what
+   * is left when it ends (`whenHeld: 'fail'` stops at once instead). `false` runs without it.
+   * @default {}
    */
   readonly lock?: false | RunLockOptions;
   /** Log lines shown for a failed stage. @default 20 */
@@ -67,6 +69,9 @@ export interface ClusterRunOptions extends SelectionOptions {
   readonly markerCheck?: false | MarkerCheckOptions;
   readonly now?: () => number;
 }
+
+/** How a stage that waits for the run lock says so (its detail line starts with this). */
+const HELD_BACK = 'waiting for the run lock:';
 
 const hasCondition = (job: V1Job, type: string) => job.status?.conditions?.some((c) => c.type === type && c.status === 'True') ?? false;
 
@@ -167,7 +172,8 @@ function serviceEndpoint(stage: CompiledStage, namespace: string): string | unde
 }
 
 /**
- * Runs a compiled pipeline on a cluster: takes the pipeline's run lock, server-side applies each
+ * Runs a compiled pipeline on a cluster: takes the pipeline's run lock (or, while another run
+ * holds it, follows that run's Jobs read-only until it ends), server-side applies each
  * stage's objects in graph order, watches its Job (or serve Deployment), its pods and its log,
  * and starts dependents as stages finish. Stages whose Job already completed for the same hash
  * are shown as cached and not touched. API failures are retried; an outage longer than
@@ -250,6 +256,23 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
       }
     })());
 
+  /** Stages whose completion markers were not looked for yet (the run lock was another run's); looked for once, when needed. */
+  let uncheckedMarkers: readonly CompiledStage[] = [];
+  let markerCheck: Promise<Set<string>> | undefined;
+  const markersOnTheVolume = () =>
+    (markerCheck ??= (async () => {
+      await ensureShared();
+      return checkMarkers(client, pipeline, namespace, uncheckedMarkers, options.markerCheck || {}, Math.min(pollMs, 1000), signal, reporter);
+    })());
+
+  /** A stage that must write while another run holds the lock: says so, and waits for a change (its watches, or the lock). */
+  const holdBack = async (ctx: StageContext, waker: Waker) => {
+    const detail = `${HELD_BACK} the ${lock.heldBy ?? 'other run'} holds it`;
+    if (ctx.state().detail !== detail) ctx.update({ detail });
+    await waker.wait(safetyMs, signal);
+    if (signal.aborted) throw new RequestAbortedError();
+  };
+
   const findCached = async (stages: readonly CompiledStage[]) => {
     const cached = new Map<string, string>();
     const missingJobs: CompiledStage[] = [];
@@ -268,7 +291,11 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
         }
       }
     }
-    if (options.markerCheck !== false && missingJobs.length > 0) {
+    if (options.markerCheck !== false && missingJobs.length > 0 && !lock.held) {
+      // The check is a Job of its own: it waits for the run lock, and runs only for the stages
+      // the run holding the lock leaves without a Job.
+      uncheckedMarkers = missingJobs;
+    } else if (options.markerCheck !== false && missingJobs.length > 0) {
       // Shared objects (the artifacts claim, say) first: the check pod may need them.
       await ensureShared();
       const present = await checkMarkers(client, pipeline, namespace, missingJobs, options.markerCheck ?? {}, Math.min(pollMs, 1000), signal, reporter);
@@ -288,6 +315,7 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
     const pods = new Informer<V1Pod>(client, PODS(namespace), { labelSelector: `job-name=${name}` }, `the pods of Job ${name}`, informerOptions(waker));
     const follower = new PodLogFollower(client, namespace, signal, (progress) => ctx.update({ progress }), { onStreamEnd: waker.wake, retryMs: followRetryMs });
     const inFlight: InFlight = { was: `reading Job ${name}`, workload: 'not applied' };
+    lock.onHeld(waker.wake);
     const broken = () => {
       const failure = jobs.failure ?? pods.failure;
       if (failure) throw failure;
@@ -298,23 +326,45 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
       pods.start();
       await Promise.all([jobs.ready(), pods.ready()]);
       broken();
-      let existing = jobs.get(name);
-      if (existing && (ctx.forced || hasCondition(existing, 'Failed'))) {
-        ctx.note(
-          ctx.forced
-            ? `deleting Job ${name} to re-run it (--force)`
-            : `Job ${name} failed in an earlier run (${existing.status?.conditions?.find((c) => c.type === 'Failed')?.reason ?? 'Failed'}); deleting it to retry`,
-        );
-        Object.assign(inFlight, { was: `deleting Job ${name} to re-run it`, workload: 'exists' });
-        await client.deleteJob(namespace, name);
-        for (broken(); jobs.get(name); broken()) await waker.wait(safetyMs, signal);
-        existing = undefined;
-      }
-      let uid = existing?.metadata?.uid;
-      if (existing) {
-        ctx.note(`attached to Job ${name}, which is already running`);
-        inFlight.workload = 'exists';
-      } else {
+      let uid: string | undefined;
+      let forcePending = ctx.forced;
+      for (;;) {
+        broken();
+        const existing = jobs.get(name);
+        const failedBefore = existing !== undefined && hasCondition(existing, 'Failed');
+        if (existing && !forcePending && !failedBefore) {
+          uid = existing.metadata?.uid;
+          ctx.note(lock.held ? `attached to Job ${name}, which is already running` : `following Job ${name} of the ${lock.heldBy} (read-only)`);
+          inFlight.workload = 'exists';
+          break;
+        }
+        // Creating or deleting a Job is for the run that holds the lock: until this run does, it
+        // waits for that run to create the Job (then follows it), or to end (then takes over).
+        if (!lock.held) {
+          inFlight.was = `waiting for the run lock to ${existing ? 're-run' : 'create'} Job ${name}`;
+          await holdBack(ctx, waker);
+          continue;
+        }
+        if (ctx.state().detail?.startsWith(HELD_BACK)) ctx.update({ detail: undefined });
+        if (existing) {
+          ctx.note(
+            forcePending
+              ? `deleting Job ${name} to re-run it (--force)`
+              : `Job ${name} failed in an earlier run (${existing.status?.conditions?.find((c) => c.type === 'Failed')?.reason ?? 'Failed'}); deleting it to retry`,
+          );
+          Object.assign(inFlight, { was: `deleting Job ${name} to re-run it`, workload: 'exists' });
+          await client.deleteJob(namespace, name);
+          for (broken(); jobs.get(name); broken()) await waker.wait(safetyMs, signal);
+          forcePending = false;
+          continue;
+        }
+        if (stage.completionMarker && uncheckedMarkers.includes(stage) && !jobs.seen(name)) {
+          inFlight.was = 'checking the artifacts volume for completion markers';
+          if ((await markersOnTheVolume()).has(stage.completionMarker)) {
+            ctx.note('artifact complete on the volume (its Job was cleaned up): not run again');
+            return 'done';
+          }
+        }
         Object.assign(inFlight, { was: `applying the objects of ${stage.name}`, workload: 'applying' });
         await ensureShared();
         for (const object of objectsToApply(stage, namespace, { forced: ctx.forced })) {
@@ -325,6 +375,7 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
             inFlight.workload = 'exists';
           }
         }
+        break;
       }
       inFlight.was = `watching Job ${name} and its pods`;
       const ledger = new PodLedger();
@@ -333,6 +384,12 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
         broken();
         const job = jobs.get(name);
         if (!job) {
+          // Deleted by the run that holds the lock (to re-run it): it is re-created, or that run
+          // ends without it (cancelled) and this one, holding the lock now, reports it deleted.
+          if (jobs.seen(name) && !lock.held) {
+            await holdBack(ctx, waker);
+            continue;
+          }
           if (jobs.seen(name)) {
             ctx.update({ failure: { reason: 'JobDeleted', message: `Job ${name} was deleted while the stage ran (tunepipe cancel?)`, logTail: [] } });
             return 'failed';
@@ -412,12 +469,21 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
     const pods = selector ? new Informer<V1Pod>(client, PODS(namespace), { labelSelector: selector }, `the pods of Deployment ${name}`, informerOptions(waker)) : undefined;
     const follower = new PodLogFollower(client, namespace, signal, (progress) => ctx.update({ progress }), { onStreamEnd: waker.wake, retryMs: followRetryMs });
     const inFlight: InFlight = { was: `reading Deployment ${name}`, workload: 'not applied' };
+    lock.onHeld(waker.wake);
     try {
       deployments.start();
       pods?.start();
       await Promise.all([deployments.ready(), pods?.ready()]);
-      const failed = deployments.failure ?? pods?.failure;
-      if (failed) throw failed;
+      for (;;) {
+        const failed = deployments.failure ?? pods?.failure;
+        if (failed) throw failed;
+        if (signal.aborted) throw new RequestAbortedError();
+        // A rollout is a write: it waits for the run lock (the run holding it may be rolling out this very Deployment).
+        if (lock.held) break;
+        inFlight.was = `waiting for the run lock to roll out Deployment ${name}`;
+        await holdBack(ctx, waker);
+      }
+      if (ctx.state().detail?.startsWith(HELD_BACK)) ctx.update({ detail: undefined });
       Object.assign(inFlight, { was: `applying the objects of ${stage.name}`, workload: 'applying' });
       await ensureShared();
       let generation = 0;
