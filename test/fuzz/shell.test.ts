@@ -5,9 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fuzzShell } from './shell.ts';
 
-/** npm test runs a short, seeded fuzz; `npm run fuzz` runs it long (FUZZ_RUNS) with a fresh seed. */
-const runs = Number(process.env['FUZZ_RUNS'] ?? 40);
-const seed = process.env['FUZZ_SEED'] !== undefined ? Number(process.env['FUZZ_SEED']) : process.env['FUZZ_RUNS'] ? undefined : 18;
+/** npm test runs a short, seeded fuzz; `npm run fuzz` (FUZZ=long) runs 2,000 rounds with a fresh seed. */
+const long = process.env['FUZZ'] === 'long';
+const runs = Number(process.env['FUZZ_RUNS'] ?? (long ? 2000 : 40));
+const seed = process.env['FUZZ_SEED'] !== undefined ? Number(process.env['FUZZ_SEED']) : long || process.env['FUZZ_RUNS'] ? undefined : 18;
 
 test(`every shell text tunepipe writes, under ${runs} rounds of hostile values: no planted command runs, every value arrives whole`, () => {
   const root = mkdtempSync(join(tmpdir(), 'tunepipe-shell-fuzz-'));
