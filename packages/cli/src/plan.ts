@@ -10,6 +10,7 @@ import {
   type CompiledPipeline,
   type Issue,
   type MemoryBreakdown,
+  type PipelineResourcePlan,
   type PlanOptions,
   type StageDetails,
   type TableColumn,
@@ -93,14 +94,8 @@ export interface PipelinePlanJson {
   readonly headroom: number;
   readonly objects: number;
   readonly stages: readonly StagePlanJson[];
-  readonly totals: {
-    readonly expectedSeconds: number;
-    readonly gpuHours: number;
-    readonly costUsd: number;
-    /** False when a GPU stage had no price. */
-    readonly costComplete: boolean;
-    readonly servingUsdPerHour: number;
-  };
+  /** The planner's totals, as it computes them (costComplete is false when a GPU stage had no price). */
+  readonly totals: PipelineResourcePlan['totals'];
   /** Warnings of check() and the planner (errors stop `plan` before it prints). */
   readonly warnings: readonly Issue[];
 }

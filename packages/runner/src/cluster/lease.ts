@@ -5,6 +5,7 @@ import { LABELS, MANAGED_BY } from '@tunepipe/core/labels';
 import { RunnerError } from '../types.ts';
 import { ApiOutageError, ForbiddenKubeError, KubeError, RequestAbortedError, formatSeconds, type KubeClient, type Lease } from './kube.ts';
 import { sleep } from './watch.ts';
+import { processAlive } from '../process-alive.ts';
 
 export interface RunLockOptions {
   /**
@@ -84,15 +85,6 @@ export function describeHolder(lease: Lease): string {
   const h = holderOf(lease);
   const who = h.user || h.host ? `${h.user ?? '?'}@${h.host ?? '?'}${h.pid ? ` (pid ${h.pid})` : ''}` : (h.identity ?? 'another run');
   return `run started by ${who}${h.startedAt ? ` at ${h.startedAt}` : ''}`;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

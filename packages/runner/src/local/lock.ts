@@ -3,6 +3,7 @@ import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promis
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { RunnerError } from '../types.ts';
+import { processAlive } from '../process-alive.ts';
 
 /**
  * One local run per pipeline and artifacts folder at a time: two runs would execute every stage
@@ -43,15 +44,6 @@ function processStart(pid: number): string | undefined {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function parseHolder(text: string): LockHolder | undefined {
   try {
     const value = JSON.parse(text) as Partial<LockHolder>;
@@ -66,7 +58,7 @@ function parseHolder(text: string): LockHolder | undefined {
 function staleBecause(holder: LockHolder | undefined, host: string): string | undefined {
   if (!holder) return 'it is not a lock file tunepipe wrote';
   if (holder.host !== host) return undefined;
-  if (!alive(holder.pid)) return `its runner (pid ${holder.pid}, started ${holder.startedAt}) is gone`;
+  if (!processAlive(holder.pid)) return `its runner (pid ${holder.pid}, started ${holder.startedAt}) is gone`;
   if (holder.processStart !== undefined) {
     const now = processStart(holder.pid);
     if (now !== undefined && now !== holder.processStart) return `its runner (pid ${holder.pid}, started ${holder.startedAt}) is gone; the pid now belongs to another process`;

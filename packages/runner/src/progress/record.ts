@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import type { CompiledPipeline, CompiledStage, StageKind } from '@tunepipe/core/compiled';
 import { parseMarker } from '@tunepipe/core';
 import type { RunReporter, RunResult, StageFailure, StageState, StageStatus } from '../types.ts';
+import { processAlive } from '../process-alive.ts';
 
 /**
  * A local run leaves, per stage, a record of its last execution next to its log:
@@ -116,15 +117,6 @@ export function readRunRecord(artifactsDir: string, stage: Pick<CompiledStage, '
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function markerComplete(artifactsDir: string, stage: CompiledStage): boolean {
   if (!stage.completionMarker) return false;
   const path = stage.completionMarker.replace(/^\/artifacts(?=\/)/, artifactsDir);
@@ -152,12 +144,12 @@ export function localStatus(compiled: CompiledPipeline, artifactsDir: string): S
     }
     if (!record) return { ...base, detail: 'not run on this machine' };
     const running = record.status === 'starting' || record.status === 'running' || record.status === 'retrying';
-    if (running && !alive(record.runnerPid)) {
+    if (running && !processAlive(record.runnerPid)) {
       return { ...base, ...times, status: 'stopped', detail: `its runner (pid ${record.runnerPid}) is gone; run it again to resume` };
     }
     if (stage.workload.kind === 'Deployment' && record.status === 'done') {
       // A local server lives as long as the `tunepipe run` that started it.
-      return alive(record.runnerPid) ? { ...base, ...times, status: 'running', detail: 'serving' } : { ...base, ...times, status: 'stopped', detail: 'its server stopped with its runner' };
+      return processAlive(record.runnerPid) ? { ...base, ...times, status: 'running', detail: 'serving' } : { ...base, ...times, status: 'stopped', detail: 'its server stopped with its runner' };
     }
     if (record.status === 'done') return { ...base, detail: 'ran, but its artifact folder is no longer complete' };
     return {
