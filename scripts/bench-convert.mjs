@@ -3,7 +3,11 @@
 // them in a child process (so its peak RSS is the converter's alone) and reports rows/s and peak
 // RSS against the targets (>= 100,000 rows/s, <= 256 MB).
 //
-// usage: node scripts/bench-convert.mjs [--rows N] [--format jsonl|json] [--keep]
+// With --long-line MIB the file is instead a few ordinary rows around one row whose output is MIB
+// mebibytes on a single line: reading it must stay linear in the line's length, and memory bounded
+// by the reader's line limit (the row is kept or quarantined, never silently cut).
+//
+// usage: node scripts/bench-convert.mjs [--rows N] [--format jsonl|json] [--long-line MIB] [--keep]
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -38,7 +42,8 @@ const arg = (name, fallback) => {
   const i = process.argv.indexOf(name);
   return i === -1 ? fallback : process.argv[i + 1];
 };
-const rows = Number(arg('--rows', '1000000'));
+const longLineMib = process.argv.includes('--long-line') ? Number(arg('--long-line', '150')) : undefined;
+const rows = longLineMib !== undefined ? 7 : Number(arg('--rows', '1000000'));
 const format = arg('--format', 'jsonl');
 const keep = process.argv.includes('--keep');
 
@@ -77,7 +82,8 @@ let buffer = format === 'json' ? '[\n' : '';
 let previous = '';
 for (let i = 0; i < rows; i++) {
   let line;
-  if (i % 1000 === 999) line = '{"instruction": "broken row" "output": "missing comma"}';
+  if (longLineMib !== undefined && i === 3) line = JSON.stringify({ instruction: 'Summarise this filing.', input: '', output: 'x'.repeat(Math.round(longLineMib * 1024 * 1024)) });
+  else if (i % 1000 === 999) line = '{"instruction": "broken row" "output": "missing comma"}';
   else if (i % 100 === 50 && previous) line = previous;
   else line = JSON.stringify(makeRow(i));
   previous = line;
@@ -119,6 +125,19 @@ if (child.status !== 0) {
 const r = JSON.parse(child.stdout);
 const rowsPerSecond = r.rows_in / r.seconds;
 const rssMb = r.maxRssKb / 1024;
+if (longLineMib !== undefined) {
+  // One line of N MiB: linear time means tens of MiB/s whatever N. Memory: the line's bytes, its
+  // string, the parsed row and the row written again to quarantine.jsonl (a too-long row is kept
+  // whole) all exist at once, so the bound is ten copies of the line; the reader refuses lines over
+  // MAX_LINE_BYTES (192 MiB), which caps it.
+  const mibPerSecond = size / 1024 / 1024 / r.seconds;
+  const boundMb = 10 * (size / 1024 / 1024) + 256;
+  console.log(`one ${longLineMib} MiB line: ${r.seconds.toFixed(2)} s (${mibPerSecond.toFixed(0)} MiB/s), peak RSS ${rssMb.toFixed(0)} MB (bound ${boundMb.toFixed(0)} MB): rows_in ${r.rows_in} = rows_out ${r.rows_out} + rows_quarantined ${r.rows_quarantined} ${JSON.stringify(r.reasons)}`);
+  if (!keep) rmSync(work, { recursive: true, force: true });
+  const ok = rssMb <= boundMb && r.rows_in === r.rows_out + r.rows_quarantined && mibPerSecond >= 10;
+  console.log(ok ? 'within targets' : 'OUTSIDE TARGETS');
+  process.exit(ok ? 0 : 1);
+}
 console.log(`converted in ${r.seconds.toFixed(2)} s on ${cpus().length} cores: rows_in ${r.rows_in} = rows_out ${r.rows_out} + rows_quarantined ${r.rows_quarantined} ${JSON.stringify(r.reasons)}`);
 console.log(`throughput: ${Math.round(rowsPerSecond).toLocaleString('en')} rows/s (target >= ${TARGET_ROWS_PER_S.toLocaleString('en')})`);
 console.log(`peak RSS:   ${rssMb.toFixed(0)} MB (target <= ${TARGET_RSS_MB} MB)`);
