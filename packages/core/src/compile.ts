@@ -355,7 +355,7 @@ function assembleServe(
           automountServiceAccountToken: false,
           securityContext: podSecurity(),
           ...gpuPlacement(plan),
-          initContainers: [waitForMarkers('wait-for-model', waitFor, ctx.images.runtime)],
+          initContainers: [waitForMarkers('wait-for-model', waitFor, ctx.images.runtime, { verify: [modelPath] })],
           containers: [
             {
               name: 'vllm',

@@ -6,6 +6,7 @@ import { GPU_RESOURCE, GPU_TAINT, LABELS, MANAGED_BY } from './labels.ts';
 import type { StagePlan } from './plan.ts';
 import { sha256Hex } from './hash.ts';
 import { shellQuote, shellQuoteIn } from './shell.ts';
+import { shellCheckFunctions, shellVerifyInputs, STAGE_ENV } from './artifacts/protocol.ts';
 
 /**
  * The compiler's pod builder: every pod tunepipe creates (stage Jobs, the serve Deployment, the
@@ -96,13 +97,19 @@ export function resourcesFor(plan: StagePlan): ResourceRequirements {
  * order stages themselves, but a GitOps controller may release a stage early (Flux counts a
  * Kueue-suspended Job as ready), and a stage must never read a half-written artifact.
  */
-export function waitForMarkers(name: string, markers: readonly string[], runtimeImage: string): Container {
+export function waitForMarkers(name: string, markers: readonly string[], runtimeImage: string, options: { readonly verify?: readonly string[] } = {}): Container {
   const test = markers.map((marker) => `[ -f ${shellQuote(marker)} ]`).join(' && ');
+  const wait = `until ${test}; do echo "waiting for: ${shellQuoteIn(markers.join(' '), 'double')}"; sleep 15; done`;
+  // `verify`: folders checked byte for byte against their SHA256SUMS once the markers are there,
+  // by the stage wrapper's own input check (a pod with no wrapper, such as vLLM's, reads them
+  // unchecked otherwise). The folders reach the shell through the environment, never its text.
+  const verify = options.verify ?? [];
   return {
     name,
     image: runtimeImage,
     command: ['/bin/sh', '-c'],
-    args: [`until ${test}; do echo "waiting for: ${shellQuoteIn(markers.join(' '), 'double')}"; sleep 15; done`],
+    args: [verify.length > 0 ? `${wait}\n${shellCheckFunctions()}\n${shellVerifyInputs()}` : wait],
+    ...(verify.length > 0 ? { env: [{ name: STAGE_ENV.inputs, value: verify.join('\n') }] } : {}),
     securityContext: containerSecurity(),
     resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
     volumeMounts: [{ name: 'artifacts', mountPath: ARTIFACTS_MOUNT, readOnly: true }],

@@ -250,3 +250,29 @@ test('resume: a sealed checkpoint whose bytes changed, and a garbage unsealed on
   assert.match(log, /^\d+ checkpoint-20 -> checkpoint-20\.\d+: fails its integrity check/m);
   assert.equal(readFileSync(join(aside, readdirSync(aside).find((n) => n.startsWith('checkpoint-20'))!, 'optimizer.pt'), 'utf8'), 'bit rot', 'kept, not deleted');
 });
+
+test('serve wait-for-model: once the marker is there, the model folder is checked against its SHA256SUMS, naming the file', async () => {
+  const { waitForMarkers } = await import('../src/pods.ts');
+  const root = mkdtempSync(join(tmpdir(), 'tp wait $(x) '));
+  try {
+    const model = join(root, 'c'.repeat(64));
+    mkdirSync(model);
+    writeFileSync(join(model, 'model.safetensors'), 'weights');
+    await completeFolder(model, { stage: 'quantize', hash: 'c'.repeat(64) });
+    const container = waitForMarkers('wait-for-model', [join(model, '.tunepipe-complete')], 'runtime', { verify: [model] });
+    const run = () =>
+      spawnSync(container.command![0]!, [...container.command!.slice(1), ...container.args!], {
+        encoding: 'utf8',
+        env: { PATH: process.env['PATH'], ...Object.fromEntries(container.env!.map((e) => [e.name, e.value!])) },
+      });
+    const ok = run();
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, /verified \(1 files\)/);
+    writeFileSync(join(model, 'model.safetensors'), 'weightz');
+    const bad = run();
+    assert.equal(bad.status, INPUT_CORRUPT_EXIT_CODE);
+    assert.match(bad.stderr, /model\.safetensors does not match its SHA256SUMS entry/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

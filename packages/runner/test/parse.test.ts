@@ -130,3 +130,69 @@ test('parseClock', () => {
   assert.equal(parseClock('0:25:30.13'), 1530.13);
   assert.equal(parseClock('?'), undefined);
 });
+
+test('the pod wrapper moving an untrusted checkpoint aside at resume: parsed from its real output, worded as local status words it', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { checkpointRepairScript, writeSha256Sums } = await import('@tunepipe/core');
+  const { formatCheckpointResume, formatStageLine } = await import('../src/progress/format.ts');
+  const root = mkdtempSync(join(tmpdir(), 'tp-resume '));
+  try {
+    const out = join(root, 'sft');
+    for (const step of [100, 200]) {
+      const dir = join(out, `checkpoint-${step}`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'trainer_state.json'), JSON.stringify({ global_step: step }));
+      for (const f of ['adapter_model.safetensors', 'optimizer.pt', 'scheduler.pt']) writeFileSync(join(dir, f), `${f} ${step}`);
+    }
+    await writeSha256Sums(join(out, 'checkpoint-100'));
+    const r = spawnSync('/bin/sh', ['-c', checkpointRepairScript()], { encoding: 'utf8', env: { PATH: process.env['PATH'], work: out } });
+    assert.equal(r.status, 0, r.stderr);
+    const p = parseLog(`some trainer line\n${r.stdout}{'loss': 0.5, 'epoch': 1.0}\n`);
+    assert.deepEqual(p.checkpointResume, {
+      resumeFrom: 'checkpoint-100',
+      movedAside: [{ name: 'checkpoint-200', reason: 'was never sealed (its save was not confirmed finished)' }],
+      aside: `${out}.broken`,
+    });
+    assert.equal(
+      formatCheckpointResume(p.checkpointResume!),
+      `resumed from checkpoint-100: checkpoint-200 was never sealed (its save was not confirmed finished); moved to ${out}.broken/`,
+    );
+    const line = formatStageLine({ stage: 'sft', kind: 'sft', hash: 'h', status: 'running', attempts: 2, preemptions: 1, expectedSeconds: 60, progress: p }, { nameWidth: 8, bar: false, now: 0 });
+    assert.match(line, /\(checkpoint-200 not trusted; resumed from checkpoint-100\)/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('wrapper resume lines: nothing moved is no note; a later start replaces an earlier one; a start over says so', () => {
+  assert.equal(parseLog('tunepipe: training resumes from checkpoint-300\n').checkpointResume, undefined);
+  const twice = parseLog(
+    [
+      'tunepipe: checkpoint-400 is incomplete (missing optimizer.pt); moved to /a/b c.broken/checkpoint-400.1700000000',
+      'tunepipe: training resumes from checkpoint-300',
+      'tunepipe: checkpoint-300 fails its integrity check (adapter_model.safetensors does not match its SHA256SUMS entry); moved to /a/b c.broken/checkpoint-300.1700000100',
+      'tunepipe: adapter_model.safetensors is the weights of an unfinished save with no checkpoint to resume from; moved to /a/b c.broken/adapter_model.safetensors.1700000100',
+      'tunepipe: no checkpoint to resume from; training starts from step 0',
+      '',
+    ].join('\n'),
+  );
+  assert.deepEqual(twice.checkpointResume, {
+    movedAside: [
+      { name: 'checkpoint-300', reason: 'fails its integrity check (adapter_model.safetensors does not match its SHA256SUMS entry)' },
+      { name: 'adapter_model.safetensors', reason: 'is the weights of an unfinished save with no checkpoint to resume from' },
+    ],
+    aside: '/a/b c.broken',
+  });
+  const clean = parseLog('tunepipe: checkpoint-400 was never sealed (x); moved to /o.broken/checkpoint-400.1\ntunepipe: training resumes from checkpoint-300\ntunepipe: training resumes from checkpoint-500\n');
+  assert.equal(clean.checkpointResume, undefined, 'a later start that moved nothing is the current state');
+});
+
+test('cluster status prints a checkpoint: line for a stage whose pod did not trust its newest checkpoint', async () => {
+  const { formatStatus } = await import('../src/cluster/inspect.ts');
+  const progress = parseLog('tunepipe: checkpoint-400 was never sealed (its save was not confirmed finished); moved to /artifacts/p/sft/abc.broken/checkpoint-400.17\ntunepipe: training resumes from checkpoint-300\n');
+  const text = formatStatus('p', 'ns', [{ stage: 'sft', kind: 'sft', hash: 'abc', status: 'running', attempts: 2, preemptions: 1, expectedSeconds: 60, progress }], 0);
+  assert.match(text, /\ncheckpoint: sft: resumed from checkpoint-300: checkpoint-400 was never sealed \(its save was not confirmed finished\); moved to \/artifacts\/p\/sft\/abc\.broken\/$/);
+});

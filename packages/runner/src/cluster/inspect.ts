@@ -2,7 +2,7 @@ import type { KubeConfig, V1Deployment, V1Job, V1Pod } from '@kubernetes/client-
 import type { CompiledPipeline, StageKind } from '@tunepipe/core/compiled';
 import { ANNOTATIONS, LABELS } from '@tunepipe/core/labels';
 import { parseLog } from '../progress/parse.ts';
-import { formatStageLine, gateHeadlineInLog } from '../progress/format.ts';
+import { formatCheckpointResume, formatStageLine, gateHeadlineInLog } from '../progress/format.ts';
 import { RunnerError, type StageState } from '../types.ts';
 import { activeContainer, classifyDeployment, classifyJob, sortPods, type WorkloadSnapshot } from './classify.ts';
 import { KubeClient, RequestAbortedError, loadKubeConfig } from './kube.ts';
@@ -166,6 +166,8 @@ export function formatStatus(pipeline: string, namespace: string, states: readon
   const nameWidth = Math.max(8, ...states.map((s) => s.stage.length));
   const lines = [`${pipeline} in namespace ${namespace}`];
   for (const s of states) lines.push(formatStageLine(s, { nameWidth, bar: true, now }));
+  // A newer checkpoint the wrapper did not trust cost training steps: said as the local target says it.
+  for (const s of states) if (s.progress?.checkpointResume) lines.push(`checkpoint: ${s.stage}: ${formatCheckpointResume(s.progress.checkpointResume)}`);
   for (const s of states) {
     if (s.status === 'failed' && s.failure && s.failure.logTail.length > 0) {
       lines.push(`${s.stage}: last ${s.failure.logTail.length} log lines of ${s.failure.source ?? 'its pod'}:`);

@@ -1,6 +1,6 @@
 import { METRIC_ALIASES, redactSecrets, type GateReport, type GateVerdict } from '@tunepipe/core';
 import type { RunResult, StageState, StageStatus } from '../types.ts';
-import type { BarReading, LogProgress } from './parse.ts';
+import type { BarReading, CheckpointResume, LogProgress } from './parse.ts';
 
 const SYMBOL: Record<StageStatus, string> = {
   waiting: '·',
@@ -120,6 +120,23 @@ export function wantsColour(stream: { isTTY?: boolean }, env: Readonly<Record<st
   return Boolean(stream.isTTY) && env['TERM'] !== 'dumb';
 }
 
+/**
+ * A start that did not resume from the newest checkpoint, worded as `tunepipe status --target
+ * local` words its note (runner local/resume-note.ts): `resumed from checkpoint-300:
+ * checkpoint-400 was never sealed (…); moved to /artifacts/…/<hash>.broken/`.
+ */
+export function formatCheckpointResume(resume: CheckpointResume): string {
+  const from = resume.resumeFrom ? `resumed from ${resume.resumeFrom}` : 'started from step 0';
+  return `${from}: ${resume.movedAside.map((m) => `${m.name} ${m.reason}`).join('; ')}; moved to ${resume.aside}/`;
+}
+
+/** The same, short enough for a stage's line: `checkpoint-400 not trusted; resumed from checkpoint-300`. */
+export function shortCheckpointResume(resume: CheckpointResume): string {
+  const names = resume.movedAside.map((m) => m.name);
+  const from = resume.resumeFrom ? `resumed from ${resume.resumeFrom}` : 'started from step 0';
+  return `${names.join(', ')} not trusted; ${from}`;
+}
+
 /** One stage as one line: name, status, then a bar and numbers or the reason it waits. */
 export function formatStageLine(state: StageState, options: LineOptions): string {
   const word = `${SYMBOL[state.status]} ${state.status.padEnd(8)}`;
@@ -143,6 +160,7 @@ export function formatStageLine(state: StageState, options: LineOptions): string
         const line = elapsedLine(state, options.now);
         if (line) tail.push(line);
       }
+      if (active && state.progress?.checkpointResume) tail.push(`(${shortCheckpointResume(state.progress.checkpointResume)})`);
       if (state.detail && (state.status !== 'running' || !bar)) tail.push(state.detail);
       else if (state.detail && state.status === 'running' && state.preemptions > 0) tail.push(`(${state.detail})`);
   }

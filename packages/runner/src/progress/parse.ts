@@ -39,6 +39,12 @@ export interface LogProgress {
   readonly numEpochs?: number;
   /** `checkpoint-N` path LLaMA-Factory said it resumes from. */
   readonly resumedFrom?: string;
+  /**
+   * What the stage wrapper's checkpoint check did at the pod's start when it did not trust the
+   * newest checkpoint (core resume.ts checkpointRepairScript): what it moved aside and why, and
+   * where training resumed. Absent when nothing was moved.
+   */
+  readonly checkpointResume?: CheckpointResume;
   /** The last `checkpoint-N` the trainer started saving. */
   readonly lastCheckpoint?: string;
   /** `***** <name> metrics *****` blocks (train, eval, predict), by block name. */
@@ -49,6 +55,14 @@ export interface LogProgress {
   readonly lastError?: string;
   /** The last non-empty output line, for a one-line "what is it doing" detail. */
   readonly lastLine?: string;
+}
+
+export interface CheckpointResume {
+  /** The checkpoint training resumed from; absent when it started from step 0. */
+  readonly resumeFrom?: string;
+  readonly movedAside: readonly { readonly name: string; readonly reason: string }[];
+  /** The folder they were moved to (`<output_dir>.broken`). */
+  readonly aside: string;
 }
 
 /** `mm:ss` or `h:mm:ss` (tqdm) to seconds. */
@@ -64,6 +78,10 @@ const NUM_EXAMPLES = /Num examples = ([\d,]+)/;
 const NUM_EPOCHS = /Num Epochs = ([\d,.]+)/;
 const RESUMING = /Resuming training from (\S+?)\.?\s*$/;
 const SAVING = /Saving model checkpoint to (\S*checkpoint-\d+)/;
+// The wrapper's lines (core resume.ts checkpointRepairScript): one per entry moved aside, then its decision.
+const MOVED_ASIDE = /^tunepipe: (\S+) (.+); moved to (.+)\/([^/]+)\.(\d+)$/;
+const WRAPPER_RESUMES = /^tunepipe: training resumes from (checkpoint-\d+)$/;
+const WRAPPER_STARTS_OVER = /^tunepipe: no checkpoint to resume from; training starts from step 0$/;
 const METRICS_HEADER = /^\*{5} (\w+) metrics \*{5}\s*$/;
 const METRICS_ROW = /^\s+([\w./-]+)\s+=\s+(\S+)\s*$/;
 const ERROR_LINE = /^(?:\w+\.)*\w*(?:Error|Exception)(?::|$)|^Traceback \(most recent call last\)|CUDA out of memory/;
@@ -122,6 +140,11 @@ export class LogProgressParser {
   #numEpochs: number | undefined;
   #resumedFrom: string | undefined;
   #lastCheckpoint: string | undefined;
+  #moved: { name: string; reason: string }[] = [];
+  #aside: string | undefined;
+  #wrapperResumeFrom: string | undefined;
+  /** The wrapper's decision line was seen: a later move belongs to another start of the pod. */
+  #decided = false;
   #metrics: Record<string, Record<string, string | number>> = {};
   #metricsBlock: string | undefined;
   #trainSummary: LogProgress['trainSummary'];
@@ -163,6 +186,9 @@ export class LogProgressParser {
       ...(this.#numExamples !== undefined ? { numExamples: this.#numExamples } : {}),
       ...(this.#numEpochs !== undefined ? { numEpochs: this.#numEpochs } : {}),
       ...(this.#resumedFrom ? { resumedFrom: this.#resumedFrom } : {}),
+      ...(this.#moved.length > 0 && this.#aside !== undefined
+        ? { checkpointResume: { ...(this.#wrapperResumeFrom ? { resumeFrom: this.#wrapperResumeFrom } : {}), movedAside: this.#moved.map((m) => ({ ...m })), aside: this.#aside } }
+        : {}),
       ...(this.#lastCheckpoint ? { lastCheckpoint: this.#lastCheckpoint } : {}),
       metrics: structuredClone(this.#metrics),
       ...(this.#trainSummary ? { trainSummary: this.#trainSummary } : {}),
@@ -209,7 +235,36 @@ export class LogProgressParser {
     if ((m = RESUMING.exec(line))) this.#set(() => (this.#resumedFrom = m![1]!));
     if ((m = SAVING.exec(line))) this.#set(() => (this.#lastCheckpoint = m![1]!));
     const trimmed = line.trim();
+    this.#scanWrapperResume(trimmed);
     if (ERROR_LINE.test(trimmed)) this.#set(() => (this.#lastError = redactedStart(trimmed, 300)));
+  }
+
+  #scanWrapperResume(line: string): void {
+    let m: RegExpExecArray | null;
+    if ((m = MOVED_ASIDE.exec(line)) && m[1] === m[4]) {
+      if (this.#decided) {
+        this.#moved = [];
+        this.#wrapperResumeFrom = undefined;
+        this.#decided = false;
+      }
+      const [, name, reason, aside] = m;
+      this.#set(() => {
+        this.#moved.push({ name: name!, reason: redactedStart(reason!, 300) });
+        this.#aside = aside!;
+      });
+    } else if ((m = WRAPPER_RESUMES.exec(line))) {
+      this.#set(() => {
+        if (this.#decided) this.#moved = [];
+        this.#wrapperResumeFrom = m![1]!;
+        this.#decided = true;
+      });
+    } else if (WRAPPER_STARTS_OVER.test(line)) {
+      this.#set(() => {
+        if (this.#decided) this.#moved = [];
+        this.#wrapperResumeFrom = undefined;
+        this.#decided = true;
+      });
+    }
   }
 
   #set(apply: () => unknown): void {
