@@ -117,7 +117,7 @@ test('local: an unsealed newest checkpoint is not resumed from, and `tunepipe st
     assert.match(second.result.stages.find((s) => s.stage === 'sft')!.progress?.resumedFrom ?? '', /checkpoint-10$/);
     const notes = localCheckpointNotes(second.pipeline, b.artifacts);
     assert.equal(notes.length, 1);
-    assert.match(notes[0]!, /^sft: resumed from checkpoint-10 \(.*\): checkpoint-20 was never sealed .*; moved to .*\.broken\/$/);
+    assert.match(notes[0]!, /^sft: resumed from checkpoint-10: checkpoint-20 was never sealed .*; moved to .*\.broken\/ \(.*\)$/);
   } finally {
     rmSync(b.dir, { recursive: true, force: true });
   }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { ResumeDecision } from '@tunepipe/core';
 import type { CompiledPipeline } from '@tunepipe/core/compiled';
 import { stageRunDir } from '../progress/record.ts';
+import { formatCheckpointResume } from '../progress/format.ts';
 
 /**
  * What the last local start of an sft stage resumed from and what it moved aside, next to its
@@ -39,9 +40,8 @@ export function localCheckpointNotes(compiled: CompiledPipeline, artifactsDir: s
       continue;
     }
     if (!Array.isArray(note.movedAside) || note.movedAside.length === 0) continue;
-    const from = note.resumeFrom ? `resumed from ${note.resumeFrom}` : 'started from step 0';
-    const moved = note.movedAside.map((m) => `${m.name} ${m.reason}`).join('; ');
-    lines.push(`${stage.name}: ${from} (${note.at}): ${moved}; moved to ${note.aside}/`);
+    // The cluster's status line says it the same way (formatCheckpointResume), with the time added here.
+    lines.push(`${stage.name}: ${formatCheckpointResume(note)} (${note.at})`);
   }
   return lines;
 }
