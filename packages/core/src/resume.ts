@@ -228,6 +228,8 @@ tp_seal_pass() {
     if [ -z "$tp_done" ] && [ -n "\${2:-}" ] && [ -f "$2" ] && [ -z "$(find "$tp_sc" -newer "$2" 2>/dev/null | head -n 1)" ]; then
       tp_done="unchanged since the last pass"
     fi
+    # The trainer exited 0: every save it started has finished.
+    if [ -z "$tp_done" ] && [ "\${3:-}" = finished ]; then tp_done="training finished"; fi
     [ -n "$tp_done" ] || continue
     [ -z "\${tp_stop:-}" ] || return 0
     if tp_seal "$tp_sc"; then echo "tunepipe: sealed checkpoint-$tp_sn ($tp_done)"; fi

@@ -65,8 +65,9 @@ tp_rc=0
 if [ -n "$tp_sealer" ]; then
   kill "$tp_sealer" 2>/dev/null || true
   wait "$tp_sealer" 2>/dev/null || true
-  # Whatever the tool's exit, a checkpoint it finished before stopping is worth resuming from.
-  tp_seal_pass "$work" "$tp_ref" || true
+  # Whatever the tool's exit, a checkpoint it finished before stopping is worth resuming from; after
+  # a clean exit every checkpoint it wrote is finished.
+  if [ "$tp_rc" -eq 0 ]; then tp_seal_pass "$work" "$tp_ref" finished || true; else tp_seal_pass "$work" "$tp_ref" || true; fi
   rm -f "$tp_ref" "$tp_ref.next"
 fi
 if [ "$tp_rc" -ne 0 ]; then exit "$tp_rc"; fi

@@ -97,7 +97,7 @@ async function newestChange(dir: string): Promise<number> {
  * since `quietSince`). Returns what it sealed and why. Never throws: a checkpoint the trainer
  * deletes meanwhile (save_total_limit) or a full disk just leaves it unsealed.
  */
-export async function sealCheckpoints(outputDir: string, quietSince?: number): Promise<{ readonly name: string; readonly why: string }[]> {
+export async function sealCheckpoints(outputDir: string, quietSince?: number, options: { readonly trainingFinished?: boolean } = {}): Promise<{ readonly name: string; readonly why: string }[]> {
   const sealed: { name: string; why: string }[] = [];
   const entries = await readOutputDir(outputDir);
   const steps = entries.map((e) => (e.files ? checkpointStep(e.name) : undefined)).filter((n): n is number => n !== undefined);
@@ -118,7 +118,10 @@ export async function sealCheckpoints(outputDir: string, quietSince?: number): P
             ? `training logged step ${logged} after it`
             : quietSince !== undefined && (await newestChange(dir)) <= quietSince
               ? 'unchanged for the settle time'
-              : undefined;
+              : options.trainingFinished
+                ? // The trainer exited 0: every save it started has finished.
+                  'training finished'
+                : undefined;
       if (!why) continue;
       await writeSha256Sums(dir);
       sealed.push({ name: entry.name, why });

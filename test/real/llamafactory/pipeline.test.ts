@@ -258,7 +258,10 @@ test('a half-written last checkpoint is moved aside: training resumes from check
   assert.match(stageLog('sft'), new RegExp(`Resuming training from ${dirOf('sft')}/checkpoint-20\\.`));
   assert.equal(firstStepOfLastRun(), 21);
   assert.match(stageLog('sft'), /Continuing training from global step 20\b/);
-  assert.deepEqual(readdirSync(`${dirOf('sft')}.broken`).filter((n) => n !== 'moved-aside.log').map((n) => n.replace(/\.\d+$/, '')), ['checkpoint-30']);
+  // checkpoint-30, and any later one the killed run wrote but never sealed (its save was never shown finished).
+  const aside = readdirSync(`${dirOf('sft')}.broken`).filter((n) => n !== 'moved-aside.log').map((n) => n.replace(/\.\d+$/, ''));
+  assert.ok(aside.includes('checkpoint-30'), aside.join(', '));
+  assert.ok(aside.every((n) => Number(n.slice('checkpoint-'.length)) >= 30), aside.join(', '));
 });
 
 test("SFT for real: LLaMA-Factory's own trainer_log.jsonl, a falling loss, whole checkpoints and the adapter", () => {

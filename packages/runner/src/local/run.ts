@@ -339,18 +339,19 @@ export async function runLocally(pipeline: CompiledPipeline, options: LocalRunOp
   /** sft: seals checkpoints while the trainer runs (see core's resume.ts); stop() runs a last pass. */
   const sealWhileTraining = (plan: LocalStagePlan, ctx: StageContext) => {
     let pass: Promise<void> = Promise.resolve();
-    const run = () => {
+    const run = (trainingFinished = false) => {
       pass = pass.then(async () => {
-        for (const { name, why } of await sealCheckpoints(plan.workDir, now() - settleMs).catch(() => [])) ctx.note(`sealed ${name} (${why})`);
+        for (const { name, why } of await sealCheckpoints(plan.workDir, now() - settleMs, { trainingFinished }).catch(() => [])) ctx.note(`sealed ${name} (${why})`);
       });
       return pass;
     };
     // Cheap (a listing and a few stats) until a checkpoint is due; then one read of it.
     const timer = setInterval(run, Math.min(500, Math.max(100, settleMs)));
     return {
-      stop: async () => {
+      /** After a clean exit of the trainer every checkpoint it wrote is finished. */
+      stop: async (trainingFinished: boolean) => {
         clearInterval(timer);
-        await run();
+        await run(trainingFinished);
       },
     };
   };
@@ -414,7 +415,7 @@ export async function runLocally(pipeline: CompiledPipeline, options: LocalRunOp
       signal.addEventListener('abort', onAbort, { once: true });
       const result = await exited;
       signal.removeEventListener('abort', onAbort);
-      await sealer?.stop();
+      await sealer?.stop(!result.error && result.code === 0 && !signal.aborted);
       if (parser.end()) ctx.update({ progress: parser.progress });
       if (signal.aborted) return 'stopped';
       if (result.error || result.code !== 0) {
