@@ -144,6 +144,25 @@ const GateReportSchema = z.looseObject({
 
 type GateSource = { readonly spec: StageGateSpec } | { readonly rules: readonly GateRule[]; readonly baselineResults: string | null };
 
+/** What LLaMA-Factory's prediction left in a folder: its scores and its generated rows. */
+async function readPredictions(folder: string) {
+  return {
+    predict: await readPredictResults(join(folder, 'predict_results.json')),
+    rows: await readGeneratedPredictions(join(folder, 'generated_predictions.jsonl')),
+  };
+}
+
+/** How long the prediction took, as LLaMA-Factory recorded it. */
+function runtimeOf(results: Readonly<Record<string, number>>): { seconds: number; source: string } | undefined {
+  const seconds = results['predict_runtime'];
+  return seconds !== undefined ? { seconds, source: 'predict_results.json' } : undefined;
+}
+
+/** An evaluate stage's scores as the report shows them. */
+function evaluationOf(stage: CompiledStage, byName: ReadonlyMap<string, CompiledStage>, metrics: Readonly<Record<string, number>>, rows: readonly unknown[] | undefined): ReportEvaluation {
+  return { model: evaluatedModel(stage, byName), stage: stage.name, method: 'LLaMA-Factory predict', ...(rows ? { samples: rows.length } : {}), metrics };
+}
+
 function gateOf(stage: CompiledStage, options: GatherOptions): GateSource | undefined {
   const fromOptions = options.gates?.[stage.name];
   if (fromOptions) return { spec: fromOptions };
@@ -274,40 +293,24 @@ export async function gatherRunReport(options: GatherOptions): Promise<RunReport
         const work = stage.run.mode === 'rename' ? workDirOf(dir) : dir;
         const verdict = await readEnforcedGate(work, problems);
         if (verdict) {
-          const predict = await readPredictResults(join(work, 'predict_results.json'));
+          const { predict, rows } = await readPredictions(work);
           problems.push(...predict.issues);
-          const rows = await readGeneratedPredictions(join(work, 'generated_predictions.jsonl'));
           if (predict.value) {
             results.set(stage.name, predict.value);
-            if (!duration && predict.value['predict_runtime'] !== undefined) duration = { seconds: predict.value['predict_runtime'], source: 'predict_results.json' };
+            duration ??= runtimeOf(predict.value);
           }
-          evaluations.push({
-            model: evaluatedModel(stage, byName),
-            stage: stage.name,
-            method: 'LLaMA-Factory predict',
-            ...(rows.value ? { samples: rows.value.length } : {}),
-            metrics: predict.value ?? {},
-            gate: verdict,
-          });
+          evaluations.push({ ...evaluationOf(stage, byName, predict.value ?? {}, rows.value), gate: verdict });
           if (!verdict.passed) gateFailed.add(stage.name);
         }
       }
 
       if (complete && stage.kind === 'evaluate') {
-        const predict = await readPredictResults(join(dir, 'predict_results.json'));
-        problems.push(...predict.issues);
-        const rows = await readGeneratedPredictions(join(dir, 'generated_predictions.jsonl'));
-        problems.push(...rows.issues);
+        const { predict, rows } = await readPredictions(dir);
+        problems.push(...predict.issues, ...rows.issues);
         if (predict.value) {
           results.set(stage.name, predict.value);
-          if (!duration && predict.value['predict_runtime'] !== undefined) duration = { seconds: predict.value['predict_runtime'], source: 'predict_results.json' };
-          evaluations.push({
-            model: evaluatedModel(stage, byName),
-            stage: stage.name,
-            method: 'LLaMA-Factory predict',
-            ...(rows.value ? { samples: rows.value.length } : {}),
-            metrics: predict.value,
-          });
+          duration ??= runtimeOf(predict.value);
+          evaluations.push(evaluationOf(stage, byName, predict.value, rows.value));
         }
       }
     }
