@@ -16,6 +16,7 @@ function selects(selector: LabelSelector, labels: Record<string, string>): boole
   for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
   for (const e of selector.matchExpressions ?? []) {
     if (e.operator === 'In' && !(e.values ?? []).includes(labels[e.key] ?? '\u0000')) return false;
+    if (e.operator === 'Exists' && !(e.key in labels)) return false;
   }
   return true;
 }
@@ -41,7 +42,24 @@ for (const name of discoverPipelines(root)) {
       if (kind === 'fetch-model' || kind === 'convert') expected.push('tunepipe-downloads');
       if (component === 'serve') expected.push('tunepipe-serve');
       if (component === 'verify') expected.push('tunepipe-verify');
+      if (labels['tunepipe.dev/gang'] !== undefined) expected.push('tunepipe-training-gang');
       assert.deepEqual(applying, expected.sort(), `${object.kind}/${object.metadata?.name}`);
     }
   });
 }
+
+test('the ranks of a training gang reach each other on any TCP port, and nothing else does', () => {
+  const gang = policies.find((p) => p.metadata.name === 'tunepipe-training-gang')!;
+  const rank = { 'tunepipe.dev/stage-kind': 'sft', 'tunepipe.dev/gang': 'llama3-70b-lora-sft-abc123' };
+  const single = { 'tunepipe.dev/stage-kind': 'sft' };
+  assert.ok(selects(gang.spec.podSelector, rank));
+  assert.ok(!selects(gang.spec.podSelector, single), 'a single-pod stage keeps default deny');
+  for (const rule of [gang.spec.ingress?.[0], gang.spec.egress?.[0]]) {
+    const peers = [...((rule as { from?: unknown[] })?.from ?? []), ...((rule as { to?: unknown[] })?.to ?? [])] as { podSelector?: LabelSelector; namespaceSelector?: unknown; ipBlock?: unknown }[];
+    assert.equal(peers.length, 1);
+    assert.equal(peers[0]!.namespaceSelector, undefined, 'same namespace only');
+    assert.equal(peers[0]!.ipBlock, undefined);
+    assert.ok(selects(peers[0]!.podSelector!, rank) && !selects(peers[0]!.podSelector!, single));
+    assert.deepEqual(rule?.ports, [{ protocol: 'TCP' }]);
+  }
+});

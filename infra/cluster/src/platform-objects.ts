@@ -223,6 +223,7 @@ export function workloadNetworkPolicies<N>(namespace: N) {
     spec,
   });
   const kinds = (...values: string[]): LabelSelector => ({ matchExpressions: [{ key: LABELS.stageKind, operator: 'In', values }] });
+  const gangPods = (): LabelSelector => ({ matchExpressions: [{ key: LABELS.gang, operator: 'Exists' }] });
   return [
     policy('tunepipe-default-deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] }),
     policy('tunepipe-dns', {
@@ -244,6 +245,14 @@ export function workloadNetworkPolicies<N>(namespace: N) {
       podSelector: { matchLabels: { [LABELS.component]: 'serve' } },
       policyTypes: ['Ingress'],
       ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ protocol: 'TCP', port: 'http' }] }],
+    }),
+    // NCCL opens connections on ports it picks at start-up, so the ranks of a gang reach each
+    // other on any TCP port; nothing outside the namespace's gangs can.
+    policy('tunepipe-training-gang', {
+      podSelector: gangPods(),
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ from: [{ podSelector: gangPods() }], ports: [{ protocol: 'TCP' }] }],
+      egress: [{ to: [{ podSelector: gangPods() }], ports: [{ protocol: 'TCP' }] }],
     }),
     policy('tunepipe-verify', {
       podSelector: { matchLabels: { [LABELS.component]: 'verify' } },

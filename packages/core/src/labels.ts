@@ -15,6 +15,12 @@ export const LABELS = {
   /** Node label on every node of a GPU pool: `true`. */
   gpuNode: 'tunepipe.dev/gpu-node',
   kueueQueue: 'kueue.x-k8s.io/queue-name',
+  /**
+   * On the pods of a multi-node training gang, the gang's name: the ranks connect to each other
+   * (torchrun's rendezvous on MASTER_PORT, then NCCL on ports it picks), which the namespace's
+   * default-deny NetworkPolicy allows between gang pods only.
+   */
+  gang: 'tunepipe.dev/gang',
 } as const;
 
 export const ANNOTATIONS = {
