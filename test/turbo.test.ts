@@ -49,6 +49,8 @@ function dryRun(): Map<string, DryTask> {
   const r = spawnSync(turbo, ['run', ...TASKS, '--dry=json', '--skip-infer'], {
     cwd: copy,
     encoding: 'utf8',
+    // The dry run's JSON grows with every pipeline (1.3 MB with five); spawnSync's default buffer is 1 MB.
+    maxBuffer: 64 * 1024 * 1024,
     env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1', TURBO_NO_UPDATE_NOTIFIER: '1' },
   });
   assert.equal(r.status, 0, r.stderr);

@@ -11,6 +11,7 @@
  *   estimate rather than a measurement, or a training loop the planner does not model).
  */
 import { LLAMA3_8B, type ModelArchitecture } from '../../packages/core/src/model/architecture.ts';
+import { catalogueModel } from '../../packages/core/src/model/catalogue.ts';
 import {
   GiB,
   H100_LLAMA3_8B_LORA,
@@ -168,6 +169,14 @@ function heldOutCases(): PlannerCase[] {
 
 function referenceCases(): PlannerCase[] {
   const example = sftMemory(LLAMA3_8B, config(LLAMA3_8B, { lora_rank: 8, lora_target: 'all', per_device_train_batch_size: 1, cutoff_len: 2048, bf16: true }));
+  // LLaMA-Factory's examples/train_full and train_qlora shapes: batch 1, cutoff 2048, one GPU.
+  const fullAmp = sftMemory(LLAMA2_7B, config(LLAMA2_7B, { finetuning_type: 'full', per_device_train_batch_size: 1, cutoff_len: 2048, bf16: true }));
+  const llama70 = catalogueModel('meta-llama/Llama-3.1-70B-Instruct')!.architecture;
+  const qlora70 = sftMemory(llama70, config(llama70, { lora_rank: 8, lora_target: 'all', quantization_bit: 4, per_device_train_batch_size: 1, cutoff_len: 2048, bf16: true }));
+  const readme = {
+    title: 'LLaMA-Factory README, "Hardware Requirement" (marked *estimated*)',
+    url: 'https://github.com/hiyouga/LLaMA-Factory/blob/main/README.md#hardware-requirement',
+  };
   const peft = trainingThroughput(
     LLAMA3_2_3B,
     config(LLAMA3_2_3B, { lora_rank: 32, lora_target: 'q_proj,v_proj', per_device_train_batch_size: 4, cutoff_len: 768, bf16: true, disable_gradient_checkpointing: true }),
@@ -176,6 +185,28 @@ function referenceCases(): PlannerCase[] {
     1,
   )!;
   return [
+    {
+      id: 'llamafactory-readme-full-amp-7b',
+      role: 'reference',
+      quantity: 'GPU memory, full fine-tuning, bf16 mixed precision (AMP), 7B: 120 GB',
+      unit: 'GiB',
+      measured: 120e9 / GiB,
+      predicted: fullAmp.totalBytes / GiB,
+      tolerance: null,
+      source: { ...readme, says: 'Full (bf16 or fp16, AMP): 120 GB for 7B, 18x GB for x B parameters' },
+      note: 'an estimate, not a measurement. Predicted for Llama-2-7B on one GPU (ddp), batch 1 × 2048: 16 B per parameter of model states (fp32 weights, gradients, AdamW m and v) plus activations and the logits; the table\'s 18 B per parameter leaves room for the activations',
+    },
+    {
+      id: 'llamafactory-readme-qlora4-70b',
+      role: 'reference',
+      quantity: 'GPU memory, QLoRA 4-bit, 70B: 48 GB',
+      unit: 'GiB',
+      measured: 48e9 / GiB,
+      predicted: qlora70.totalBytes / GiB,
+      tolerance: null,
+      source: { ...readme, says: 'QLoRA 4-bit: 6 GB for 7B, 48 GB for 70B, x/2 GB for x B parameters' },
+      note: "an estimate, not a measurement: half a byte per parameter. Predicted for Llama-3.1-70B, LoRA r=8 on all linears, batch 1 × 2048: NF4 decoder linears with double-quantized scales (35.3 GB) plus the 16-bit embeddings, lm_head and norms (4.2 GB) the rule of thumb leaves out, then the activations and the logits",
+    },
     {
       id: 'llamafactory-readme-lora-16bit',
       role: 'reference',
@@ -215,7 +246,7 @@ export const EXCLUDED_SOURCES: readonly ExcludedSource[] = [
     title: 'QLoRA (Dettmers et al., 2023), Figure 6: memory footprint of LLaMA models',
     url: 'https://arxiv.org/abs/2305.14314',
     says: 'a breakdown of 4-bit base weights, adapters and input gradients at batch 1 × 512',
-    why: 'estimated, not measured, and for 4-bit (NF4) weights: the planner does not model quantization_bit (it warns and plans 16-bit weights, an upper bound)',
+    why: 'estimated, not measured, for the original LLaMA at batch 1 × 512 with paged optimizers; 4-bit weights are compared through LLaMA-Factory\'s table instead (llamafactory-readme-qlora4-70b)',
   },
   {
     title: 'LoRA-FA (Zhang et al., 2023): memory of full fine-tuning, LoRA and LoRA-FA',

@@ -111,7 +111,8 @@ export class PipelineDeployment extends pulumi.ComponentResource {
     const timeouts = new Map(plan.resources.map((r) => [r.key, r.timeoutSeconds]));
     this.stages = Object.fromEntries(
       args.compiled.stages.map((s) => {
-        const workload: ResourceKey = `${s.workload.kind}/${s.workload.name}`;
+        // A JobSet workload never gets here: checkCompiled rejects its object (pulumi.object-kind).
+        const workload = `${s.workload.kind}/${s.workload.name}` as ResourceKey;
         const stage: DeployedStage = {
           kind: s.kind,
           hash: s.hash,

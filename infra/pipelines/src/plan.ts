@@ -299,7 +299,8 @@ function compiledTimeoutSeconds(object: KubeObject): number {
 }
 
 function workloadKey(stage: CompiledStage): ResourceKey {
-  return resourceKey(stage.workload.kind, stage.workload.name);
+  // A JobSet workload never gets here: checkCompiled rejects its object (pulumi.object-kind).
+  return resourceKey(stage.workload.kind as KubeKind, stage.workload.name);
 }
 
 function stageOwners(compiled: CompiledPipeline): Map<ResourceKey, string> {

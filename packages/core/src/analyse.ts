@@ -126,7 +126,7 @@ export function analysePipeline(pipeline: Pipeline, context: CompileContext = {}
     let planned: StageResourcePlan;
     try {
       const resources = planStage(kind.plannerInput(stage as never, env), planOptions(ctx));
-      const later = kind.planIssues?.(stage as never, resources) ?? [];
+      const later = kind.planIssues?.(stage as never, resources, env) ?? [];
       planned = later.length === 0 ? resources : { ...resources, issues: [...resources.issues, ...later] };
     } catch (error) {
       // A stage with errors of its own may be too broken to size; its errors are already listed.

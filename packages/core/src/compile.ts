@@ -9,7 +9,7 @@ import type { Pipeline } from './dsl.ts';
 import { datasetDelivery } from './delivery.ts';
 import { canonicalJson, contentHash } from './hash.ts';
 import { CheckError, isError } from './issues.ts';
-import type { KubeObject } from './kube.ts';
+import type { JobSet, KubeObject } from './kube.ts';
 import { ANNOTATIONS, LABELS, MANAGED_BY } from './labels.ts';
 import { stageKind } from './kinds/index.ts';
 import { hashInputs } from './kinds/common.ts';
@@ -18,6 +18,8 @@ import type { RenderEnv, ResolvedStage, StageKindModule, StagePaths } from './ki
 import type { StagePlan } from './plan.ts';
 import { containerSecurity, gpuPlacement, metadata, podSecurity, resourcesFor, scratchEnv, secretEnv, waitForMarkers } from './pods.ts';
 import { stageScript } from './stage-script.ts';
+import { isGang, MASTER_PORT, torchrunEnv, usesTorchrun } from './kinds/distributed.ts';
+import type { StageGang } from './compiled.ts';
 import { GATE_FAILED_EXIT_CODE, INPUT_CORRUPT_EXIT_CODE, STAGE_ENV, workDirOf, type PublishMode } from './artifacts/protocol.ts';
 
 /** Stands for the stage's own artifact folder while hashing: the folder is named by the hash. */
@@ -65,16 +67,21 @@ function render(analysis: PipelineAnalysis): CompiledPipeline {
     const plan: StagePlan = { ...own, deadlineSeconds: own.deadlineSeconds + upstreamDeadline };
     pathDeadline.set(resolved.name, plan.deadlineSeconds);
     const kind = stageKind(resolved.kind) as unknown as StageKindModule<typeof resolved.kind>;
-    const renderEnv: RenderEnv = { ...analysis.env, gpus: plan.gpus };
+    const renderEnv: RenderEnv = { ...analysis.env, gpus: plan.gpus, ...(plan.layout ? { layout: plan.layout } : {}) };
     const paths = (self: string): StagePaths => ({ self, of: (s) => upstream(s).artifactPath!, marker: (s) => upstream(s).completionMarker! });
     const inputs = hashInputs(resolved, (d) => upstream(d).hash);
+    const files = kind.files?.(resolved as never, renderEnv) ?? {};
     const hash = contentHash({
       kind: resolved.kind,
       config: kind.config(resolved as never, paths(SELF), renderEnv),
       image: resolved.image,
       inputs,
-      // Data-parallel GPU count changes the effective batch, so it changes what training produces.
+      // Data-parallel GPU count changes the effective batch, so it changes what training produces;
+      // so does the node count (absent for one node, which keeps single-node hashes as they were).
       gpus: resolved.kind === 'sft' ? plan.gpus : undefined,
+      nodes: plan.layout && plan.layout.nodes > 1 ? plan.layout.nodes : undefined,
+      // Files the config refers to by path (a DeepSpeed config): their content is what matters.
+      files: Object.keys(files).length > 0 ? files : undefined,
     });
     const stage = resolved.kind === 'serve'
       ? assembleServe(pipeline, resolved as ResolvedStage<'serve'>, kind, plan, hash, inputs, ctx, paths, renderEnv)
@@ -176,7 +183,15 @@ function assembleBatch(
   const command = kind.command!(stage as never, own, configFile, renderEnv);
   const gate = kind.gate?.(stage as never, own);
   const configText = kind.configFormat === 'json' ? `${JSON.stringify(config, null, 2)}\n` : stringify(config, { lineWidth: 0 });
-  const configData: Record<string, string> = { [fileName]: configText, 'stage.sh': stageScript() };
+  const layout = plan.layout;
+  const gang = isGang(layout) ? gangOf(resourceName, layout.nodes, ctx) : undefined;
+  // Files first, then the wrapper: a single-GPU stage's ConfigMap keeps its keys and bytes.
+  const extraFiles = kind.files?.(stage as never, renderEnv) ?? {};
+  const configData: Record<string, string> = {
+    [fileName]: configText,
+    ...extraFiles,
+    'stage.sh': stageScript(usesTorchrun(layout) ? { gang: gang !== undefined, shardedCheckpoints: layout.strategy !== 'ddp' } : {}),
+  };
   if (gate) configData['gate.json'] = `${JSON.stringify(gate, null, 2)}\n`;
   const configMap: ConfigMap = {
     apiVersion: 'v1',
@@ -195,8 +210,11 @@ function assembleBatch(
     ...scratchEnv(),
   ];
   env.push(...(kind.toolEnv?.(stage as never, renderEnv) ?? []));
+  if (usesTorchrun(layout)) env.push(...torchrunEnv(layout, gang));
 
   const jobLabels = { ...labels };
+  // The gang's pods select each other (headless Service, NetworkPolicy) by this label.
+  const podLabels = gang ? { ...labels, [LABELS.gang]: resourceName } : { ...labels };
   if (plan.gpus > 0 && ctx.queueName) jobLabels[LABELS.kueueQueue] = ctx.queueName;
   const wrapper = (mode: PublishMode) => ['/bin/sh', '/config/stage.sh', mode, out, '--'];
   const main: Container = {
@@ -250,22 +268,39 @@ function assembleBatch(
     ? { initContainers: [...waits, runMain], containers: [gateContainer] }
     : { ...(waits.length > 0 ? { initContainers: waits } : {}), containers: [main] };
 
+  const workloadAnnotations = {
+    [ANNOTATIONS.artifactPath]: out,
+    [ANNOTATIONS.dependsOn]: JSON.stringify(stage.dependsOn),
+    [ANNOTATIONS.expectedSeconds]: String(plan.expectedSeconds),
+    ...(usesTorchrun(layout) ? { [ANNOTATIONS.layout]: JSON.stringify({ nodes: layout.nodes, gpusPerNode: layout.gpusPerNode, strategy: layout.strategy }) } : {}),
+  };
   const job: Job = {
     apiVersion: 'batch/v1',
     kind: 'Job',
-    metadata: metadata(resourceName, ctx.namespace, jobLabels, {
-      [ANNOTATIONS.artifactPath]: out,
-      [ANNOTATIONS.dependsOn]: JSON.stringify(stage.dependsOn),
-      [ANNOTATIONS.expectedSeconds]: String(plan.expectedSeconds),
-    }),
+    metadata: metadata(resourceName, ctx.namespace, jobLabels, workloadAnnotations),
     spec: {
-      backoffLimit: stage.backoffLimit,
+      ...(gang
+        ? {
+            // One pod per node, each with a stable hostname <job>-<index> (its NODE_RANK); Kueue
+            // counts the gang's pods from parallelism and admits them as one workload.
+            completionMode: 'Indexed',
+            completions: gang.pods,
+            parallelism: gang.pods,
+            // Retries counted per rank: when one rank fails, its peers fail with it (torchrun's
+            // static rendezvous cannot take a lone replacement), and that is one failure of the
+            // gang, not one per pod. Any rank out of retries fails the whole Job at once.
+            backoffLimitPerIndex: stage.backoffLimit,
+            maxFailedIndexes: 0,
+          }
+        : { backoffLimit: stage.backoffLimit }),
       activeDeadlineSeconds: plan.deadlineSeconds,
       // Preemption and node loss are not the stage's fault: they must not use up its retries.
+      // (Kueue preempts a gang by suspending the whole Job, which counts no failure at all.)
       podFailurePolicy: { rules: failureRules },
       template: {
-        metadata: { labels: { ...labels } },
+        metadata: { labels: podLabels },
         spec: {
+          ...(gang ? { subdomain: gang.service } : {}),
           restartPolicy: 'Never',
           // No stage calls the Kubernetes API: a token in the pod could only be stolen.
           automountServiceAccountToken: false,
@@ -289,6 +324,7 @@ function assembleBatch(
     { container: 'main', argv: command.argv, env: runMain.env ?? [], wrapper: gateContainer ? 'run' : 'all' },
     ...(gateContainer ? [{ container: 'gate', argv: gateContainer.args ?? [], env: gateContainer.env ?? [], wrapper: 'publish' as const }] : []),
   ];
+  const workloads = gang ? gangObjects(job, gang, stage, ctx, labels, jobLabels, workloadAnnotations) : { objects: [job], kind: 'Job' as const };
   const run: StageRun = {
     mode: command.mode,
     steps,
@@ -304,10 +340,106 @@ function assembleBatch(
     artifactPath: out,
     completionMarker: `${out}/${COMPLETION_MARKER}`,
     config,
-    objects: [...data.maps, configMap, job],
-    workload: { kind: 'Job', name: resourceName },
+    objects: [...data.maps, configMap, ...workloads.objects],
+    workload: { kind: workloads.kind, name: resourceName },
+    ...(layout ? { layout } : {}),
+    ...(gang ? { gang } : {}),
     run,
   };
+}
+
+/**
+ * Names of a gang's pods. An Indexed Job's pod `i` is `<job>-<i>`; a JobSet's is
+ * `<jobset>-<replicatedJob>-<jobIndex>-<podIndex>`. With the Service as the pods' subdomain each
+ * resolves as `<hostname>.<service>.<namespace>.svc`, before the pod is ready (the rendezvous
+ * happens while no rank is ready yet).
+ */
+function gangOf(resourceName: string, pods: number, ctx: ResolvedContext): StageGang {
+  const hostnames = Array.from({ length: pods }, (_, i) => (ctx.multiNode === 'jobset' ? `${resourceName}-${JOBSET_REPLICATED_JOB}-0-${i}` : `${resourceName}-${i}`));
+  return {
+    engine: ctx.multiNode,
+    pods,
+    service: resourceName,
+    hostnames,
+    masterAddr: `${hostnames[0]}.${resourceName}.${ctx.namespace}.svc`,
+    masterPort: MASTER_PORT,
+    podLabel: LABELS.gang,
+  };
+}
+
+/** The JobSet's one replicated Job: the gang's nodes. */
+const JOBSET_REPLICATED_JOB = 'node';
+
+/**
+ * The workload objects of a gang: the Indexed Job with its headless Service, or a JobSet (whose
+ * controller makes the Service). Either is one Kueue workload with `nodes` pods, admitted whole:
+ * the queue label sits on the Job / JobSet, and no partial-admission (min-parallelism) annotation.
+ */
+function gangObjects(
+  job: Job,
+  gang: StageGang,
+  stage: ResolvedStage,
+  ctx: ResolvedContext,
+  labels: Record<string, string>,
+  workloadLabels: Record<string, string>,
+  annotations: Record<string, string>,
+): { objects: KubeObject[]; kind: 'Job' | 'JobSet' } {
+  if (gang.engine === 'jobset') {
+    const spec = job.spec!;
+    const { backoffLimitPerIndex: _perIndex, maxFailedIndexes: _maxFailed, podFailurePolicy: _policy, ...jobSpec } = spec;
+    const jobSet: JobSet = {
+      apiVersion: 'jobset.x-k8s.io/v1alpha2',
+      kind: 'JobSet',
+      metadata: metadata(gang.service, ctx.namespace, workloadLabels, annotations),
+      spec: {
+        network: { enableDNSHostnames: true, subdomain: gang.service, publishNotReadyAddresses: true },
+        // The JobSet restarts the whole gang on any failure; a rank lost to node disruption fails
+        // its Job by the pod failure policy, and that restart does not count against maxRestarts.
+        failurePolicy: {
+          maxRestarts: stage.backoffLimit,
+          rules: [{ name: 'disruption', action: 'RestartJobSetAndIgnoreMaxRestarts', onJobFailureReasons: ['PodFailurePolicy'] }],
+        },
+        replicatedJobs: [{
+          name: JOBSET_REPLICATED_JOB,
+          replicas: 1,
+          template: {
+            metadata: { labels: { ...labels } },
+            spec: {
+              ...jobSpec,
+              backoffLimit: 0,
+              podFailurePolicy: { rules: [{ action: 'FailJob', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }] },
+              // The JobSet's own network settings name the subdomain.
+              template: { ...jobSpec.template, spec: withoutSubdomain(jobSpec.template.spec!) },
+            },
+          },
+        }],
+      },
+    };
+    return { objects: [stripUndefined(jobSet)], kind: 'JobSet' };
+  }
+  const service: Service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: metadata(gang.service, ctx.namespace, { ...labels }),
+    spec: {
+      // Headless: DNS gives each pod's own address under its hostname, no virtual IP.
+      clusterIP: 'None',
+      // torchrun's rendezvous runs before any rank is ready; the names must resolve from the start.
+      publishNotReadyAddresses: true,
+      selector: { [LABELS.gang]: gang.service },
+      ports: [{ name: 'rendezvous', port: gang.masterPort, targetPort: gang.masterPort, protocol: 'TCP' }],
+    },
+  };
+  return { objects: [service, job], kind: 'Job' };
+}
+
+function withoutSubdomain(spec: NonNullable<Job['spec']>['template']['spec'] & object): typeof spec {
+  const { subdomain: _subdomain, ...rest } = spec;
+  return rest;
+}
+
+function stripUndefined<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
 }
 
 function assembleServe(

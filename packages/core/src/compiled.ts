@@ -3,6 +3,8 @@ import type { KubeObject } from './kube.ts';
 import type { StageResourcePlan } from './planner/plan.ts';
 import type { PublishMode, WrapperStep } from './artifacts/protocol.ts';
 import type { StageKind } from './kinds/types.ts';
+import type { ParallelLayout } from './planner/layout.ts';
+import type { MultiNodeEngine } from './context.ts';
 
 export type { StageKind };
 
@@ -75,10 +77,33 @@ export interface CompiledStage {
   readonly objects: readonly KubeObject[];
   /** The resource planner's estimate: memory terms, GPU-hours, cost, warnings. */
   readonly estimate: StageResourcePlan;
-  /** The main workload object: the Job for batch stages, the Deployment for serve. */
-  readonly workload: { readonly kind: 'Job' | 'Deployment'; readonly name: string };
+  /**
+   * The main workload object: the Job for batch stages (an Indexed Job for a training gang, or a
+   * JobSet when the context asks for one), the Deployment for serve.
+   */
+  readonly workload: { readonly kind: 'Job' | 'JobSet' | 'Deployment'; readonly name: string };
+  /** Training stages: nodes × GPUs per node and the strategy. */
+  readonly layout?: ParallelLayout;
+  /** A training stage on several nodes: how its pods find each other. */
+  readonly gang?: StageGang;
   /** What the stage runs, for runners that do not read pod specs. */
   readonly run: StageRun;
+}
+
+/** The pods of a multi-node training stage: one per node, ranked by their completion index. */
+export interface StageGang {
+  readonly engine: MultiNodeEngine;
+  /** Pods of the gang (`nodes`); each runs torchrun with the layout's GPUs per node. */
+  readonly pods: number;
+  /** The headless Service whose name is the pods' DNS subdomain (the JobSet controller makes its own). */
+  readonly service: string;
+  /** Hostname of pod `i` (its NODE_RANK), without the subdomain. */
+  readonly hostnames: readonly string[];
+  /** The rank-0 pod's stable DNS name: every pod's MASTER_ADDR. */
+  readonly masterAddr: string;
+  readonly masterPort: number;
+  /** Label on every pod of the gang, valued with the gang's name (`resourceName`). */
+  readonly podLabel: string;
 }
 
 export interface CompiledPipeline {

@@ -50,6 +50,18 @@ export interface CompileContext {
   readonly artifactsClaim?: string;
   /** Kueue LocalQueue for GPU Jobs, when the cluster runs Kueue. */
   readonly queueName?: string;
+  /**
+   * GPUs by GPU catalogue id that the LocalQueue's ClusterQueue admits at most (its nominal quota
+   * plus what it may borrow; infra/cluster's quota is the source, tunepipe.json `queue.gpus` the
+   * copy the workspace passes). A training gang needing more is a check() error: Kueue would
+   * hold it forever. @default unknown: gangs are not checked against a quota
+   */
+  readonly queueGpus?: Readonly<Record<string, number>>;
+  /**
+   * What a training stage on several nodes compiles to: an Indexed Job with a headless Service,
+   * or a JobSet (needs the JobSet controller). @default 'indexed-job'
+   */
+  readonly multiNode?: MultiNodeEngine;
   /** Image overrides. @default DEFAULT_IMAGES */
   readonly images?: Partial<ImageSet>;
   /** Local dataset sources by name. */
@@ -67,6 +79,9 @@ export interface CompileContext {
    */
   readonly knownSecrets?: SecretKeys;
 }
+
+export const MULTI_NODE_ENGINES = ['indexed-job', 'jobset'] as const;
+export type MultiNodeEngine = (typeof MULTI_NODE_ENGINES)[number];
 
 export const TUNEPIPE_IMAGE_VERSION = '0.1.0';
 
@@ -95,6 +110,8 @@ export interface ResolvedContext {
   readonly namespace: string;
   readonly artifactsClaim: string;
   readonly queueName: string | undefined;
+  readonly queueGpus: Readonly<Record<string, number>> | undefined;
+  readonly multiNode: MultiNodeEngine;
   readonly images: ImageSet;
   readonly datasets: Readonly<Record<string, DatasetSourceInput>>;
   readonly models: Readonly<Record<string, LocalModelInput>>;
@@ -108,6 +125,8 @@ export function resolveContext(context: CompileContext = {}): ResolvedContext {
     namespace: context.namespace ?? 'tunepipe',
     artifactsClaim: context.artifactsClaim ?? 'tunepipe-artifacts',
     queueName: context.queueName,
+    queueGpus: context.queueGpus,
+    multiNode: context.multiNode ?? 'indexed-job',
     images: { ...DEFAULT_IMAGES, ...context.images },
     datasets: context.datasets ?? {},
     models: context.models ?? {},

@@ -15,6 +15,7 @@ import type { ModelSource } from './model/source.ts';
 import type { Gate } from './gate.ts';
 import type { Predictions } from './kinds/predict.ts';
 import { VLLM_DEFAULT_PORT } from './defaults.ts';
+import type { TrainingStrategy } from './planner/layout.ts';
 
 /** A reference to a key of a Kubernetes Secret. Secrets are never written as literals. */
 export interface SecretRef {
@@ -32,6 +33,18 @@ export interface Resources {
   readonly cpu?: string;
   /** Memory request and limit, a Kubernetes quantity. */
   readonly memory?: string;
+}
+
+/**
+ * A training stage's compute: how many pods (`nodes`) with how many GPUs each (`gpusPerNode`, the
+ * same as `gpus`; set one of them). One node with several GPUs is one pod running torchrun; several
+ * nodes are a gang (an Indexed Job or a JobSet with a headless Service) that Kueue admits whole.
+ */
+export interface SftResources extends Resources {
+  /** GPUs per pod of the training gang (torchrun's NPROC_PER_NODE); the same as `gpus`. @default planner's choice */
+  readonly gpusPerNode?: number;
+  /** Pods of the gang, one per node. @default planner's choice (1) */
+  readonly nodes?: number;
 }
 
 /** Where a stage's pods run and what they may use, beyond the planner's defaults. */
@@ -192,8 +205,11 @@ export interface ConvertOutputs {
  * Defaults are LLaMA-Factory's own.
  */
 export interface SftArgs {
-  /** @default 'lora' (freeze and full to follow) */
-  readonly finetuning_type?: 'lora';
+  /**
+   * `full` trains every weight: the stage's output is a whole model (which `merge` refuses; it has
+   * no adapter to merge). @default 'lora'
+   */
+  readonly finetuning_type?: 'lora' | 'full';
   /** Maximum tokens of an example (prompt + response). @default 2048 */
   readonly cutoff_len?: number;
   /** Peak learning rate. @default 5e-5 */
@@ -271,7 +287,13 @@ export interface SftArgs {
   readonly disable_gradient_checkpointing?: boolean;
 }
 
-export interface SftOptions extends StageCommon {
+export interface SftOptions extends Omit<StageCommon, 'resources'> {
+  readonly resources?: SftResources;
+  /**
+   * How the ranks share the work: `ddp` (every rank holds the model), DeepSpeed `zero2`, `zero3`,
+   * `zero3-offload`, or PyTorch `fsdp`. @default the planner's choice (`ddp` when it fits)
+   */
+  readonly strategy?: TrainingStrategy;
   readonly model: BaseModel;
   readonly train: Dataset;
   /** Validation split evaluated during training (`eval_dataset`). */

@@ -39,7 +39,8 @@ export interface Dataset extends Handle<'dataset'> {
 
 export interface Adapter extends Handle<'adapter'> {
   readonly base: BaseModel;
-  readonly finetuningType: 'lora';
+  /** `full`: the folder is a whole model trained from the base, not an adapter on it. */
+  readonly finetuningType: 'lora' | 'full';
   readonly template: string;
 }
 

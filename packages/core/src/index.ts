@@ -12,12 +12,12 @@ export * from './hash.ts';
 export { CALIBRATION_DEFAULTS, EXPORT_DEFAULTS, GENERATION_DEFAULTS, VLLM_DEFAULT_PORT, llamaFactoryDefault } from './defaults.ts';
 export { check } from './check.ts';
 export { compile, artifactPath } from './compile.ts';
-export { type StagePlan } from './plan.ts';
+export { stageLayout, type StagePlan } from './plan.ts';
 export { analysePipeline, planStages, type PipelineAnalysis } from './analyse.ts';
 export { STAGE_KINDS, stageKind, isStageKind, servedFlags, servedPort, type ResolvedStage, type StageKindModule, type StagePaths, type ResolveEnv, type RenderEnv, type ToolCommand } from './kinds/index.ts';
 export { markerCheckJob, markerCheckJobName, type MarkerCheckSettings } from './pods.ts';
 export * from './planner/index.ts';
-export type { KubeObject } from './kube.ts';
+export type { JobSet, KubeObject } from './kube.ts';
 export { LLAMA3_8B, QWEN2_5_7B, type ModelArchitecture } from './model/architecture.ts';
 export { MODEL_CATALOGUE, catalogueModel, catalogueIds, type CatalogueModel, type ModelLicense } from './model/catalogue.ts';
 export { parameterCountOf, COUNTABLE_MODEL_TYPES } from './model/parameters.ts';
@@ -28,7 +28,21 @@ export type { LlamaFactoryArg, LlamaFactoryDatasetInfoSchema, VllmFlag } from '.
 export { PINS } from './reference/pins.gen.ts';
 export * from './gate.ts';
 export * from './render.ts';
-export { stageScript } from './stage-script.ts';
+export { stageScript, type StageScriptOptions } from './stage-script.ts';
+export {
+  COMPLETION_INDEX_ANNOTATION,
+  DEEPSPEED_CONFIG_FILE,
+  DISTRIBUTED_DDP_TIMEOUT_SECONDS,
+  MASTER_PORT,
+  RENDEZVOUS_TIMEOUT_SECONDS,
+  TORCHRUN_ENV,
+  deepSpeedConfig,
+  isGang,
+  strategyArgs,
+  torchrunEnv,
+  usesDeepSpeed,
+  usesTorchrun,
+} from './kinds/distributed.ts';
 export * from './artifacts/protocol.ts';
 export * from './artifacts/folder.ts';
 export * from './delivery.ts';

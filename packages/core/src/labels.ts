@@ -31,6 +31,8 @@ export const ANNOTATIONS = {
   expectedSeconds: 'tunepipe.dev/expected-seconds',
   pulumiTimeout: 'pulumi.com/timeoutSeconds',
   configHash: 'tunepipe.dev/config-hash',
+  /** On the workload of a training stage under torchrun: JSON `{nodes, gpusPerNode, strategy}`. */
+  layout: 'tunepipe.dev/layout',
 } as const;
 
 /** The taint the cluster stack puts on GPU nodes and the compiler tolerates on GPU stages only. */

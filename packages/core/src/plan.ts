@@ -1,10 +1,14 @@
 import type { ResolvedContext } from './context.ts';
 import type { ResolvedStage } from './kinds/types.ts';
 import type { StageResourcePlan, PlanOptions } from './planner/plan.ts';
+import type { ParallelLayout } from './planner/layout.ts';
 
 /** Placement, size and timing of one stage: what the compiler writes into its pod spec. */
 export interface StagePlan {
+  /** GPUs per pod. */
   readonly gpus: number;
+  /** Training stages: nodes × GPUs per node and the strategy (1 × 1 `ddp`: one pod, as any stage). */
+  readonly layout?: ParallelLayout;
   readonly gpuType?: string;
   readonly cpu: string;
   readonly memory: string;
@@ -63,15 +67,29 @@ export function planOptions(ctx: ResolvedContext): PlanOptions {
   return { cloud: ctx.cloud };
 }
 
+/**
+ * The layout a training stage runs with: the planner's (which honours what the user set), else
+ * the user's own `nodes` and `strategy` around the planner's GPU count.
+ */
+export function stageLayout(stage: ResolvedStage, resources: StageResourcePlan): ParallelLayout | undefined {
+  if (stage.kind !== 'sft') return undefined;
+  const planned = resources.layout;
+  if (planned) return planned;
+  if (resources.gpus === 0) return undefined;
+  return { nodes: stage.resources.nodes ?? 1, gpusPerNode: Math.max(1, resources.gpus), strategy: stage.resources.strategy ?? 'ddp' };
+}
+
 /** Placement, size and timing of a resolved stage from the planner's answer; placement the user chose explicitly wins. */
 export function stagePlan(stage: ResolvedStage, resources: StageResourcePlan): StagePlan {
   const memory = memoryFor(stage, resources);
+  const layout = stageLayout(stage, resources);
   return {
-    gpus: resources.gpus,
+    gpus: layout ? layout.gpusPerNode : resources.gpus,
+    ...(layout ? { layout } : {}),
     ...(resources.gpuType ? { gpuType: resources.gpuType } : {}),
-    cpu: cpuFor(stage, resources.gpus),
+    cpu: cpuFor(stage, layout ? layout.gpusPerNode : resources.gpus),
     memory,
-    shmSize: shmFor(resources.gpus, memory),
+    shmSize: shmFor(layout ? layout.gpusPerNode : resources.gpus, memory),
     expectedSeconds: Math.ceil(resources.expectedSeconds),
     deadlineSeconds: Math.ceil(resources.deadlineSeconds),
     expectedOutputs: resources.expectedOutputs,

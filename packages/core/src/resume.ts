@@ -69,6 +69,16 @@ export const MOVED_ASIDE_LOG = 'moved-aside.log';
 export const CHECKPOINT_SETTLE_SECONDS = 30;
 /** Written after the weights; without them transformers cannot restore the optimizer / LR schedule. */
 const OPTIMIZER_FILES = ['optimizer.pt', 'scheduler.pt'] as const;
+/**
+ * Sharded training keeps the optimizer state elsewhere: DeepSpeed in `global_step<N>/` (each rank
+ * its own partition), with `latest` written by rank 0 once every rank has saved; FSDP in
+ * `optimizer.bin` (full state dict) or an `optimizer_0/` folder (sharded). The LR schedule is still
+ * the Trainer's `scheduler.pt` (LLaMA-Factory's DeepSpeed configs define no scheduler of their own).
+ */
+const SHARDED_OPTIMIZER_FILES = ['optimizer.pt', 'optimizer.bin', 'latest'] as const;
+const SHARDED_OPTIMIZER_DIR = 'optimizer_0';
+/** FSDP's full-state-dict weights of a full fine-tune. */
+const SHARDED_WEIGHT_FILES = ['pytorch_model_fsdp.bin'] as const;
 /** LoRA adapters and full-model weights, in the names transformers and PEFT save them under. */
 export const WEIGHT_FILES = [
   'adapter_model.safetensors',
@@ -88,11 +98,18 @@ export function checkpointStep(name: string): number | undefined {
 }
 
 /** What a finished save has and these files lack (empty: nothing). */
-export function missingCheckpointParts(files: readonly { readonly name: string; readonly size: number }[]): string[] {
+export function missingCheckpointParts(files: readonly { readonly name: string; readonly size: number }[], options: { readonly sharded?: boolean } = {}): string[] {
   const present = new Set(files.filter((f) => f.size > 0).map((f) => f.name));
   const missing: string[] = [];
   if (!present.has(STATE_FILE)) missing.push(STATE_FILE);
-  if (!WEIGHT_FILES.some((w) => present.has(w))) missing.push('adapter/model weights');
+  const weights: readonly string[] = options.sharded ? [...WEIGHT_FILES, ...SHARDED_WEIGHT_FILES] : WEIGHT_FILES;
+  if (!weights.some((w) => present.has(w))) missing.push('adapter/model weights');
+  if (options.sharded) {
+    // The files listing names no folders: `optimizer_0/` is seen by the wrapper's shell check only.
+    if (!SHARDED_OPTIMIZER_FILES.some((f) => present.has(f))) missing.push('optimizer state');
+    if (!present.has('scheduler.pt')) missing.push('scheduler.pt');
+    return missing;
+  }
   for (const f of OPTIMIZER_FILES) if (!present.has(f)) missing.push(f);
   return missing;
 }
@@ -171,9 +188,20 @@ export function movedAsideLine(stamp: number, name: string, reason: string): str
  *   `<ref>` is a file touched at least the settle time ago (rule 3), or empty;
  * - `tp_seal_loop <output_dir> <ref> <seconds>`: a pass every `<seconds>`; keeps `<ref>` so.
  */
-export function checkpointSealFunctions(): string {
-  const weights = WEIGHT_FILES.join(' ');
+export function checkpointSealFunctions(options: { readonly sharded?: boolean } = {}): string {
+  const weights = (options.sharded ? [...WEIGHT_FILES, ...SHARDED_WEIGHT_FILES] : WEIGHT_FILES).join(' ');
   const tmp = `${CHECKPOINT_SEAL}${TMP_SUFFIX}`;
+  const optimizer = options.sharded
+    ? `  tp_opt=""
+  for tp_w in ${SHARDED_OPTIMIZER_FILES.join(' ')}; do
+    if [ -s "$1/$tp_w" ]; then tp_opt=1; fi
+  done
+  if [ -d "$1/${SHARDED_OPTIMIZER_DIR}" ]; then tp_opt=1; fi
+  [ -n "$tp_opt" ] || tp_missing="\${tp_missing:+$tp_missing, }optimizer state"
+  [ -s "$1/scheduler.pt" ] || tp_missing="\${tp_missing:+$tp_missing, }scheduler.pt"`
+    : `  for tp_w in ${OPTIMIZER_FILES.join(' ')}; do
+    [ -s "$1/$tp_w" ] || tp_missing="\${tp_missing:+$tp_missing, }$tp_w"
+  done`;
   return `tp_parts() {
   tp_missing=""
   [ -s "$1/${STATE_FILE}" ] || tp_missing="\${tp_missing:+$tp_missing, }${STATE_FILE}"
@@ -182,9 +210,7 @@ export function checkpointSealFunctions(): string {
     if [ -s "$1/$tp_w" ]; then tp_weights=1; fi
   done
   [ -n "$tp_weights" ] || tp_missing="\${tp_missing:+$tp_missing, }adapter/model weights"
-  for tp_w in ${OPTIMIZER_FILES.join(' ')}; do
-    [ -s "$1/$tp_w" ] || tp_missing="\${tp_missing:+$tp_missing, }$tp_w"
-  done
+${optimizer}
 }
 tp_state_ok() {
   if command -v python3 >/dev/null 2>&1; then

@@ -7,6 +7,21 @@ function indent(text: string, prefix: string): string {
 
 export { GATE_FAILED_EXIT_CODE, INPUT_CORRUPT_EXIT_CODE, type PublishMode, type WrapperStep } from './artifacts/protocol.ts';
 
+export interface StageScriptOptions {
+  /**
+   * One wrapper per node of a multi-node training gang, all on the same output_dir on the shared
+   * volume. Only node 0 (NODE_RANK=0) moves checkpoints aside before training, seals them while it
+   * runs and publishes the folder: two nodes moving the same checkpoint aside, or sealing and
+   * hashing a folder at once, would race, and a published folder must be written by one writer.
+   * The other nodes start torchrun at once and wait in its rendezvous (up to
+   * RENDEZVOUS_TIMEOUT_SECONDS), which node 0's torchrun hosts and starts only after the repair: no rank reads output_dir (to find the checkpoint to
+   * resume from) before node 0 has decided it, so every rank resumes from the same checkpoint.
+   */
+  readonly gang?: boolean;
+  /** Checkpoints keep their optimizer state as DeepSpeed or FSDP shards (see checkpointSealFunctions). */
+  readonly shardedCheckpoints?: boolean;
+}
+
 /**
  * POSIX sh run in every batch pod: skip when complete, check the inputs, run the tool (sealing
  * checkpoints beside it in place), publish, mark complete.
@@ -21,7 +36,10 @@ export { GATE_FAILED_EXIT_CODE, INPUT_CORRUPT_EXIT_CODE, type PublishMode, type 
  *   its bytes anyway. A folder that fails is not trusted: its marker is removed and the stage
  *   runs again (in place: resuming from its checkpoints).
  */
-export function stageScript(): string {
+export function stageScript(options: StageScriptOptions = {}): string {
+  const gang = options.gang === true;
+  // Only node 0 of a gang writes to the shared folder outside training (see StageScriptOptions).
+  const lead = (test: string) => (gang ? `${test} && [ -n "$tp_lead" ]` : test);
   return `#!/bin/sh
 # tunepipe stage wrapper: stage.sh <rename|in-place> <artifact-dir> -- <command...>
 set -eu
@@ -30,33 +48,38 @@ step="\${${STAGE_ENV.step}:-all}"
 marker="$out/${COMPLETION_MARKER}"
 if [ "$mode" = rename ]; then work="$out${WORK_SUFFIX}"; else work="$out"; fi
 ${shellCheckFunctions()}
-${checkpointSealFunctions()}
-if [ -f "$marker" ]; then
+${checkpointSealFunctions(options.shardedCheckpoints ? { sharded: true } : {})}
+${gang ? `tp_lead=""
+if [ "\${NODE_RANK:-0}" = 0 ]; then tp_lead=1; fi
+` : ''}if [ -f "$marker" ]; then
   if [ "\${${STAGE_ENV.force}:-0}" = "1" ]; then
-    rm -f "$marker"
+${gang ? `    if [ -n "$tp_lead" ]; then
+      rm -f "$marker"
+      if [ "$mode" = in-place ] && [ "$step" != publish ]; then rm -rf "$out"; fi
+    fi` : `    rm -f "$marker"
     # A forced re-run starts over; resuming would only re-publish the old result. A retry of the
     # forced run finds no marker and resumes from its own checkpoints.
-    if [ "$mode" = in-place ] && [ "$step" != publish ]; then rm -rf "$out"; fi
+    if [ "$mode" = in-place ] && [ "$step" != publish ]; then rm -rf "$out"; fi`}
   elif tp_check_folder "$out" names "\${${STAGE_ENV.hash}}"; then
     echo "tunepipe: stage \${${STAGE_ENV.stage}} already complete in $out (cached), nothing to do"
     exit 0
   else
     echo "tunepipe: $out is marked complete but $tp_why; running the stage again"
-    rm -f "$marker"
+    ${gang ? 'if [ -n "$tp_lead" ]; then rm -f "$marker"; fi' : 'rm -f "$marker"'}
   fi
 fi
 if [ "$step" != publish ]; then
 ${indent(shellVerifyInputs(), '  ')}
   if [ "$mode" = rename ]; then rm -rf "$work"; fi
   mkdir -p "$work"
-  if [ "$mode" = in-place ]; then
+  if ${lead('[ "$mode" = in-place ]')}; then
 ${indent(checkpointRepairScript('work', { define: false }), '    ')}
   fi
 fi
 echo "tunepipe: stage \${${STAGE_ENV.stage}} (\${${STAGE_ENV.hash}}) $step: $*"
 tp_sealer=""
 tp_ref="\${TMPDIR:-/tmp}/tunepipe-seal.$$"
-if [ "$mode" = in-place ] && [ "$step" != publish ]; then
+if ${lead('[ "$mode" = in-place ] && [ "$step" != publish ]')}; then
   tp_seal_loop "$work" "$tp_ref" "\${${STAGE_ENV.sealSeconds}:-${CHECKPOINT_SETTLE_SECONDS}}" &
   tp_sealer=$!
 fi
@@ -72,7 +95,11 @@ if [ -n "$tp_sealer" ]; then
 fi
 if [ "$tp_rc" -ne 0 ]; then exit "$tp_rc"; fi
 if [ "$step" = run ]; then exit 0; fi
-if [ "$mode" = rename ]; then
+${gang ? `if [ -z "$tp_lead" ]; then
+  echo "tunepipe: node \${NODE_RANK} of stage \${${STAGE_ENV.stage}} finished; node 0 publishes $out"
+  exit 0
+fi
+` : ''}if [ "$mode" = rename ]; then
   rm -rf "$out"
   mv "$work" "$out"
 fi

@@ -62,7 +62,7 @@ test('a GPU that fits by less than the error band is a warning naming the next G
 
   // 2 × 1400 tokens: 21.93 GiB ± 0.91 fits the L4's 22.49 GiB; with its band (22.84) it does not.
   const args = { ...SEED_ARGS, cutoff_len: 1400 };
-  const explicit = planStage(seedSft({ args, resources: { gpuType: 'l4' } }));
+  const explicit = planStage(seedSft({ args, resources: { gpuType: 'l4', gpus: 1 } }));
   assert.equal(explicit.gpuType, 'l4');
   assert.equal(explicit.issues.length, 1);
   const issue = explicit.issues[0]!;
@@ -70,7 +70,10 @@ test('a GPU that fits by less than the error band is a warning naming the next G
   assert.match(issue.message, /fits, but not with its error band to spare: needs 21\.93 ± 0\.91 of 22\.49 GiB per GPU/);
   // AWS sells the A100-40GB only as 8-GPU nodes: the next GPU up for one stage is the L40S.
   assert.match(issue.fix ?? '', /^if it runs out of memory, the next GPU up is gpuType 'l40s' \(45\.0 GiB\); or lower per_device_train_batch_size/);
-  assert.match(planStage(seedSft({ args, resources: { gpuType: 'l4' } }), { cloud: 'gcp' }).issues[0]!.fix ?? '', /next GPU up is gpuType 'a100-40gb'/);
+  assert.match(planStage(seedSft({ args, resources: { gpuType: 'l4', gpus: 1 } }), { cloud: 'gcp' }).issues[0]!.fix ?? '', /next GPU up is gpuType 'a100-40gb'/);
+  // With the count left open the planner spreads the stage instead: 2 L4s under ZeRO-3 fit with the band to spare.
+  const spread = planStage(seedSft({ args, resources: { gpuType: 'l4' } }));
+  assert.deepEqual([spread.gpuType, spread.layout, spread.issues], ['l4', { nodes: 1, gpusPerNode: 2, strategy: 'zero3' }, []]);
   // Automatic placement never takes a GPU without the band to spare: it goes one up, without a warning.
   const auto = planStage(seedSft({ args }));
   assert.deepEqual([auto.gpuType, auto.issues], ['l40s', []]);
@@ -78,7 +81,7 @@ test('a GPU that fits by less than the error band is a warning naming the next G
 
 test('an explicit GPU that is too small is an issue with path, value and fix', () => {
   const args = { ...SEED_ARGS, per_device_train_batch_size: 4 };
-  const plan = planStage(seedSft({ args, resources: { gpuType: 'l4' } }));
+  const plan = planStage(seedSft({ args, resources: { gpuType: 'l4', gpus: 1 } }));
   assert.equal(plan.gpuType, 'l4');
   assert.equal(plan.placement, 'explicit');
   assert.equal(plan.issues.length, 1);

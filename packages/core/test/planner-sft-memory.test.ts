@@ -113,7 +113,7 @@ test('data parallelism does not shrink per-GPU memory; it adds DDP buckets and N
 });
 
 test('bad arguments become issues with paths, and defaults are LLaMA-Factory defaults', () => {
-  const r = resolveSft(LLAMA3_8B, { lora_rank: 0, per_device_train_batch_size: 2.5, finetuning_type: 'full' }, { rows: 0 }, 'stages.sft');
+  const r = resolveSft(LLAMA3_8B, { lora_rank: 0, per_device_train_batch_size: 2.5, finetuning_type: 'freeze' }, { rows: 0 }, 'stages.sft');
   const paths = r.issues.map((i) => i.path).sort();
   assert.deepEqual(paths, ['stages.sft.args.finetuning_type', 'stages.sft.args.lora_rank', 'stages.sft.args.per_device_train_batch_size', 'stages.sft.train']);
   // defaults: rank 8, micro-batch 8, cutoff 2048, checkpointing on

@@ -276,3 +276,57 @@ test('serve wait-for-model: once the marker is there, the model folder is checke
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+function gangSetup(options: { sharded?: boolean } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'tunepipe-gang-'));
+  const script = join(dir, 'stage.sh');
+  writeFileSync(script, stageScript({ gang: true, shardedCheckpoints: options.sharded === true }));
+  return { dir, script, out: join(dir, 'artifacts', 'stage', 'abc') };
+}
+
+test('a gang: only node 0 moves checkpoints aside, seals and publishes; node 1 trains and leaves the folder alone', () => {
+  const { script, out } = gangSetup();
+  checkpoint(out, 100, { seal: true });
+  checkpoint(out, 200);
+  const follower = run(script, 'in-place', out, `echo rank1 > "${out}/rank1.txt"`, { NODE_RANK: '1' });
+  assert.equal(follower.code, 0, follower.stdout + follower.stderr);
+  assert.match(follower.stdout, /node 1 of stage merge finished; node 0 publishes/);
+  assert.ok(existsSync(join(out, 'checkpoint-200')), 'node 1 moves nothing aside');
+  assert.equal(existsSync(join(out, 'checkpoint-200', 'SHA256SUMS')), false, 'node 1 seals nothing');
+  assert.equal(existsSync(join(out, '.tunepipe-complete')), false, 'node 1 publishes nothing');
+
+  const lead = run(script, 'in-place', out, `echo done > "${out}/adapter_model.safetensors"`, { NODE_RANK: '0' });
+  assert.equal(lead.code, 0, lead.stdout + lead.stderr);
+  assert.match(lead.stdout, /checkpoint-200 was never sealed/);
+  assert.match(lead.stdout, /training resumes from checkpoint-100/);
+  assert.ok(existsSync(join(out, '.tunepipe-complete')));
+  // A rank that restarts after node 0 published finds the stage complete.
+  const late = run(script, 'in-place', out, 'exit 1', { NODE_RANK: '1' });
+  assert.equal(late.code, 0);
+  assert.match(late.stdout, /\(cached\)/);
+});
+
+test('a gang under TUNEPIPE_FORCE=1: node 1 neither removes the marker nor the folder', () => {
+  const { script, out } = gangSetup();
+  assert.equal(run(script, 'in-place', out, `echo 1 > "${out}/x"`, { NODE_RANK: '0' }).code, 0);
+  const follower = run(script, 'in-place', out, 'true', { NODE_RANK: '1', TUNEPIPE_FORCE: '1' });
+  assert.equal(follower.code, 0, follower.stderr);
+  assert.ok(existsSync(join(out, '.tunepipe-complete')));
+  assert.equal(readFileSync(join(out, 'x'), 'utf8'), '1\n');
+});
+
+test('sharded checkpoints (DeepSpeed: optimizer state in global_stepN/, `latest`) are whole without optimizer.pt', () => {
+  const { script, out } = gangSetup({ sharded: true });
+  const at = join(out, 'checkpoint-100');
+  mkdirSync(join(at, 'global_step100'), { recursive: true });
+  for (const f of ['adapter_model.safetensors', 'scheduler.pt', 'global_step100/zero_pp_rank_0_mp_rank_00_optim_states.pt']) writeFileSync(join(at, f), `${f}`);
+  writeFileSync(join(at, 'latest'), 'global_step100');
+  writeFileSync(join(at, 'trainer_state.json'), JSON.stringify({ global_step: 100 }));
+  const r = spawnSync('/bin/sh', ['-c', `${shellCheckFunctions()}\n${checkpointSealFunctions({ sharded: true })}\ntp_seal "$0"`, at], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const lead = run(script, 'in-place', out, 'true', { NODE_RANK: '0' });
+  assert.equal(lead.code, 0, lead.stdout + lead.stderr);
+  assert.match(lead.stdout, /training resumes from checkpoint-100/);
+  // The single-pod wrapper would call the same checkpoint incomplete (no optimizer.pt).
+  assert.doesNotMatch(stageScript(), /optimizer_0/);
+});

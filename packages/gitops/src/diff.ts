@@ -21,7 +21,7 @@ export interface StageDiff {
   readonly stage: string;
   readonly kind: StageKind;
   readonly action: StageAction;
-  readonly workload: 'Job' | 'Deployment';
+  readonly workload: 'Job' | 'JobSet' | 'Deployment';
   readonly beforeHash?: string;
   readonly afterHash?: string;
   readonly gpus: number;

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { issuePath, zodParse } from '@tunepipe/core';
+import { issuePath, MULTI_NODE_ENGINES, zodParse } from '@tunepipe/core';
 import { WorkspaceError } from './errors.ts';
 
 /**
@@ -11,8 +11,22 @@ import { WorkspaceError } from './errors.ts';
 const RepoConfigSchema = z.strictObject({
   /** Namespace of every object. */
   namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label').max(63).default('tunepipe'),
-  /** Kueue LocalQueue for GPU Jobs; omit on clusters without Kueue. */
-  queue: z.string().min(1).optional(),
+  /**
+   * Kueue LocalQueue for GPU Jobs; omit on clusters without Kueue. The long form also says how
+   * many GPUs of each type its ClusterQueue admits (copy infra/cluster's quota), so check()
+   * rejects a training gang the queue could never admit.
+   */
+  queue: z
+    .union([
+      z.string().min(1),
+      z.strictObject({
+        name: z.string().min(1),
+        gpus: z.record(z.string().min(1), z.number().int().min(0)).optional(),
+      }),
+    ])
+    .optional(),
+  /** What a training stage on several nodes compiles to: an Indexed Job + headless Service, or a JobSet. */
+  multiNode: z.enum(MULTI_NODE_ENGINES).optional(),
   /** Cloud whose GPU catalogue and prices the planner uses. */
   cloud: z.enum(['aws', 'gcp']).default('aws'),
   gitops: z
@@ -24,7 +38,12 @@ const RepoConfigSchema = z.strictObject({
     .default({ flavor: 'plain', revision: 'main' }),
 });
 
-export type RepoConfig = z.infer<typeof RepoConfigSchema>;
+/** The parsed config; `queue` is the LocalQueue's name whichever form named it. */
+export type RepoConfig = Omit<z.infer<typeof RepoConfigSchema>, 'queue'> & {
+  readonly queue?: string;
+  /** GPUs by GPU type the queue admits (`queue.gpus`). */
+  readonly queueGpus?: Readonly<Record<string, number>>;
+};
 export const REPO_CONFIG_FILE = 'tunepipe.json';
 
 export function loadRepoConfig(root: string): RepoConfig {
@@ -44,5 +63,8 @@ export function loadRepoConfig(root: string): RepoConfig {
     fix: 'see the README section "Repository config"',
   });
   if (!parsed.ok) throw new WorkspaceError(`${REPO_CONFIG_FILE} is invalid`, parsed.issues);
-  return parsed.value;
+  const { queue, ...rest } = parsed.value;
+  if (queue === undefined) return rest;
+  if (typeof queue === 'string') return { ...rest, queue };
+  return { ...rest, queue: queue.name, ...(queue.gpus ? { queueGpus: queue.gpus } : {}) };
 }

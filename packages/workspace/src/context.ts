@@ -1,6 +1,7 @@
 import { join } from 'node:path';
-import { CLUSTER_SECRET_KEYS, convertInputSources, modelSourceOf, type CompileContext, type DatasetSourceInput, type LocalModelInput, type Pipeline } from '@tunepipe/core';
+import { CLUSTER_SECRET_KEYS, convertInputSources, modelSourceOf, type CompileContext, type DatasetSourceInput, type MultiNodeEngine, type LocalModelInput, type Pipeline } from '@tunepipe/core';
 import { DigestCache, loadLocalModel } from './model-folder.ts';
+import { loadRepoConfig } from './config.ts';
 import { loadDatasetSources, sourceStats } from '@tunepipe/convert';
 
 export interface ContextOverrides {
@@ -8,6 +9,10 @@ export interface ContextOverrides {
   readonly queueName?: string;
   readonly artifactsClaim?: string;
   readonly cloud?: 'aws' | 'gcp';
+  /** @default tunepipe.json `queue.gpus` */
+  readonly queueGpus?: Readonly<Record<string, number>>;
+  /** @default tunepipe.json `multiNode` */
+  readonly multiNode?: MultiNodeEngine;
 }
 
 /** Dataset sources the pipeline's convert stages name. */
@@ -32,6 +37,10 @@ export async function loadCompileContext(root: string, pipeline: Pipeline, overr
     datasets[source.name] = { ...source, ...(stats ? { stats } : {}) };
   }
   const models = await loadLocalModels(root, pipeline);
+  // The repository's settings every synth must agree on (the CLI passes the namespace and queue).
+  const repo = loadRepoConfig(root);
+  const queueGpus = overrides.queueGpus ?? repo.queueGpus;
+  const multiNode = overrides.multiNode ?? repo.multiNode;
   return {
     datasets,
     // The Secrets infra/cluster creates: a SecretRef to anything else is a check() warning.
@@ -41,6 +50,8 @@ export async function loadCompileContext(root: string, pipeline: Pipeline, overr
     ...(overrides.queueName ? { queueName: overrides.queueName } : {}),
     ...(overrides.artifactsClaim ? { artifactsClaim: overrides.artifactsClaim } : {}),
     ...(overrides.cloud ? { cloud: overrides.cloud } : {}),
+    ...(queueGpus ? { queueGpus } : {}),
+    ...(multiNode !== undefined ? { multiNode } : {}),
   };
 }
 

@@ -55,6 +55,23 @@ test('tunepipe.json: defaults when absent, every invalid key reported at once', 
       ['config.repo.unknown-key', 'tunepipe.json:gitops.flavr', "did you mean 'flavor'?"],
     ],
   )));
+  // The queue's long form also says what its ClusterQueue admits; `queue` stays the queue's name.
+  await writeFile(join(root, 'tunepipe.json'), JSON.stringify({ queue: { name: 'tunepipe-gpu', gpus: { 'h100-80gb': 16 } }, multiNode: 'jobset' }));
+  assert.deepEqual(loadRepoConfig(root), { namespace: 'tunepipe', cloud: 'aws', gitops: { flavor: 'plain', revision: 'main' }, multiNode: 'jobset', queue: 'tunepipe-gpu', queueGpus: { 'h100-80gb': 16 } });
+  await writeFile(join(root, 'tunepipe.json'), JSON.stringify({ queue: { name: 'q', gpus: { a100: -1 } }, multiNode: 'mpi' }));
+  assert.throws(() => loadRepoConfig(root), workspaceError((e) => assert.deepEqual(e.issues.map((i) => i.path), ['tunepipe.json:queue.gpus.a100', 'tunepipe.json:multiNode'])));
   await writeFile(join(root, 'tunepipe.json'), '{nope');
   assert.throws(() => loadRepoConfig(root), workspaceError((e) => assert.match(e.message, /^tunepipe.json is not JSON/)));
+});
+
+test("tunepipe.json's queue quota and multi-node engine reach the compile context", async (t) => {
+  const { loadCompileContext } = await import('../src/context.ts');
+  const { definePipeline } = await import('@tunepipe/core');
+  const root = await repo(t, {});
+  const pipeline = definePipeline({ name: 'p' }, () => {});
+  assert.deepEqual(Object.keys(await loadCompileContext(root, pipeline)).filter((k) => k === 'queueGpus' || k === 'multiNode'), []);
+  await writeFile(join(root, 'tunepipe.json'), JSON.stringify({ queue: { name: 'gpu', gpus: { 'h100-80gb': 16 } }, multiNode: 'jobset' }));
+  const context = await loadCompileContext(root, pipeline);
+  assert.deepEqual(context.queueGpus, { 'h100-80gb': 16 });
+  assert.equal(context.multiNode, 'jobset');
 });

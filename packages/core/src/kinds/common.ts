@@ -87,11 +87,16 @@ export function stagesOf(handles: readonly (ArtifactHandle | undefined)[]): stri
   return unique(handles.filter((h): h is ArtifactHandle => !!h && typeof h === 'object' && typeof h.stage === 'string').map((h) => h.stage));
 }
 
-export function resolvedResources(options: { readonly resources?: ResolvedResources }): ResolvedResources {
+export function resolvedResources(options: { readonly resources?: ResolvedResources & { readonly gpusPerNode?: number }; readonly strategy?: ResolvedResources['strategy'] }): ResolvedResources {
   const r = options.resources;
-  if (!r) return {};
+  const strategy = options.strategy !== undefined ? { strategy: options.strategy } : {};
+  if (!r) return strategy;
+  // `gpus` and `gpusPerNode` name the same count; both set is the sft kind's error (gpus wins here).
+  const gpus = r.gpus ?? r.gpusPerNode;
   return {
-    ...(r.gpus !== undefined ? { gpus: r.gpus } : {}),
+    ...(gpus !== undefined ? { gpus } : {}),
+    ...(r.nodes !== undefined ? { nodes: r.nodes } : {}),
+    ...strategy,
     ...(r.gpuType !== undefined ? { gpuType: r.gpuType } : {}),
     ...(r.cpu !== undefined ? { cpu: r.cpu } : {}),
     ...(r.memory !== undefined ? { memory: r.memory } : {}),
@@ -379,7 +384,7 @@ export function resolvedStage<K extends StageKind>(
     readonly identities?: Readonly<Record<string, string>>;
   },
 ): ResolvedStage<K> {
-  const options = spec.options as { readonly resources?: ResolvedResources; readonly backoffLimit?: number };
+  const options = spec.options as { readonly resources?: ResolvedResources; readonly strategy?: ResolvedResources['strategy']; readonly backoffLimit?: number };
   return {
     kind: spec.kind,
     name: spec.name,

@@ -25,7 +25,12 @@ export const generationOptions = { ...stageCommon, model: handle(), data: handle
 
 /** The stages whose artifacts make up a model, and the folders LLaMA-Factory loads. */
 function modelStages(model: EvaluableModel): { model: string; adapter?: string } {
-  return model.kind === 'adapter' ? { model: model.base.stage, adapter: model.stage } : { model: model.stage };
+  return isLoraAdapter(model) ? { model: model.base.stage, adapter: model.stage } : { model: model.stage };
+}
+
+/** A LoRA adapter loads on its base; a full fine-tune's output is a whole model of its own. */
+function isLoraAdapter(model: EvaluableModel): model is Extract<EvaluableModel, { kind: 'adapter' }> {
+  return model.kind === 'adapter' && model.finetuningType !== 'full';
 }
 
 /** Resolves the model, the data and the generation settings; `more` adds the kind's own inputs. */
@@ -42,7 +47,7 @@ export function resolveGeneration<K extends GenerationKind>(
   if (data && o.data.kind === 'dataset') checkDatasetEntries(o.data, `${path}.data`, env);
   const { args, argPaths } = mergeToolArgs({
     path,
-    defaults: { ...(model && o.model.kind === 'adapter' ? { finetuning_type: 'lora' } : {}), report_to: 'none', ...GENERATION_DEFAULTS },
+    defaults: { ...(model && isLoraAdapter(o.model) ? { finetuning_type: 'lora' } : {}), report_to: 'none', ...GENERATION_DEFAULTS },
     args: o.args as Record<string, unknown> | undefined,
     extraArgs: o.extraArgs,
     derived: DERIVED,
@@ -101,6 +106,7 @@ function evaluatedModel(model: EvaluableModel, env: ResolveEnv): EvaluatedModel 
     case 'quantized-model':
       return { format: 'gptq', bits: model.bits };
     case 'adapter': {
+      if (!isLoraAdapter(model)) return { format: 'dense' };
       const adapter = adapterArgs(model.stage, env);
       return { format: 'adapter', rank: adapter.rank, target: adapter.target };
     }

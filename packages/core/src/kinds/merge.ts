@@ -32,6 +32,11 @@ export const merge: StageKindModule<'merge'> = {
     const adapterOk = checkInput(o.adapter, `${path}.adapter`, ['adapter'], env, { code: 'merge.input', message: 'merge takes the adapter an sft stage produced', fix: 'pass the value returned by p.sft(…)' });
     const baseModel = adapterOk ? (o.base ?? o.adapter.base) : undefined;
     if (o.base !== undefined) checkInput(o.base, `${path}.base`, ['base-model'], env);
+    // The producer's resolved value: finetuning_type may come through extraArgs, which the handle does not see.
+    const trained = adapterOk ? env.resolved.get(o.adapter.stage)?.args['finetuning_type'] : undefined;
+    if (trained === 'full') {
+      add({ code: 'merge.full-finetune', path: `${path}.adapter`, value: o.adapter.stage, message: `sft '${o.adapter.stage}' is a full fine-tune: its output is a whole model, not an adapter, so there is nothing to merge into the base`, fix: 'remove the merge stage and use the sft output as the model (evaluate it, or quantize a merged copy of a LoRA run instead)' });
+    }
     if (adapterOk && o.base && canonicalJson(o.base.source) !== canonicalJson(o.adapter.base.source)) {
       add({ code: 'merge.base-mismatch', path: `${path}.base`, value: `${o.base.id}@${o.base.revision}`, message: `the adapter was trained on ${o.adapter.base.id}@${o.adapter.base.revision}; LoRA weights only fit the base they were trained on`, fix: 'remove `base` (merge reads it from the adapter)' });
     }

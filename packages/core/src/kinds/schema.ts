@@ -16,6 +16,8 @@ export const handle = () => z.unknown();
 /** LLaMA-Factory keys: each value is checked against the pinned argument table by the kind. */
 export const toolArgs = () => z.record(z.string().max(200), z.unknown());
 
+import { TRAINING_STRATEGIES } from '../planner/layout.ts';
+
 const quantity = z.string().regex(/^\d+(\.\d+)?(e\d+)?(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$/, 'a Kubernetes quantity');
 
 /** Options every stage kind takes (StageCommon in dsl.ts). */
@@ -31,6 +33,16 @@ export const stageCommon = {
       memory: quantity.optional(),
     })
     .optional(),
+};
+
+/**
+ * A training stage's options besides stageCommon: its gang's shape and strategy. Other kinds take
+ * none of these (their strict schemas reject `strategy`, `nodes` and `gpusPerNode`). Counts are
+ * loose numbers here: the kind says what is wrong with a fraction or a zero, with a fix.
+ */
+export const trainingPlacement = {
+  resources: stageCommon.resources.unwrap().extend({ gpusPerNode: z.number().optional(), nodes: z.number().optional() }).optional(),
+  strategy: z.enum(TRAINING_STRATEGIES).optional(),
 };
 
 const whole = (max: number) => z.number().int().min(1).max(max);

@@ -1,5 +1,8 @@
 import { z } from 'zod';
-import { handle, stageCommon, toolArgs } from './schema.ts';
+import { handle, stageCommon, toolArgs, trainingPlacement } from './schema.ts';
+import type { Issue } from '../issues.ts';
+import { deepSpeedConfig, DEEPSPEED_CONFIG_FILE, DISTRIBUTED_DDP_TIMEOUT_SECONDS, strategyArgs, usesTorchrun } from './distributed.ts';
+import { gangNameIssues, queueAdmissionIssues } from './queue.ts';
 import { llamaFactoryDefault } from '../defaults.ts';
 import { modelArchitecture, requireArchitecture } from '../model/source.ts';
 import type { SftPlanArgs } from '../planner/sft.ts';
@@ -20,13 +23,26 @@ const DERIVED: Record<string, DerivedKey> = {
   output_dir: {},
   overwrite_output_dir: { code: 'sft.overwrite', message: 'a restarted pod would throw away its checkpoints instead of resuming', fix: 'remove it; tunepipe keeps overwrite_output_dir: false' },
   resume_from_checkpoint: { fix: 'remove it; a restarted pod resumes from its own newest whole checkpoint' },
+  deepspeed: { code: 'sft.strategy-args', message: 'the DeepSpeed config is generated from the stage\'s strategy (a file in its ConfigMap)', fix: "remove it; set strategy: 'zero2', 'zero3' or 'zero3-offload'" },
+  fsdp: { code: 'sft.strategy-args', message: "FSDP is set from the stage's strategy", fix: "remove it; set strategy: 'fsdp'" },
+  fsdp_config: { code: 'sft.strategy-args', message: "FSDP is set from the stage's strategy", fix: "remove it; set strategy: 'fsdp'" },
 };
+
+/** Where the stage's ConfigMap is mounted: the training YAML refers to its other files there. */
+const CONFIG_DIR = '/config';
+
+type Add = (issue: Issue) => void;
+
+/** A count of pods or GPUs: a whole number, at least 1. */
+function checkCount(value: number | undefined, at: string, what: string, fix: string, add: Add): void {
+  if (value !== undefined && (!Number.isInteger(value) || value < 1)) add({ code: `resources.${what}`, path: at, value, message: 'must be a whole number, at least 1', fix });
+}
 
 export const sft: StageKindModule<'sft'> = {
   kind: 'sft',
   produces: 'adapter',
   configFormat: 'yaml',
-  options: z.strictObject({ ...stageCommon, model: handle(), train: handle(), eval: handle().optional(), args: toolArgs().optional(), extraArgs: toolArgs().optional() }),
+  options: z.strictObject({ ...stageCommon, ...trainingPlacement, model: handle(), train: handle(), eval: handle().optional(), args: toolArgs().optional(), extraArgs: toolArgs().optional() }),
   toolEnv: offlineEnv,
   resolve(spec, env) {
     const o = spec.options;
@@ -73,17 +89,34 @@ export const sft: StageKindModule<'sft'> = {
     if (convert?.kind === 'convert' && typeof filteredAt === 'number' && filteredAt !== cutoff) {
       add({ code: 'sft.cutoff-mismatch', path: argPath(stage, 'cutoff_len'), value: cutoff, message: `convert '${convert.name}' filters rows at cutoffLen ${filteredAt}, training truncates at ${cutoff}`, fix: 'use the same value in both (a shared constant in pipeline.ts)' });
     }
-    const gpus = stage.resources.gpus;
-    if (gpus !== undefined && (!Number.isInteger(gpus) || gpus < 1)) {
-      add({ code: 'resources.gpus', path: `${path}.resources.gpus`, value: gpus, message: 'training needs a whole number of GPUs, at least 1', fix: 'use 1, 2, 4 or 8' });
+    // The handle p.sft() returns carries the type (evaluate loads a full fine-tune as a whole model,
+    // merge refuses one); it is read from typed args when the pipeline is defined.
+    if (argPaths['finetuning_type']?.startsWith(`${path}.extraArgs.`) && args['finetuning_type'] !== 'lora') {
+      add({ code: 'sft.finetuning-type', path: argPaths['finetuning_type'], value: args['finetuning_type'], message: "is set in extraArgs, where the stage's handle does not see it: evaluate would load the output as a LoRA adapter", fix: 'set finetuning_type in args' });
+    }
+    const r = o.resources ?? {};
+    if (r.gpus !== undefined && (!Number.isInteger(r.gpus) || r.gpus < 1)) {
+      add({ code: 'resources.gpus', path: `${path}.resources.gpus`, value: r.gpus, message: 'training needs a whole number of GPUs, at least 1', fix: 'use 1, 2, 4 or 8' });
+    }
+    checkCount(r.gpusPerNode, `${path}.resources.gpusPerNode`, 'gpus-per-node', 'use 1, 2, 4 or 8 (the GPUs of one node)', add);
+    checkCount(r.nodes, `${path}.resources.nodes`, 'nodes', 'use 1 for one pod, 2 or more for a gang of pods', add);
+    if (r.gpus !== undefined && r.gpusPerNode !== undefined) {
+      add({ code: 'resources.conflict', path: `${path}.resources.gpusPerNode`, value: { gpus: r.gpus, gpusPerNode: r.gpusPerNode }, message: `gpusPerNode is also set as gpus (${r.gpus}); both are the GPUs of each pod, and a count has one value`, fix: 'keep gpusPerNode (beside nodes), remove gpus' });
     }
     return stage;
   },
   plannerInput(stage, env) {
     const o = stage.spec.options;
     const data = splitRows(o.train, env);
+    const base = plannerBase(stage);
+    const { nodes, strategy } = stage.resources;
+    // The planner's gang input (resources.nodes / gpusPerNode, strategy): the user's choices, the
+    // rest is the planner's. `gpus` stays the per-pod count the planner has always read.
+    const resources = { ...base.resources, ...(nodes !== undefined ? { nodes } : {}), ...(o.resources?.gpusPerNode !== undefined ? { gpusPerNode: o.resources.gpusPerNode } : {}) };
     return {
-      ...plannerBase(stage),
+      ...base,
+      resources,
+      ...(strategy !== undefined ? { strategy } : {}),
       kind: 'sft',
       architecture: requireArchitecture(o.model, env.ctx),
       args: stage.args as SftPlanArgs,
@@ -92,15 +125,20 @@ export const sft: StageKindModule<'sft'> = {
         : { rows: numberArg(stage, 'max_samples') ?? 1000 },
     };
   },
-  planIssues(stage, resources) {
-    if (resources.details.kind !== 'sft') return [];
+  planIssues(stage, resources, env) {
+    const queue = [...queueAdmissionIssues(stage, resources, env.ctx), ...gangNameIssues(stage, resources, env)];
+    if (resources.details.kind !== 'sft') return queue;
     const saveSteps = numberArg(stage, 'save_steps');
     const { optimizerSteps, trainRows } = resources.details.schedule;
-    return checkpointCadenceIssues(saveSteps !== undefined && saveSteps > 0 ? saveSteps : llamaFactoryDefault<number>('save_steps'), optimizerSteps, trainRows, stage.path);
+    return [...checkpointCadenceIssues(saveSteps !== undefined && saveSteps > 0 ? saveSteps : llamaFactoryDefault<number>('save_steps'), optimizerSteps, trainRows, stage.path), ...queue];
   },
-  config(stage, paths) {
+  config(stage, paths, env) {
     const o = stage.spec.options;
     const { finetuning_type, eval_strategy, report_to, ...rest } = stage.args;
+    // Nothing changes for a single-GPU stage: its YAML stays what it was before layouts existed.
+    const distributed = usesTorchrun(env.layout)
+      ? { ...strategyArgs(env.layout, CONFIG_DIR), ddp_timeout: rest['ddp_timeout'] ?? DISTRIBUTED_DDP_TIMEOUT_SECONDS }
+      : {};
     return {
       stage: 'sft',
       do_train: true,
@@ -116,7 +154,12 @@ export const sft: StageKindModule<'sft'> = {
       report_to,
       ...(!o.eval && eval_strategy !== undefined ? { eval_strategy } : {}),
       ...rest,
+      ...distributed,
     };
+  },
+  files(_stage, env) {
+    const config = usesTorchrun(env.layout) ? deepSpeedConfig(env.layout.strategy) : undefined;
+    return config ? { [DEEPSPEED_CONFIG_FILE]: `${JSON.stringify(config, null, 2)}\n` } : {};
   },
   command(_stage, _paths, configFile) {
     // In place: a preempted pod's successor resumes from the checkpoints in the same folder.

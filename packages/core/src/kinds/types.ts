@@ -6,6 +6,7 @@ import type { ArtifactHandle } from '../handles.ts';
 import type { Issue } from '../issues.ts';
 import type { StagePlanInput, StageResourcePlan } from '../planner/plan.ts';
 import type { PublishMode } from '../artifacts/protocol.ts';
+import type { ParallelLayout, TrainingStrategy } from '../planner/layout.ts';
 
 export type StageKind = StageSpec['kind'];
 export type SpecOf<K extends StageKind> = Extract<StageSpec, { kind: K }>;
@@ -14,7 +15,12 @@ export type HandleKind = ArtifactHandle['kind'] | (string & {});
 
 /** Placement the user asked for; anything left out is the planner's choice. */
 export interface ResolvedResources {
+  /** GPUs per pod (`gpus`, or a training stage's `gpusPerNode`). */
   readonly gpus?: number;
+  /** Training stages: pods of the gang. */
+  readonly nodes?: number;
+  /** Training stages: how the ranks share the work. */
+  readonly strategy?: TrainingStrategy;
   readonly gpuType?: string;
   readonly cpu?: string;
   readonly memory?: string;
@@ -90,6 +96,8 @@ export interface ResolveEnv {
 export interface RenderEnv extends ResolveEnv {
   /** GPUs per pod the planner gave this stage. */
   readonly gpus: number;
+  /** Training stages: the layout the stage runs with (nodes × GPUs per node, strategy). */
+  readonly layout?: ParallelLayout;
 }
 
 /**
@@ -109,10 +117,12 @@ export interface StageKindModule<K extends StageKind> {
   resolve(spec: SpecOf<K>, env: ResolveEnv): ResolvedStage<K>;
   /** The planner's view: plain numbers read from the resolved stage (and its resolved upstream). */
   plannerInput(stage: ResolvedStage<K>, env: ResolveEnv): StagePlanInput;
-  /** Problems only the planner's answer shows (a run that would never write a checkpoint). */
-  planIssues?(stage: ResolvedStage<K>, resources: StageResourcePlan): Issue[];
+  /** Problems only the planner's answer shows (a run that would never write a checkpoint, a gang the queue cannot admit). */
+  planIssues?(stage: ResolvedStage<K>, resources: StageResourcePlan, env: ResolveEnv): Issue[];
   /** The tool's configuration file content, keys in the order they are written. */
   config(stage: ResolvedStage<K>, paths: StagePaths, env: RenderEnv): Record<string, unknown>;
+  /** Further files of the stage's ConfigMap (`/config/<name>`) the config refers to, e.g. a DeepSpeed config. */
+  files?(stage: ResolvedStage<K>, env: RenderEnv): Readonly<Record<string, string>>;
   /** Batch kinds: the tool command; `configFile` is where the pod sees the config. */
   command?(stage: ResolvedStage<K>, paths: StagePaths, configFile: string, env: ResolveEnv): ToolCommand;
   /** `yaml` for LLaMA-Factory's configs, `json` for our own tools. */

@@ -147,3 +147,45 @@ export const DEADLINE_ALLOWANCE_SECONDS = 1800;
 export function deadlineSeconds(slowSeconds: number): number {
   return Math.ceil(slowSeconds * DEADLINE_SAFETY_FACTOR + DEADLINE_ALLOWANCE_SECONDS);
 }
+
+/**
+ * Share of a link's bandwidth NCCL's ring collectives reach on large messages (its "bus bandwidth"
+ * in nccl-tests over the link's per-direction rate): about 0.7-0.85 on NVLink and EFA, lower on
+ * PCIe through the host. 0.7 assumed; the communication band covers the rest.
+ */
+export const NCCL_BUS_EFFICIENCY = 0.7;
+
+/**
+ * Share of a step's compute that hides its communication: DDP all-reduces gradient buckets while
+ * the backward runs, ZeRO-3 and FSDP prefetch the next layer's parameters during the current
+ * one's compute. LLaMA-Factory's example DeepSpeed configs set `overlap_comm: false`, so ZeRO's
+ * gradient reduction waits; 0.5 assumed, with COMMUNICATION_TIME_BAND around the exposed time.
+ * Training time = compute + max(0, communication − COMMUNICATION_OVERLAP × compute) + what cannot
+ * overlap at all (host↔device copies and CPU Adam under offload).
+ */
+export const COMMUNICATION_OVERLAP = 0.5;
+/** The exposed communication time may be off by ±60 % (overlap 0.2-0.8, NCCL 0.5-0.85 of the link). */
+export const COMMUNICATION_TIME_BAND = 0.6;
+
+/** Node network when the cloud publishes none for the machine type (25 Gbit/s Ethernet class). */
+export const UNKNOWN_NODE_NETWORK_GBPS = 25;
+
+/**
+ * DeepSpeed's CPU Adam (AVX-512, all cores of the node) updates about 1e9 fp32 parameters per
+ * second per node (the ZeRO-Offload paper's CPU-Adam measures 0.5-2e9 on 2-socket hosts): ±50 %.
+ */
+export const CPU_ADAM_PARAMS_PER_SECOND = 1e9;
+
+/** Host↔device copies under ZeRO offload: pinned memory over PCIe Gen4/5 x16, about 20 GB/s per GPU. */
+export const OFFLOAD_PCIE_BYTES_PER_SECOND = 20e9;
+
+/**
+ * The DeepSpeed settings the planner assumes, those of LLaMA-Factory's examples/deepspeed configs
+ * (which kinds/distributed.ts generates): ZeRO-2 reduces gradients through a 5e8-element bucket
+ * (ZeRO-3's `reduce_bucket_size: auto` is hidden²); ZeRO-3 keeps at most 1e9 gathered parameters
+ * live (`stage3_max_live_parameters`).
+ */
+export const ZERO_REDUCE_BUCKET_ELEMENTS = 5e8;
+export const ZERO3_MAX_LIVE_PARAMETERS = 1e9;
+/** Gathered-parameter working buffers (ZeRO-3 live parameters, FSDP units) depend on the config: ±30 %. */
+export const SHARDED_WORKING_SET_BAND = 0.3;

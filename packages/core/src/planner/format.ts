@@ -2,7 +2,9 @@ import { formatIssue } from '../issues.ts';
 import { gpuById, PRICES_NOTE } from './gpus.ts';
 import type { PipelineResourcePlan, StageResourcePlan } from './plan.ts';
 import type { MemoryBreakdown } from './types.ts';
+import type { TrainingStrategy } from './layout.ts';
 import { formatDuration, formatGiB, formatUsd, GiB } from './units.ts';
+import { COMMUNICATION_OVERLAP, NCCL_BUS_EFFICIENCY } from './assumptions.ts';
 
 /** The width `tunepipe plan` fits its output to, unless asked for everything (`--wide`). */
 export const PLAN_WIDTH = 100;
@@ -22,6 +24,10 @@ export interface TableOptions {
 }
 
 const GAP = '  ';
+/**
+ * A space a flexible cell never wraps at (`8×·h100-80gb`, `7m·44s–22m·47s`): printed as a space.
+ */
+const GLUE = '\u00a0';
 /** Indent of a wrapped cell's continued lines. */
 const CONTINUATION = '  ';
 const textWidth = (s: string) => [...s].length;
@@ -91,7 +97,7 @@ export function formatTable(columns: readonly TableColumn[], rows: readonly (rea
     let excess = widths.reduce((a, b) => a + b, 0) + GAP.length * (columns.length - 1) - options.width;
     // Flexible columns give up room one character at a time, the widest first, down to their
     // longest word (plus the indent of a continued line).
-    const least = columns.map((c, i) => (c.flex ? Math.max(textWidth(c.header), ...rows.flatMap((r) => (r[i] ?? '').split(/\s+/).map((w) => textWidth(w) + CONTINUATION.length))) : natural[i]!));
+    const least = columns.map((c, i) => (c.flex ? Math.max(textWidth(c.header), ...rows.flatMap((r) => (r[i] ?? '').split(/[ \n]+/).map((w) => textWidth(w) + CONTINUATION.length))) : natural[i]!));
     while (excess > 0) {
       const i = widths.reduce((best, w, j) => (columns[j]!.flex && w > least[j]! && (best < 0 || w > widths[best]!) ? j : best), -1);
       if (i < 0) break;
@@ -108,7 +114,8 @@ export function formatTable(columns: readonly TableColumn[], rows: readonly (rea
         wrapped
           .map((w, i) => (columns[i]!.align === 'right' ? padStart(w[line] ?? '', widths[i]!) : padEnd(w[line] ?? '', widths[i]!)))
           .join(GAP)
-          .trimEnd(),
+          .trimEnd()
+          .replace(/\u00a0/g, ' '),
       );
     }
     return out;
@@ -128,7 +135,36 @@ export interface PlanFormatOptions {
   readonly width?: number;
 }
 
-const gpuCell = (p: StageResourcePlan) => (p.gpuType ? `${p.gpus}× ${p.gpuType}${p.placement === 'explicit' ? ' (set)' : ''}` : 'CPU');
+const gpuCell = (p: StageResourcePlan) =>
+  p.gpuType
+    ? `${p.layout && p.layout.nodes > 1 ? `${p.layout.nodes}×` : ''}${p.gpus}×${GLUE}${p.gpuType}${p.layout && p.layout.strategy !== 'ddp' ? ` ${p.layout.strategy}` : ''}${p.placement === 'explicit' ? ' (set)' : ''}`
+    : 'CPU';
+
+/** What each strategy does with the model states, for `--explain`. */
+const STRATEGY_NOTE: Readonly<Record<TrainingStrategy, string>> = {
+  ddp: 'every rank holds the whole model, gradients all-reduced once per optimizer step',
+  zero2: 'DeepSpeed ZeRO-2: gradients and optimizer states split over the ranks, 16-bit weights replicated',
+  zero3: 'DeepSpeed ZeRO-3: weights, gradients and optimizer states split over the ranks, each layer gathered when it runs',
+  'zero3-offload': 'DeepSpeed ZeRO-3 with optimizer states and weights in host memory; the GPU keeps the gathered working set',
+  fsdp: 'PyTorch FSDP full shard: like ZeRO-3, units (decoder layers) gathered in bf16 when they run',
+};
+
+/** The layout lines of an sft stage: ranks, strategy, model states per GPU. */
+function layoutLines(p: StageResourcePlan): string[] {
+  if (p.details.kind !== 'sft' || !p.layout) return [];
+  const l = p.layout;
+  const d = p.details;
+  const world = l.nodes * l.gpusPerNode;
+  const names = { nodes: 'nodes', gpusPerNode: 'GPUs per node', strategy: 'strategy' } as const;
+  const why =
+    d.layoutSource === 'explicit'
+      ? 'set in the pipeline'
+      : `${d.layoutSource === 'partial' ? `${d.layoutSet.map((k) => names[k]).join(' and ')} set in the pipeline, the rest ` : ''}chosen by the planner: the fewest GPUs that fit, then the first of ddp, zero2, zero3, fsdp, zero3-offload, then the smallest GPU`;
+  return [
+    `layout: ${l.nodes} node${l.nodes > 1 ? 's' : ''} × ${l.gpusPerNode} GPU${l.gpusPerNode > 1 ? 's' : ''} = ${world} rank${world > 1 ? 's' : ''}, strategy ${l.strategy} (${why})`,
+    `  ${world === 1 && l.strategy === 'ddp' ? 'one process holds the whole model, no gradient exchange' : STRATEGY_NOTE[l.strategy]}; ${d.finetuningType === 'full' ? 'full fine-tuning' : 'LoRA'}: weights + gradients + optimizer states ${formatGiB(d.modelStateBytes)} per GPU`,
+  ];
+}
 const gib = (bytes: number) => (bytes / GiB).toFixed(2);
 const gibBand = (bytes: number) => (bytes / GiB).toFixed(2);
 
@@ -153,7 +189,8 @@ function memoryCell(p: StageResourcePlan, wide: boolean): string {
   return '—';
 }
 
-const timeCell = (p: StageResourcePlan) => (p.kind === 'serve' ? `ready ${formatDurationRange(p.secondsRange)}` : formatDurationRange(p.secondsRange));
+const glued = (text: string) => text.replace(/ /g, GLUE);
+const timeCell = (p: StageResourcePlan) => (p.kind === 'serve' ? `ready ${glued(formatDurationRange(p.secondsRange))}` : glued(formatDurationRange(p.secondsRange)));
 const gpuHoursCell = (p: StageResourcePlan) => (p.kind === 'serve' || p.gpus === 0 ? '—' : p.gpuHours.toFixed(2));
 const costCell = (p: StageResourcePlan) => (p.kind === 'serve' ? (p.usdPerHour === null ? '—' : `${formatUsd(p.usdPerHour)}/h`) : p.gpus === 0 ? '—' : p.costUsdRange ? formatUsdRange(p.costUsdRange) : formatUsd(p.costUsd));
 
@@ -166,11 +203,13 @@ export function formatPipelinePlan(plan: PipelineResourcePlan, options: PlanForm
   const wide = options.wide === true;
   const width = wide ? undefined : (options.width ?? PLAN_WIDTH);
   const columns: TableColumn[] = [
-    { header: 'stage' },
-    { header: 'GPU' },
+    // Stage, GPU and time cells wrap at their spaces only when the table is wider than the plan
+    // (a gang's `2×8× h100-80gb zero3`, a serve stage's `ready …`); tables that fit are unchanged.
+    { header: 'stage', flex: true },
+    { header: 'GPU', flex: true },
     { header: 'GiB/GPU need ±band / usable', align: 'right' },
     ...(wide ? [{ header: 'RAM GiB', align: 'right' as const }, { header: 'disk GiB', align: 'right' as const }] : []),
-    { header: 'time', align: 'right' },
+    { header: 'time', align: 'right', flex: true },
     { header: 'GPU-h', align: 'right' },
     { header: 'cost', align: 'right' },
   ];
@@ -231,9 +270,10 @@ export function formatStageExplain(
   const width = options.wide ? undefined : (options.width ?? PLAN_WIDTH);
   const wrap = (text: string) => (width === undefined ? text : wrapBlock(text, width));
   const gpu = p.gpuType ? gpuById(p.gpuType) : undefined;
-  const where = p.gpuType ? `${p.gpus}× ${p.gpuType} (${p.placement === 'explicit' ? 'set in the pipeline' : 'chosen by the planner'})` : 'CPU';
+  const nodes = p.layout && p.layout.nodes > 1 ? `${p.layout.nodes} nodes × ` : '';
+  const where = p.gpuType ? `${nodes}${p.gpus}× ${p.gpuType} (${p.placement === 'explicit' ? 'set in the pipeline' : 'chosen by the planner'})` : 'CPU';
   const out: string[] = [wrap(`${p.name} (${p.kind}) on ${where}`)];
-  if (p.details.kind === 'sft') out.push(p.details.paramsLogLine);
+  if (p.details.kind === 'sft') out.push(p.details.paramsLogLine, ...layoutLines(p).map(wrap));
 
   if (p.gpuMemory) {
     out.push('');
@@ -267,12 +307,25 @@ export function formatStageExplain(
     if (t) {
       out.push(wrap(`  ${(t.flopsPerToken / 1e9).toFixed(2)} GFLOP per token; ${Math.round(t.efficiency * 100)}% of the GPU's peak at this batch (micro-batch: ${t.computeSeconds.toFixed(3)} s compute + ${t.overheadSeconds.toFixed(3)} s kernel launches); physical limit ${count(t.limitTokensPerSecond)} tokens/s per GPU`));
     }
+    const c = d.communication;
+    if (c) {
+      out.push(
+        '',
+        wrap(`communication per optimizer step, over ${c.link} (× ${Math.round(NCCL_BUS_EFFICIENCY * 100)}% NCCL efficiency = ${(c.bytesPerSecond / 1e9).toFixed(1)} GB/s per GPU):`),
+        formatTable(
+          [{ header: 'term' }, { header: 'GiB/GPU', align: 'right' }, { header: 'time', align: 'right' }, { header: 'how', flex: true }],
+          c.terms.map((x) => [x.name, x.bytes > 0 ? (x.bytes / GiB).toFixed(2) : '—', `${x.seconds.toFixed(2)} s`, `${x.detail}${x.overlaps ? '' : '; blocks the step'}`]),
+          width === undefined ? {} : { width },
+        ),
+        wrap(`  exposed = max(0, overlapping terms − ${Math.round(COMMUNICATION_OVERLAP * 100)}% × ${c.computeSecondsPerStep.toFixed(2)} s compute) + blocking terms = ${c.exposedSecondsPerStep.toFixed(2)} s per step × ${d.schedule.optimizerSteps} steps; training time = compute + exposed communication`),
+      );
+    }
   }
 
   if (p.gpus > 0) {
     out.push('');
     if (p.kind === 'serve') out.push(`cost: ${p.usdPerHour === null ? 'no list price' : `${formatUsd(p.usdPerHour)}/h while up`}`);
-    else out.push(`cost: ${p.gpus} GPU × ${formatDuration(p.expectedSeconds)} = ${p.gpuHours.toFixed(2)} GPU-h = ${formatUsd(p.costUsd)}${p.costUsdRange ? ` (${formatUsdRange(p.costUsdRange)})` : ''}`);
+    else out.push(`cost: ${(p.layout?.nodes ?? 1) * p.gpus} GPU × ${formatDuration(p.expectedSeconds)} = ${p.gpuHours.toFixed(2)} GPU-h = ${formatUsd(p.costUsd)}${p.costUsdRange ? ` (${formatUsdRange(p.costUsdRange)})` : ''}`);
   }
   if (p.warnings.length > 0) out.push('', ...p.warnings.map((w) => wrap(`! ${w}`)));
   if (p.issues.length > 0) out.push('', wrap(p.issues.map(formatIssue).join('\n')));

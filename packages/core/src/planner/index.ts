@@ -11,5 +11,7 @@ export * from './quantize.ts';
 export * from './serve.ts';
 export * from './evaluate.ts';
 export * from './placement.ts';
+export * from './layout.ts';
+export * from './parallel.ts';
 export * from './plan.ts';
 export * from './format.ts';

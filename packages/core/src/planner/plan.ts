@@ -1,6 +1,7 @@
 import type { StageKind } from '../compiled.ts';
 import type { ModelArchitecture } from '../model/architecture.ts';
 import {
+  COMMUNICATION_TIME_BAND,
   CONVERT_ROWS_PER_SECOND,
   DEFAULT_HEADROOM,
   IO_TIME_BAND,
@@ -13,9 +14,12 @@ import {
   deadlineSeconds,
 } from './assumptions.ts';
 import { evaluateEstimate, type EvaluateData, type EvaluatedModel, type EvaluatePlanArgs } from './evaluate.ts';
-import { instanceFor, type Cloud, type GpuId, type GpuSpec } from './gpus.ts';
+import { GPUS, gpuById, instanceFor, largestInstance, offeredOn, type Cloud, type GpuId, type GpuSpec } from './gpus.ts';
+import { TRAINING_STRATEGIES, worldSize, type ParallelLayout, type TrainingStrategy } from './layout.ts';
+import { collectiveLink, describeLayout, exposedCommunicationSeconds, isTrainingStrategy, stepCommunication, type CommunicationTerm } from './parallel.ts';
+import { LABELS } from '../labels.ts';
 import { mergeEstimate, type ExportPlanArgs, type ShardPlan } from './merge.ts';
-import { place, type FitResult, type Placement } from './placement.ts';
+import { autoPlace, gpuOrder, isTightFit, place, type FitResult, type Placement } from './placement.ts';
 import { gptqMemory, gptqOutputBytes, gptqSeconds } from './quantize.ts';
 import {
   kvRefusalMessage,
@@ -29,7 +33,7 @@ import {
 } from './serve.ts';
 import { loraTargets } from './shapes.ts';
 import { trainingFlopsPerToken, trainingThroughput, type TrainingThroughput } from './throughput.ts';
-import { OPTIMIZER_STATE_BYTES, resolveSft, sftMemory, trainerSchedule, type SftPlanArgs, type TrainerSchedule, type TrainingData } from './sft.ts';
+import { OPTIMIZER_STATE_BYTES, loraParamBytes, resolveSft, sftMemory, type SftMemory, trainerSchedule, type SftPlanArgs, type TrainerSchedule, type TrainingData } from './sft.ts';
 import { breakdown, type MemoryBreakdown, type PlannerIssue } from './types.ts';
 import { n } from './internal.ts';
 import { llamaFactoryDefault } from '../defaults.ts';
@@ -52,7 +56,12 @@ export interface PlanOptions {
 /** An explicit placement the user asked for (the DSL's `resources`). */
 export interface ResourceOverrides {
   readonly gpuType?: string;
+  /** GPUs per pod. For sft: `gpusPerNode` with one node unless `nodes` is given. */
   readonly gpus?: number;
+  /** sft: pods of the training gang, one per node. Unset: the planner chooses. */
+  readonly nodes?: number;
+  /** sft: GPUs per pod (torchrun's NPROC_PER_NODE). Unset: the planner chooses. */
+  readonly gpusPerNode?: number;
 }
 
 interface StageInputBase {
@@ -74,7 +83,14 @@ export interface QuantizePlanArgs extends ExportPlanArgs {
 export type StagePlanInput =
   | (StageInputBase & { readonly kind: 'fetch-model'; readonly architecture: ModelArchitecture })
   | (StageInputBase & { readonly kind: 'convert'; readonly rows?: number; readonly bytes?: number })
-  | (StageInputBase & { readonly kind: 'sft'; readonly architecture: ModelArchitecture; readonly args?: SftPlanArgs; readonly data: TrainingData })
+  | (StageInputBase & {
+      readonly kind: 'sft';
+      readonly architecture: ModelArchitecture;
+      readonly args?: SftPlanArgs;
+      readonly data: TrainingData;
+      /** How the ranks share the model. Unset: the planner chooses (ddp, zero2, zero3, fsdp, zero3-offload, the first that fits). */
+      readonly strategy?: TrainingStrategy;
+    })
   | (StageInputBase & {
       readonly kind: 'merge';
       readonly architecture: ModelArchitecture;
@@ -128,6 +144,25 @@ export type StageDetails =
       readonly peakSequenceLength: number;
       /** Whether tokens came from cutoff_len because the mean tokens per row was unknown. */
       readonly tokensAreUpperBound: boolean;
+      readonly finetuningType: 'lora' | 'full';
+      /** The layout the figures are for (also `StageResourcePlan.layout`). */
+      readonly layout: ParallelLayout;
+      /** How the layout was decided: all of nodes, GPUs per node and strategy set, none, or some. */
+      readonly layoutSource: 'auto' | 'explicit' | 'partial';
+      /** What the pipeline set of the layout (the rest is the planner's choice). */
+      readonly layoutSet: readonly ('nodes' | 'gpusPerNode' | 'strategy')[];
+      /** Weights + gradients + optimizer states per GPU. */
+      readonly modelStateBytes: number;
+      /** Communication per optimizer step (null on one GPU or without a GPU). */
+      readonly communication: {
+        readonly link: string;
+        readonly bytesPerSecond: number;
+        readonly terms: readonly CommunicationTerm[];
+        /** Compute of one optimizer step per GPU (gradient_accumulation_steps micro-batches). */
+        readonly computeSecondsPerStep: number;
+        /** What compute does not hide, per optimizer step. */
+        readonly exposedSecondsPerStep: number;
+      } | null;
     }
   | { readonly kind: 'merge'; readonly modelBytes: number; readonly shards: ShardPlan; readonly exportDevice: 'cpu' | 'auto' }
   | { readonly kind: 'quantize'; readonly bits: number; readonly outputBytes: number; readonly workingSetBytes: number; readonly nsamples: number; readonly maxlen: number }
@@ -148,6 +183,8 @@ export interface StageResourcePlan {
   readonly gpuType: GpuId | undefined;
   /** GPUs per pod (`nvidia.com/gpu`). */
   readonly gpus: number;
+  /** sft: nodes × GPUs per node and the strategy; gpuHours and cost count every node. */
+  readonly layout?: ParallelLayout;
   readonly nodeSelector: Readonly<Record<string, string>>;
   readonly placement: 'auto' | 'explicit' | 'cpu';
   /** Per GPU. */
@@ -219,20 +256,21 @@ function costing(
   o: Resolved,
   warnings: string[],
   serveReplicas?: number,
+  nodes = 1,
 ): { gpuHours: number; costUsd: number | null; usdPerHour: number | null } {
   const gpu = placement.gpu;
   if (!gpu || placement.gpus === 0) return { gpuHours: 0, costUsd: null, usdPerHour: null };
   const price = o.prices[gpu.id] ?? gpu.prices[o.cloud]?.usdPerGpuHour ?? null;
   if (price === null) warnings.push(`no ${o.cloud} list price for ${gpu.id}: cost not computed (pass prices: { '${gpu.id}': <USD per GPU-hour> })`);
   const smallest = instanceFor(gpu, o.cloud, placement.gpus);
-  if (smallest && smallest.gpus > placement.gpus) {
+  if (nodes === 1 && smallest && smallest.gpus > placement.gpus) {
     warnings.push(`the smallest ${o.cloud} machine with ${placement.gpus} ${gpu.id} is ${smallest.instanceType} with ${smallest.gpus} GPUs; cost counts the ${placement.gpus} used, the node costs ${smallest.gpus}× unless other work shares it`);
   }
   if (serveReplicas !== undefined) {
     return { gpuHours: 0, costUsd: null, usdPerHour: price === null ? null : price * placement.gpus * serveReplicas };
   }
-  const gpuHours = (placement.gpus * seconds) / SECONDS_PER_HOUR;
-  return { gpuHours, costUsd: price === null ? null : gpuHours * price, usdPerHour: price === null ? null : price * placement.gpus };
+  const gpuHours = (nodes * placement.gpus * seconds) / SECONDS_PER_HOUR;
+  return { gpuHours, costUsd: price === null ? null : gpuHours * price, usdPerHour: price === null ? null : price * nodes * placement.gpus };
 }
 
 function cpuPlacementIssues(input: StagePlanInput, path: string): PlannerIssue[] {
@@ -308,18 +346,20 @@ function gpuStage(
     serveReplicas?: number;
     /** Bands of steps whose rate is not an I/O assumption (sft's `train`). */
     secondsBands?: Readonly<Record<string, number>>;
+    layout?: ParallelLayout;
   },
 ): StageResourcePlan {
   const expectedSeconds = Math.ceil(sum(rest.secondsBreakdown));
   const range = secondsRange(rest.secondsBreakdown, rest.secondsBands);
   const warnings = [...rest.warnings];
-  const cost = costing(placement, expectedSeconds, o, warnings, rest.serveReplicas);
+  const cost = costing(placement, expectedSeconds, o, warnings, rest.serveReplicas, rest.layout?.nodes ?? 1);
   const perSecond = cost.costUsd !== null && expectedSeconds > 0 ? cost.costUsd / expectedSeconds : null;
   return {
     name: input.name,
     kind: input.kind,
     gpuType: placement.gpu?.id,
     gpus: placement.gpus,
+    ...(rest.layout ? { layout: rest.layout } : {}),
     nodeSelector: placement.nodeSelector,
     placement: placement.source,
     gpuMemory: rest.gpuMemory,
@@ -387,44 +427,257 @@ export function checkpointCadenceIssues(saveSteps: number, optimizerSteps: numbe
   return [];
 }
 
+/** GPUs per pod the layout search tries on one node, in order; then LAYOUT_NODES whole nodes. */
+export const LAYOUT_GPUS_PER_NODE: readonly number[] = [1, 2, 4, 8];
+export const LAYOUT_NODES: readonly number[] = [2, 4, 8, 16];
+/**
+ * Strategies in the order the search tries them: by how much they communicate (and DeepSpeed
+ * before FSDP at equal traffic, offload last as the slowest), so the first that fits is the fastest.
+ */
+export const STRATEGY_SEARCH_ORDER: readonly TrainingStrategy[] = ['ddp', 'zero2', 'zero3', 'fsdp', 'zero3-offload'];
+
+/** Strategies LLaMA-Factory refuses with 8-bit (or other non-4-bit) quantization (model_utils/quantization.py). */
+const SHARDS_PARAMETERS = new Set<TrainingStrategy>(['zero3', 'zero3-offload', 'fsdp']);
+
+interface LayoutChoice {
+  readonly gpu: GpuSpec;
+  readonly layout: ParallelLayout;
+  readonly fit: FitResult;
+}
+
+interface LayoutTier {
+  readonly nodes: number;
+  /** GPUs per pod, or `full`: the GPU's largest machine. */
+  readonly perPod: number | 'full';
+}
+
 function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, o: Resolved): StageResourcePlan {
   const arch = input.architecture;
   const resolved = resolveSft(arch, input.args ?? {}, input.data, path);
   const config = resolved.config;
   const warnings = [...resolved.warnings];
-  const memoryFor = (count: number) => sftMemory(arch, config, count);
+  const issues: PlannerIssue[] = [...resolved.issues];
   const fixes: string[] = [`lower per_device_train_batch_size (now ${config.microBatch}) and raise gradient_accumulation_steps to keep the effective batch`, `or lower cutoff_len (now ${config.cutoffLen})`];
   if (!config.gradientCheckpointing) fixes.unshift('remove disable_gradient_checkpointing');
-  const placement = place({
-    path,
-    cloud: o.cloud,
-    gpuType: input.resources?.gpuType,
-    gpus: input.resources?.gpus,
-    counts: [1],
-    fixHint: fixes.join(', '),
-    fit: (gpu, count) =>
-      memoryFit(memoryFor(count), gpu, o.headroom, config.requiresBf16 && gpu.bf16DenseFlops === null ? { unsupported: `${gpu.name} has no bf16 (compute capability ${gpu.computeCapability}); training with bf16: true fails there — use fp16: true instead` } : {}),
-  });
-  const gpus = Math.max(1, placement.gpus);
-  const memory = memoryFor(gpus);
 
+  // The layout the user fixed; the rest is the planner's to choose.
+  const r = input.resources ?? {};
+  const whole = (key: 'nodes' | 'gpusPerNode'): number | undefined => {
+    const v = r[key];
+    if (v === undefined) return undefined;
+    if (Number.isInteger(v) && v >= 1) return v;
+    issues.push({ code: 'planner.gpus', path: `${path}.resources.${key}`, value: v, message: `must be a whole number, at least 1`, fix: key === 'nodes' ? 'use 1, 2, 4 …' : 'use 1, 2, 4 or 8' });
+    return undefined;
+  };
+  const nodesArg = whole('nodes');
+  const perPodArg = whole('gpusPerNode');
+  if (r.gpus !== undefined && perPodArg !== undefined && r.gpus !== perPodArg) {
+    issues.push({ code: 'planner.gpus', path: `${path}.resources.gpus`, value: r.gpus, message: `differs from gpusPerNode ${perPodArg}; both are GPUs per pod`, fix: 'keep gpusPerNode and remove gpus' });
+  }
+  let strategyArg: TrainingStrategy | undefined;
+  if (input.strategy !== undefined) {
+    if (isTrainingStrategy(input.strategy)) strategyArg = input.strategy;
+    else issues.push({ code: 'planner.strategy', path: `${path}.strategy`, value: input.strategy, message: 'is not a training strategy', fix: `use one of ${TRAINING_STRATEGIES.join(', ')}, or leave it out to let the planner choose` });
+  }
+  const perPodSet = perPodArg ?? (Number.isInteger(r.gpus) && (r.gpus as number) >= 1 ? r.gpus : undefined);
+  const nodesSet = nodesArg ?? (r.gpus !== undefined && perPodArg === undefined ? 1 : undefined);
+  const layoutFixedByUser = nodesArg !== undefined || perPodArg !== undefined || strategyArg !== undefined;
+  const layoutSet = [...(nodesSet !== undefined ? (['nodes'] as const) : []), ...(perPodSet !== undefined ? (['gpusPerNode'] as const) : []), ...(strategyArg !== undefined ? (['strategy'] as const) : [])];
+  const perPodKey = perPodArg !== undefined ? 'gpusPerNode' : 'gpus';
+
+  const memoryFor = (layout: ParallelLayout) => sftMemory(arch, config, worldSize(layout), layout);
+  /** ZeRO-3 offload: what a pod keeps in host memory beyond what its machine has, or undefined. */
+  const hostShortfall = (layout: ParallelLayout, m: SftMemory, gpu: GpuSpec): string | undefined => {
+    if (m.hostTerms.length === 0) return undefined;
+    const machine = instanceFor(gpu, o.cloud, layout.gpusPerNode);
+    const needed = m.hostTerms.reduce((a, t) => a + t.bytes, 0) + layout.gpusPerNode * 4 * GiB;
+    if (machine?.hostMemoryGiB === undefined || needed <= machine.hostMemoryGiB * GiB) return undefined;
+    return `ZeRO-3 offload keeps ${formatGiB(needed)} per pod in host memory (the states of its ${layout.gpusPerNode} ranks and their processes); ${machine.instanceType} has ${machine.hostMemoryGiB} GiB`;
+  };
+  const fitFor = (nodes: number, strategy: TrainingStrategy) => (gpu: GpuSpec, count: number): FitResult => {
+    const layout = { nodes, gpusPerNode: count, strategy };
+    const m = memoryFor(layout);
+    const f = memoryFit(
+      m,
+      gpu,
+      o.headroom,
+      config.requiresBf16 && gpu.bf16DenseFlops === null ? { unsupported: `${gpu.name} has no bf16 (compute capability ${gpu.computeCapability}); training with bf16: true fails there — use fp16: true instead` } : {},
+    );
+    const host = f.fits ? hostShortfall(layout, m, gpu) : undefined;
+    return host ? { ...f, fits: false, reason: host } : f;
+  };
+  const usable = (f: FitResult) => f.fits && f.unsupported === undefined;
+  // bitsandbytes' 8-bit weights cannot be sharded (LLaMA-Factory raises): the search skips those.
+  const searchable = (s: TrainingStrategy) => !(config.quantizationBit === 8 && SHARDS_PARAMETERS.has(s));
+
+  /** The smallest layout that fits within what is fixed: fewest GPUs, then the cheapest GPU, then the first strategy. */
+  const search = (fixed: { nodes?: number | undefined; perPod?: number | undefined; strategy?: TrainingStrategy | undefined }, explicit: GpuSpec | undefined): LayoutChoice | undefined => {
+    const tiers: LayoutTier[] = [];
+    if (fixed.nodes === undefined || fixed.nodes === 1) for (const c of fixed.perPod !== undefined ? [fixed.perPod] : LAYOUT_GPUS_PER_NODE) tiers.push({ nodes: 1, perPod: c });
+    for (const nodes of fixed.nodes === undefined ? LAYOUT_NODES : fixed.nodes > 1 ? [fixed.nodes] : []) tiers.push({ nodes, perPod: fixed.perPod ?? 'full' });
+    const strategies = (world: number) => (fixed.strategy ? [fixed.strategy] : world === 1 ? (['ddp'] as TrainingStrategy[]) : STRATEGY_SEARCH_ORDER.filter(searchable));
+    const largest = (gpu: GpuSpec) => largestInstance(gpu, o.cloud)?.gpus ?? 0;
+    const worldOf = (tier: LayoutTier) => tier.nodes * (tier.perPod === 'full' ? 8 : tier.perPod);
+    for (const tight of explicit ? [false, true] : [false]) {
+      for (const tier of tiers) {
+        for (const strategy of strategies(worldOf(tier))) {
+          const fit = fitFor(tier.nodes, strategy);
+          if (explicit) {
+            const count = tier.perPod === 'full' ? largest(explicit) : tier.perPod;
+            if (count < 1 || !offeredOn(explicit, o.cloud, count)) continue;
+            const f = fit(explicit, count);
+            if (usable(f) && (tight || !isTightFit(f))) return { gpu: explicit, layout: { nodes: tier.nodes, gpusPerNode: count, strategy }, fit: f };
+          } else if (tier.perPod !== 'full') {
+            const found = autoPlace(o.cloud, [tier.perPod], fit);
+            if (found) return { gpu: found.gpu, layout: { nodes: tier.nodes, gpusPerNode: found.gpus, strategy }, fit: found.fit };
+          } else {
+            for (const gpu of gpuOrder(o.cloud)) {
+              const count = largest(gpu);
+              if (count < 1 || !offeredOn(gpu, o.cloud, count)) continue;
+              const f = fit(gpu, count);
+              if (usable(f) && !isTightFit(f)) return { gpu, layout: { nodes: tier.nodes, gpusPerNode: count, strategy }, fit: f };
+            }
+          }
+        }
+      }
+    }
+    return undefined;
+  };
+
+  const explicitGpu = r.gpuType !== undefined ? gpuById(r.gpuType) : undefined;
+  const chosen = search({ nodes: nodesSet, perPod: perPodSet, strategy: strategyArg }, explicitGpu);
+  let layout: ParallelLayout = chosen?.layout ?? { nodes: nodesSet ?? 1, gpusPerNode: perPodSet ?? 1, strategy: strategyArg ?? 'ddp' };
+  let dropFitIssues = false;
+  let nextHint: string | undefined;
+  if (!chosen) {
+    const next = search({}, explicitGpu) ?? (explicitGpu ? search({}, undefined) : undefined);
+    const nextText = next ? `${describeLayout(next.layout, next.gpu.id)} (nodes: ${next.layout.nodes}, gpusPerNode: ${next.layout.gpusPerNode}, strategy: '${next.layout.strategy}'), needing ${formatGiB(next.fit.requiredBytes)} ± ${formatGiB(next.fit.bandBytes)} of ${formatGiB(next.fit.usableBytes)} per GPU` : undefined;
+    const gpu = explicitGpu ?? gpuOrder(o.cloud).filter((g) => offeredOn(g, o.cloud)).at(-1);
+    const f = gpu ? fitFor(layout.nodes, layout.strategy)(gpu, layout.gpusPerNode) : undefined;
+    const mostPerNode = Math.max(0, ...GPUS.filter((g) => offeredOn(g, o.cloud)).map((g) => largestInstance(g, o.cloud)?.gpus ?? 0));
+    if (r.gpuType === undefined && perPodSet !== undefined && perPodSet > mostPerNode) {
+      // No GPU type comes with that many per node: say so, not "nothing fits".
+      dropFitIssues = true;
+      issues.push({
+        code: 'planner.not-offered',
+        path: `${path}.resources.${perPodKey}`,
+        value: perPodSet,
+        message: `no ${o.cloud} machine type has ${perPodSet} GPUs of one type on one node (at most ${mostPerNode})`,
+        fix: `use at most ${mostPerNode} GPUs per node, and more nodes`,
+      });
+    }
+    // A layout whose memory fits but whose machine does not exist is placement's issue (not-offered).
+    else if (layoutFixedByUser && !(f && usable(f))) {
+      dropFitIssues = true;
+      issues.push({
+        code: f?.reason?.startsWith('ZeRO-3 offload keeps') ? 'planner.host-memory' : 'planner.layout-does-not-fit',
+        path: `${path}.resources`,
+        value: describeLayout(layout, gpu?.id),
+        message: f
+          ? f.unsupported ?? f.reason ?? `does not fit: needs ${formatGiB(f.requiredBytes)} ± ${formatGiB(f.bandBytes)} per GPU, ${formatGiB(f.usableBytes)} usable on ${gpu!.id}`
+          : 'does not fit any GPU',
+        fix: nextText ? `use ${nextText}; or ${fixes.join(', ')}` : fixes.join(', '),
+      });
+    } else if (nextText) nextHint = `; or spread it: ${nextText}`;
+  }
+
+  let placement: Placement;
+  if (chosen && r.gpuType === undefined && chosen.layout.nodes > 1) {
+    placement = { gpu: chosen.gpu, gpus: chosen.layout.gpusPerNode, source: 'auto', fit: chosen.fit, nodeSelector: { [LABELS.gpuType]: chosen.gpu.id }, issues: [] };
+  } else {
+    placement = place({
+      path,
+      cloud: o.cloud,
+      gpuType: r.gpuType,
+      gpus: perPodArg ?? r.gpus ?? (chosen && chosen.layout.gpusPerNode !== 1 ? chosen.layout.gpusPerNode : undefined),
+      counts: [layout.gpusPerNode],
+      fixHint: fixes.join(', '),
+      fit: fitFor(layout.nodes, layout.strategy),
+    });
+    placement = {
+      ...placement,
+      issues: placement.issues
+        .filter((i) => !(dropFitIssues && (i.code === 'planner.does-not-fit' || i.code === 'planner.no-gpu-fits')))
+        .map((i) => {
+          let out = i;
+          if (nextHint && (i.code === 'planner.does-not-fit' || i.code === 'planner.no-gpu-fits')) out = { ...out, fix: `${out.fix ?? ''}${nextHint}` };
+          if (perPodKey === 'gpusPerNode' && out.path === `${path}.resources.gpus`) out = { ...out, path: `${path}.resources.gpusPerNode` };
+          return out;
+        }),
+    };
+  }
+  const gpus = Math.max(1, placement.gpus);
+  layout = { ...layout, gpusPerNode: gpus };
+  const world = worldSize(layout);
+  const memory = memoryFor(layout);
+  const gpu = placement.gpu;
+
+  // Layout rules that are not about memory.
+  if (strategyArg !== undefined && config.quantizationBit !== undefined && config.quantizationBit !== 4 && SHARDS_PARAMETERS.has(strategyArg)) {
+    issues.push({
+      code: 'planner.zero3-quantization',
+      path: `${path}.args.quantization_bit`,
+      value: config.quantizationBit,
+      message: `${strategyArg} shards the parameters, which works with 4-bit bitsandbytes weights only: LLaMA-Factory raises 'Only 4-bit quantized model can use fsdp+qlora or auto device map' (model/model_utils/quantization.py)`,
+      fix: `use quantization_bit: 4, or strategy 'ddp' or 'zero2'`,
+    });
+  }
+  if (strategyArg !== undefined && strategyArg !== 'ddp' && strategyArg !== 'zero3-offload' && world === 1) {
+    issues.push({ code: 'planner.nothing-to-shard', path: `${path}.strategy`, value: strategyArg, severity: 'warning', message: `${strategyArg} on 1 GPU has nothing to shard: the states stay whole and DeepSpeed/FSDP only add overhead`, fix: "remove strategy (or use 'ddp'), or use more GPUs" });
+  }
+  if (gpu && layout.nodes > 1) {
+    const link = collectiveLink(gpu, layout, o.cloud);
+    if (link.gpuDirect !== true) {
+      const machine = instanceFor(gpu, o.cloud, layout.gpusPerNode);
+      issues.push({
+        code: 'planner.slow-network',
+        path: `${path}.resources.nodes`,
+        value: layout.nodes,
+        severity: 'warning',
+        message: `${machine ? machine.instanceType : `${o.cloud} ${gpu.id} machines`} ${machine?.network ? `has ${machine.network.gbps} Gbit/s without GPUDirect RDMA` : 'publish no fast network'}: gradients and parameters cross nodes through host memory at ${link.link}, so training across nodes is slow`,
+        fix: `use one node (nodes: 1) with more GPUs, or a GPU whose machines have EFA/GPUDirect (h100-80gb, h200, a100 on AWS p4d/p5)`,
+      });
+    }
+  }
   const meanKnown = input.data.meanTokensPerRow !== undefined && input.data.meanTokensPerRow > 0;
   const meanTokens = Math.min(config.cutoffLen, meanKnown ? (input.data.meanTokensPerRow as number) : config.cutoffLen);
   if (!meanKnown) warnings.push(`mean tokens per row unknown: training time assumes every row is cutoff_len (${config.cutoffLen}) tokens, an upper bound`);
   const rows = Math.max(1, Math.floor(input.data.rows) || 1);
-  const schedule = trainerSchedule(rows, config, gpus, meanTokens);
+  const schedule = trainerSchedule(rows, config, world, meanTokens);
+  if (world > 1 && world * config.microBatch > schedule.sequencesPerEpoch) {
+    issues.push({
+      code: 'planner.ranks-without-data',
+      path: `${path}.resources`,
+      value: describeLayout(layout, gpu?.id),
+      message: `${world} ranks × micro-batch ${config.microBatch} = ${world * config.microBatch} sequences per step, but the epoch has ${n(schedule.sequencesPerEpoch)}: some ranks would get no rows of their own (the sampler repeats rows to fill them)`,
+      fix: `use at most ${Math.max(1, Math.floor(schedule.sequencesPerEpoch / config.microBatch))} GPUs in all, or more training rows`,
+    });
+  }
   const tokensPerSequence = config.packing ? config.cutoffLen : meanTokens;
   const attentionLength = config.packing && !config.neatPacking ? config.cutoffLen : meanTokens;
   const tokens = schedule.sequencesRun * tokensPerSequence;
-  const throughput = placement.gpu ? trainingThroughput(arch, config, { sequenceLength: attentionLength, tokensPerMicroBatch: config.microBatch * tokensPerSequence }, placement.gpu, gpus) : null;
+  const throughput = gpu ? trainingThroughput(arch, config, { sequenceLength: attentionLength, tokensPerMicroBatch: config.microBatch * tokensPerSequence }, gpu, world) : null;
   const tps = throughput?.tokensPerSecond ?? null;
   const trainSeconds = tps ? tokens / tps : null;
   if (schedule.epochsRun + 1e-9 < config.epochs && config.maxSteps === undefined) {
     warnings.push(`the Trainer plans ${schedule.optimizerSteps} steps but runs ${Math.ceil(schedule.microBatchesPerEpoch / config.gradientAccumulation)} updates per epoch, so it stops at epoch ${schedule.epochsRun.toFixed(2)} of ${config.epochs}`);
   }
+  let communication: Extract<StageDetails, { kind: 'sft' }>['communication'] = null;
+  if (gpu && throughput && world > 1) {
+    const comm = stepCommunication(arch, config, layout, gpu, o.cloud);
+    const computeSecondsPerStep = config.gradientAccumulation * (throughput.computeSeconds + throughput.overheadSeconds);
+    communication = { link: comm.link, bytesPerSecond: comm.bytesPerSecond, terms: comm.terms, computeSecondsPerStep, exposedSecondsPerStep: exposedCommunicationSeconds(comm, computeSecondsPerStep) };
+  }
 
+  const full = config.finetuningType === 'full';
+  const deepSpeed = layout.strategy !== 'ddp' && layout.strategy !== 'fsdp';
+  const lora = resolved.lora;
   const optimBytes = OPTIMIZER_STATE_BYTES[config.optim] ?? 8;
-  const checkpointBytes = resolved.lora.trainable * (4 + optimBytes) + 1e6;
+  // A full fine-tune saves the model in the dtype it trains in (fp32 after the upcast, 16-bit
+  // under DeepSpeed) and its optimizer state (DeepSpeed: fp32 master, m and v).
+  const savedParamBytes = full ? (deepSpeed ? 2 : loraParamBytes(config)) : 4;
+  const checkpointBytes = full ? lora.trainable * (savedParamBytes + (deepSpeed ? 12 : optimBytes)) + 1e6 : lora.trainable * (4 + optimBytes) + 1e6;
+  const outputBytes = lora.trainable * savedParamBytes;
   const saves = Math.floor(schedule.optimizerSteps / (config.saveSteps < 1 ? Math.max(1, Math.round(config.saveSteps * schedule.optimizerSteps)) : config.saveSteps));
   const keptCheckpoints = config.saveTotalLimit !== undefined ? Math.min(saves, config.saveTotalLimit) : saves;
   const modelBytes = arch.parameterCount * 2;
@@ -435,7 +688,12 @@ function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, 
     train: trainSeconds ?? 0,
     checkpoints: ((saves + 1) * checkpointBytes) / VOLUME_WRITE_BYTES_PER_SECOND,
   };
-  const lora = resolved.lora;
+  const communicationSeconds = communication ? communication.exposedSecondsPerStep * schedule.optimizerSteps : 0;
+  if (communicationSeconds > 0) secondsBreakdown.communication = communicationSeconds;
+  const secondsBands: Record<string, number> = {
+    ...(throughput ? { train: throughput.band } : {}),
+    ...(communicationSeconds > 0 ? { communication: COMMUNICATION_TIME_BAND } : {}),
+  };
   const pct = lora.trainablePercent.toFixed(4);
   return gpuStage(input, placement, o, {
     gpuMemory: memory,
@@ -444,14 +702,15 @@ function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, 
       { name: 'training processes', bytes: placement.gpus * 4 * GiB, detail: `${placement.gpus} × 4 GiB: Python, torch, dataloader workers (assumed)` },
       { name: 'checkpoint shards while loading', bytes: placement.gpus * Math.min(modelBytes, 5 * GB), detail: `${placement.gpus} × one safetensors shard at a time` },
       { name: 'tokenised dataset', bytes: placement.gpus * rows * config.cutoffLen * 3 * 8, detail: `${placement.gpus} × ${n(rows)} rows × ≤ ${n(config.cutoffLen)} tokens × 3 int64 columns` },
+      ...memory.hostTerms,
     ]),
     disk: breakdown('disk', [
-      { name: `${keptCheckpoints} checkpoint-N folders`, bytes: keptCheckpoints * checkpointBytes, detail: `adapter (fp32) + optimizer state, ${formatGB(checkpointBytes)} each, every ${config.saveSteps < 1 ? `${Math.round(config.saveSteps * 100)} % of the steps` : `${config.saveSteps} steps`}` },
-      { name: 'final adapter', bytes: lora.trainable * 4, detail: `${n(lora.trainable)} × 4 B` },
+      { name: `${keptCheckpoints} checkpoint-N folders`, bytes: keptCheckpoints * checkpointBytes, detail: `${full ? `model (${savedParamBytes === 4 ? 'fp32' : 'bf16'})` : 'adapter (fp32)'} + optimizer state, ${formatGB(checkpointBytes)} each, every ${config.saveSteps < 1 ? `${Math.round(config.saveSteps * 100)} % of the steps` : `${config.saveSteps} steps`}` },
+      { name: full ? 'final model' : 'final adapter', bytes: outputBytes, detail: `${n(lora.trainable)} × ${savedParamBytes} B` },
     ]),
     secondsBreakdown,
-    ...(throughput ? { secondsBands: { train: throughput.band } } : {}),
-    expectedOutputs: [`adapter_model.safetensors (${formatGB(lora.trainable * 4)})`, `${schedule.optimizerSteps} optimizer steps`, ...(keptCheckpoints > 0 ? [`${keptCheckpoints} checkpoint-N/`] : [])],
+    ...(Object.keys(secondsBands).length > 0 ? { secondsBands } : {}),
+    expectedOutputs: [full ? `model.safetensors shards (${formatGB(outputBytes)})` : `adapter_model.safetensors (${formatGB(outputBytes)})`, `${schedule.optimizerSteps} optimizer steps`, ...(keptCheckpoints > 0 ? [`${keptCheckpoints} checkpoint-N/`] : [])],
     details: {
       kind: 'sft',
       trainableParams: lora.trainable,
@@ -472,9 +731,16 @@ function planSft(input: Extract<StagePlanInput, { kind: 'sft' }>, path: string, 
       gradientCheckpointing: config.gradientCheckpointing,
       peakSequenceLength: config.peakSequenceLength,
       tokensAreUpperBound: !meanKnown,
+      finetuningType: config.finetuningType,
+      layout,
+      layoutSource: layoutSet.length === 3 ? 'explicit' : layoutSet.length === 0 ? 'auto' : 'partial',
+      layoutSet,
+      modelStateBytes: memory.modelStateBytes,
+      communication,
     },
     warnings,
-    issues: resolved.issues,
+    issues,
+    layout,
   });
 }
 

@@ -4,6 +4,8 @@ import { ALLOCATOR_RESERVE_BAND, CUDA_CONTEXT_BAND, CUDA_CONTEXT_BYTES, NCCL_BUF
 import { H100_LLAMA3_8B_LORA, type SftMeasurement } from './calibration.ts';
 import { hasQkNorm, loraParamCount, loraTargets, type LinearShape, type LoraParamCount } from './shapes.ts';
 import { breakdown, type MemoryBreakdown, type MemoryTerm, type PlannerIssue } from './types.ts';
+import { worldSize, type ParallelLayout } from './layout.ts';
+import { modelStates } from './parallel.ts';
 import { n } from './internal.ts';
 import { formatGiB } from './units.ts';
 
@@ -12,7 +14,7 @@ import { formatGiB } from './units.ts';
  * a superset of the DSL's `SftArgs`, so a stage's args can be passed as they are.
  */
 export interface SftPlanArgs {
-  /** Only `lora` is modelled. @default 'lora' */
+  /** `lora` or `full` (every parameter trained); `freeze` and `oft` are not modelled. @default 'lora' */
   readonly finetuning_type?: string;
   /** @default 8 */
   readonly lora_rank?: number;
@@ -48,8 +50,10 @@ export interface SftPlanArgs {
   readonly optim?: string;
   /** Fused linear + cross-entropy: the logits are never materialised. @default false */
   readonly enable_liger_kernel?: boolean;
-  /** QLoRA bits; not modelled (estimates stay those of 16-bit weights). @default none */
+  /** QLoRA: the frozen decoder linears in 4 or 8 bits (bitsandbytes). @default none */
   readonly quantization_bit?: number;
+  /** 4-bit only: bitsandbytes quantizes the per-block scales too. @default true (LLaMA-Factory) */
+  readonly double_quantization?: boolean;
   /** @default false */
   readonly use_dora?: boolean;
   /** Fraction (< 1) or count of rows held out for evaluation. @default 0 */
@@ -78,6 +82,12 @@ export type ComputeDtype = 'bfloat16' | 'float16' | 'float32';
 
 /** An SFT configuration with every default applied. */
 export interface SftConfig {
+  /** `full`: every parameter is trainable (no adapters; `targets` is empty). */
+  readonly finetuningType: 'lora' | 'full';
+  /** QLoRA: bits of the frozen decoder linears (bitsandbytes), or undefined for 16-bit weights. */
+  readonly quantizationBit: 4 | 8 | undefined;
+  /** bitsandbytes' double quantization of the 4-bit block scales. */
+  readonly doubleQuantization: boolean;
   readonly rank: number;
   readonly targets: readonly LinearShape[];
   readonly dropout: number;
@@ -121,8 +131,19 @@ export function resolveSft(arch: ModelArchitecture, args: SftPlanArgs, data: Tra
   const bad = (key: string, value: unknown, message: string, fix: string) =>
     issues.push({ code: 'planner.sft-arg', path: `${path}.args.${key}`, value, message, fix });
 
-  if (args.finetuning_type !== undefined && args.finetuning_type !== 'lora') {
-    bad('finetuning_type', args.finetuning_type, 'the planner models LoRA only', "use 'lora'");
+  let finetuningType: SftConfig['finetuningType'] = 'lora';
+  if (args.finetuning_type === 'full') finetuningType = 'full';
+  else if (args.finetuning_type !== undefined && args.finetuning_type !== 'lora') {
+    bad('finetuning_type', args.finetuning_type, 'the planner models LoRA and full fine-tuning only', "use 'lora' or 'full'");
+  }
+  let quantizationBit: SftConfig['quantizationBit'];
+  if (args.quantization_bit !== undefined) {
+    if (args.quantization_bit === 4 || args.quantization_bit === 8) quantizationBit = args.quantization_bit;
+    else bad('quantization_bit', args.quantization_bit, "bitsandbytes quantizes to 4 or 8 bits only (LLaMA-Factory's model_utils/quantization.py raises otherwise)", 'use 4 (QLoRA) or remove it');
+    if (finetuningType === 'full') {
+      bad('quantization_bit', args.quantization_bit, "a quantized model can only be trained with adapters: LLaMA-Factory's model/adapter.py raises 'Quantized models can only be used for the LoRA or OFT tuning'", "remove quantization_bit, or use finetuning_type: 'lora'");
+      quantizationBit = undefined;
+    }
   }
   const int = (key: keyof SftPlanArgs, fallback: number): number => {
     const v = args[key];
@@ -138,7 +159,8 @@ export function resolveSft(arch: ModelArchitecture, args: SftPlanArgs, data: Tra
   const gradientAccumulation = int('gradient_accumulation_steps', llamaFactoryDefault('gradient_accumulation_steps'));
   const cutoffLen = int('cutoff_len', llamaFactoryDefault('cutoff_len'));
 
-  const targetsResolved = loraTargets(arch, args.lora_target ?? llamaFactoryDefault<string>('lora_target'), `${path}.args.lora_target`);
+  const targetsResolved =
+    finetuningType === 'full' ? { modules: [], issues: [] } : loraTargets(arch, args.lora_target ?? llamaFactoryDefault<string>('lora_target'), `${path}.args.lora_target`);
   issues.push(...targetsResolved.issues);
 
   let epochs = 3;
@@ -168,7 +190,7 @@ export function resolveSft(arch: ModelArchitecture, args: SftPlanArgs, data: Tra
 
   const optim = args.optim ?? 'adamw_torch';
   if (!(optim in OPTIMIZER_STATE_BYTES)) warnings.push(`optimizer '${optim}' is not modelled; AdamW's 8 bytes of state per trainable parameter assumed`);
-  if (args.quantization_bit !== undefined) warnings.push(`quantization_bit ${args.quantization_bit} (QLoRA) is not modelled: memory is that of 16-bit frozen weights (an upper bound)`);
+  if (quantizationBit !== undefined) warnings.push(`quantization_bit ${quantizationBit} (QLoRA): training time assumes 16-bit matmul speed; bitsandbytes dequantizes every frozen weight on each pass, so it runs slower`);
   if (args.use_dora === true) warnings.push('DoRA is not modelled: it adds a magnitude vector and extra activations per target (estimate is low)');
 
   const dropout = typeof args.lora_dropout === 'number' && args.lora_dropout > 0 ? args.lora_dropout : 0;
@@ -176,6 +198,9 @@ export function resolveSft(arch: ModelArchitecture, args: SftPlanArgs, data: Tra
   const saveSteps = positive(args.save_steps) ? args.save_steps : llamaFactoryDefault<number>('save_steps');
 
   const config: SftConfig = {
+    finetuningType,
+    quantizationBit,
+    doubleQuantization: args.double_quantization !== false,
     rank,
     targets: targetsResolved.modules,
     dropout,
@@ -198,7 +223,16 @@ export function resolveSft(arch: ModelArchitecture, args: SftPlanArgs, data: Tra
     saveSteps,
     saveTotalLimit: positive(args.save_total_limit) ? args.save_total_limit : undefined,
   };
-  return { config, lora: loraParamCount(arch, rank, targetsResolved.modules), issues, warnings };
+  return { config, lora: trainableParamCount(arch, config), issues, warnings };
+}
+
+/**
+ * Trainable parameters as LLaMA-Factory logs them: the adapters for LoRA, every parameter for full
+ * fine-tuning (`trainable params: N || all params: N || trainable%: 100.0000`).
+ */
+export function trainableParamCount(arch: ModelArchitecture, config: Pick<SftConfig, 'finetuningType' | 'rank' | 'targets'>): LoraParamCount {
+  if (config.finetuningType === 'full') return { trainable: arch.parameterCount, all: arch.parameterCount, trainablePercent: 100, perLayer: 0 };
+  return loraParamCount(arch, config.rank, config.targets);
 }
 
 /** Optimizer state bytes per trainable parameter. */
@@ -280,6 +314,20 @@ export function layerActivationParts(arch: ModelArchitecture, config: SftConfig)
     ? config.targets.reduce((sum, t) => sum + a * t.inFeatures, 0)
     : [...sharedInputs.values()].reduce((sum, inFeatures) => sum + a * inFeatures, 0);
   const lora = inputCopies + config.targets.length * a * config.rank + (config.dropout > 0 ? config.targets.reduce((sum, t) => sum + t.inFeatures, 0) : 0);
+  if (config.finetuningType === 'full') {
+    return [
+      { name: 'RMSNorm fp32 inputs + rsqrt, ×2', bytesPerToken: 2 * (4 * h + 4) },
+      ...(hasQkNorm(arch) ? [{ name: 'q/k RMSNorm fp32 inputs + rsqrt', bytesPerToken: (nH + nKV) * (4 * d + 4) }] : []),
+      config.eagerAttention
+        ? { name: 'attention q, k, v (k, v repeated to every head)', bytesPerToken: 3 * a * nH * d }
+        : { name: 'attention q, k, v, output + log-sum-exp', bytesPerToken: a * (2 * nH + 2 * nKV) * d + 4 * nH },
+      { name: 'MLP gate, SiLU(gate), up', bytesPerToken: 3 * a * i },
+      // Trainable weights need their inputs for the weight gradient: q/k/v share the attention
+      // input and gate/up the MLP input; o_proj's input is the attention output kept above; the
+      // norms' weights need their normalised 16-bit inputs.
+      { name: 'linear inputs for weight gradients (attention, MLP, down_proj) + normalised RMSNorm inputs ×2', bytesPerToken: 2 * a * h + a * i + 2 * a * h },
+    ];
+  }
   return [
     { name: 'RMSNorm fp32 inputs + rsqrt, ×2', bytesPerToken: 2 * (4 * h + 4) },
     ...(hasQkNorm(arch) ? [{ name: 'q/k RMSNorm fp32 inputs + rsqrt', bytesPerToken: (nH + nKV) * (4 * d + 4) }] : []),
@@ -332,6 +380,12 @@ function reserveBasisBytes(arch: ModelArchitecture, config: SftConfig): number {
 
 export interface SftMemory extends MemoryBreakdown {
   readonly lora: LoraParamCount;
+  /** The layout the memory is per GPU of. */
+  readonly layout: ParallelLayout;
+  /** Weights, gradients and optimizer states per GPU (the ZeRO paper's "model states"). */
+  readonly modelStateBytes: number;
+  /** What the layout keeps in host memory per pod (ZeRO-3 offload); empty otherwise. */
+  readonly hostTerms: readonly MemoryTerm[];
   readonly layerActivationBytesPerToken: number;
   /** What `torch.cuda.max_memory_allocated()` reports at the end of the run. */
   readonly allocatedBytes: number;
@@ -367,12 +421,13 @@ const phase = (terms: MemoryTerm[]): Phase => ({ terms, bytes: terms.reduce((s, 
  * Data parallelism (gpus > 1) replicates the model: memory per GPU does not shrink; DDP adds its
  * gradient buckets and NCCL its buffers.
  */
-export function sftMemory(arch: ModelArchitecture, config: SftConfig, gpus = 1): SftMemory {
-  return sftMemoryWithReserve(arch, config, gpus, ALLOCATOR_RESERVE_FACTOR);
+export function sftMemory(arch: ModelArchitecture, config: SftConfig, gpus = 1, layout?: ParallelLayout): SftMemory {
+  return sftMemoryWithReserve(arch, config, layout ?? { nodes: 1, gpusPerNode: gpus, strategy: 'ddp' }, ALLOCATOR_RESERVE_FACTOR);
 }
 
-function sftMemoryWithReserve(arch: ModelArchitecture, config: SftConfig, gpus: number, reserveFactor: number): SftMemory {
-  const lora = loraParamCount(arch, config.rank, config.targets);
+function sftMemoryWithReserve(arch: ModelArchitecture, config: SftConfig, layout: ParallelLayout, reserveFactor: number): SftMemory {
+  const gpus = worldSize(layout);
+  const lora = trainableParamCount(arch, config);
   const a = activationBytes(config.precision, arch);
   const b = config.microBatch;
   const s = config.peakSequenceLength;
@@ -381,17 +436,11 @@ function sftMemoryWithReserve(arch: ModelArchitecture, config: SftConfig, gpus: 
   const h = arch.hiddenSize;
   const v = arch.vocabSize;
   const L = arch.numHiddenLayers;
-  const pb = loraParamBytes(config);
-  const optimPerParam = (OPTIMIZER_STATE_BYTES[config.optim] ?? 8) * (pb === 2 && (config.optim === 'adamw_torch' || config.optim === 'adamw_torch_fused') ? 0.5 : 1);
   const bxs = `${n(b)} × ${n(s)} tokens`;
   const act = SFT_ACTIVATION_BAND;
 
-  const fixed: MemoryTerm[] = [
-    { name: 'frozen weights', bytes: arch.parameterCount * a, detail: `${n(arch.parameterCount)} params × ${a} B (${a === 2 ? 'bf16/fp16' : 'fp32'})` },
-    { name: `LoRA weights (${pb === 4 ? 'fp32' : 'bf16'})`, bytes: lora.trainable * pb, detail: `${n(lora.trainable)} trainable params × ${pb} B${pb === 4 ? ' (upcast to fp32)' : ''}` },
-    { name: `LoRA gradients (${pb === 4 ? 'fp32' : 'bf16'})`, bytes: lora.trainable * pb, detail: `${n(lora.trainable)} × ${pb} B, kept from the first backward on` },
-    { name: `optimizer states (${config.optim})`, bytes: lora.trainable * optimPerParam, detail: `${n(lora.trainable)} × ${optimPerParam} B${optimPerParam === 8 ? ' (AdamW m and v in fp32)' : ''}` },
-  ];
+  const states = modelStates(arch, config, layout);
+  const fixed: MemoryTerm[] = [...states.before];
 
   const rotary = { name: 'rotary cos/sin (shared by the layers)', bytes: tokens * arch.headDim * 2 * a, detail: `${bxs} × ${arch.headDim} × 2 × ${a} B`, band: act };
   const scores = (layers: number): MemoryTerm => ({
@@ -410,6 +459,15 @@ function sftMemoryWithReserve(arch: ModelArchitecture, config: SftConfig, gpus: 
       ];
 
   const finalNorm: MemoryTerm = { name: 'final RMSNorm fp32 input', bytes: tokens * (4 * h + 4), detail: `${bxs} × (4 × ${n(h)} + 4) B, kept for its backward`, band: act };
+  // Full fine-tuning trains lm_head: its input is kept for the weight gradient, which is computed
+  // in 16 bits before it is added to the gradient the states hold.
+  const lmHeadTraining: MemoryTerm[] =
+    config.finetuningType === 'full'
+      ? [
+          { name: "lm_head input (kept for lm_head's weight gradient)", bytes: tokens * h * a, detail: `${bxs} × ${n(h)} × ${a} B`, band: act },
+          { name: 'lm_head weight gradient (16-bit, before accumulation)', bytes: v * h * a, detail: `${n(v)} × ${n(h)} × ${a} B`, band: act },
+        ]
+      : [];
   const logits = tokens * v;
   const loss = phase(
     config.liger
@@ -419,12 +477,14 @@ function sftMemoryWithReserve(arch: ModelArchitecture, config: SftConfig, gpus: 
           const chunk = Math.min(tokens, Math.ceil(tokens / Math.ceil(v / h)));
           return [
             finalNorm,
+            ...lmHeadTraining,
             { name: 'hidden-state gradient (Liger, computed in the forward)', bytes: tokens * h * a, detail: `${bxs} × ${n(h)} × ${a} B`, band: act },
             { name: 'logits chunk and its gradient (Liger, fp32)', bytes: chunk * v * 4 * 2, detail: `${n(chunk)} tokens × ${n(v)} vocab × 4 B × 2`, band: act },
           ];
         })()
       : [
           finalNorm,
+          ...lmHeadTraining,
           { name: 'log-softmax output (fp32, kept by the loss)', bytes: logits * 4, detail: `${bxs} × ${n(v)} vocab × 4 B; the 16-bit logits and their fp32 upcast are freed by now`, band: act },
           { name: 'its gradient from the NLL loss (fp32)', bytes: logits * 4, detail: `${bxs} × ${n(v)} × 4 B`, band: act },
           { name: 'gradient of the fp32 logits', bytes: logits * 4, detail: `${bxs} × ${n(v)} × 4 B, before it is cast back to ${a * 8} bits`, band: act },
@@ -447,8 +507,7 @@ function sftMemoryWithReserve(arch: ModelArchitecture, config: SftConfig, gpus: 
   );
   const lossPeak = loss.bytes >= layer.bytes;
   const peak = lossPeak ? loss : layer;
-  const ddp: MemoryTerm[] = gpus > 1 ? [{ name: 'DDP gradient buckets', bytes: lora.trainable * pb, detail: `${n(lora.trainable)} × ${pb} B` }] : [];
-  const allocatedTerms = [...fixed, ...persistent, ...peak.terms, ...ddp];
+  const allocatedTerms = [...fixed, ...persistent, ...peak.terms, ...states.after];
   const allocatedBytes = allocatedTerms.reduce((sum, t) => sum + t.bytes, 0);
 
   const basis = reserveBasisBytes(arch, config);
@@ -465,6 +524,9 @@ function sftMemoryWithReserve(arch: ModelArchitecture, config: SftConfig, gpus: 
   return {
     ...breakdown('gpu', [...allocatedTerms, reserve, ...outside]),
     lora,
+    layout,
+    modelStateBytes: states.modelStateBytes,
+    hostTerms: states.host,
     layerActivationBytesPerToken: layerBytes,
     allocatedBytes,
     reservedBytes: allocatedBytes + reserve.bytes,

@@ -26,14 +26,16 @@ export interface TrainingFlopsPerToken {
  */
 export function trainingFlopsPerToken(
   arch: ModelArchitecture,
-  config: Pick<SftConfig, 'rank' | 'targets' | 'gradientCheckpointing'>,
+  config: Pick<SftConfig, 'rank' | 'targets' | 'gradientCheckpointing'> & { readonly finetuningType?: SftConfig['finetuningType'] },
   sequenceLength: number,
 ): TrainingFlopsPerToken {
   const recompute = config.gradientCheckpointing ? 1 : 0;
   const decoderParams = arch.numHiddenLayers * linearWeightsPerLayer(arch);
   const trainable = loraParamCount(arch, config.rank, config.targets).trainable;
-  const frozenLinears = 2 * decoderParams * (2 + recompute);
-  const lmHead = 2 * arch.vocabSize * arch.hiddenSize * 2;
+  // Full fine-tuning adds the weight gradients: 6·P (8·P with the recompute), lm_head 6·V·h.
+  const weightGradient = config.finetuningType === 'full' ? 1 : 0;
+  const frozenLinears = 2 * decoderParams * (2 + weightGradient + recompute);
+  const lmHead = 2 * arch.vocabSize * arch.hiddenSize * (2 + weightGradient);
   const lora = 2 * trainable * (3 + recompute);
   const attentionForward = 2 * arch.numHiddenLayers * sequenceLength * arch.numAttentionHeads * arch.headDim;
   const attention = attentionForward * (3 + recompute);
@@ -196,7 +198,7 @@ export interface TrainingThroughput {
  */
 export function trainingThroughput(
   arch: ModelArchitecture,
-  config: Pick<SftConfig, 'rank' | 'targets' | 'gradientCheckpointing' | 'precision'>,
+  config: Pick<SftConfig, 'rank' | 'targets' | 'gradientCheckpointing' | 'precision'> & { readonly finetuningType?: SftConfig['finetuningType'] },
   shape: { readonly sequenceLength: number; readonly tokensPerMicroBatch: number },
   gpu: GpuSpec,
   gpus: number,

@@ -15,6 +15,7 @@ export const PINS = {
   "python": {
     "accelerate": "1.11.0",
     "datasets": "4.0.0",
+    "deepspeed": "0.16.9",
     "gptq-tokenizers": "0.21.4",
     "gptq-transformers": "4.53.3",
     "gptqmodel": "2.2.0",
