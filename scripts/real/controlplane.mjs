@@ -190,6 +190,31 @@ function argoCdCrds() {
   return ['application-crd.yaml', 'appproject-crd.yaml'].map((f) => join(dir, f));
 }
 
+/**
+ * The JobSet CRD, for the server-side dry-run of gangs compiled as JobSets (tunepipe.json
+ * multiNode "jobset"). Its version is the one the pinned Kueue's go.mod requires: the JobSet API
+ * Kueue's integration is written against. Only the CRD is taken; no JobSet controller runs here.
+ */
+function jobSetCrd() {
+  const env = goEnv();
+  const logFile = join(cacheRoot(), 'logs', `jobset-crd.log`);
+  const download = (module) => {
+    const dl = JSON.parse(run('go', ['mod', 'download', '-json', module], { env, logFile, cwd: cacheRoot() }).stdout);
+    if (dl.Error) throw new Error(`go mod download ${module}: ${dl.Error}`);
+    return dl;
+  };
+  const kueueGoMod = readFileSync(download(`sigs.k8s.io/kueue@${pins.go.kueue}`).GoMod, 'utf8');
+  const version = /^\s*sigs\.k8s\.io\/jobset (v\S+)/m.exec(kueueGoMod)?.[1];
+  if (!version) throw new Error(`kueue ${pins.go.kueue}: its go.mod requires no sigs.k8s.io/jobset`);
+  const file = 'jobset.x-k8s.io_jobsets.yaml';
+  const dir = ensure('jobset-crd', version, (out) => {
+    const from = join(download(`sigs.k8s.io/jobset@${version}`).Dir, 'config', 'components', 'crd', 'bases', file);
+    if (!existsSync(from)) throw new Error(`jobset ${version}: no config/components/crd/bases/${file} in the module`);
+    writeFileSync(join(out, file), readFileSync(from));
+  });
+  return { version, crd: join(dir, file) };
+}
+
 function timingOf(name, key) {
   try {
     return JSON.parse(readFileSync(join(cacheRoot(), name, key, '.complete'), 'utf8')).seconds;
@@ -205,8 +230,9 @@ export async function install() {
   const kwok = buildKwok();
   const kueue = buildKueue();
   const argoCrds = argoCdCrds();
+  const jobSet = jobSetCrd();
   const result = {
-    versions: { etcd: pins.go.etcd, kubernetes: pins.go.kubernetes, kwok: pins.go.kwok, kueue: pins.go.kueue, argoCd: pins.go['argo-cd'] },
+    versions: { etcd: pins.go.etcd, kubernetes: pins.go.kubernetes, kwok: pins.go.kwok, kueue: pins.go.kueue, argoCd: pins.go['argo-cd'], jobSet: jobSet.version },
     etcd,
     kubeApiserver: kube['kube-apiserver'],
     kubeControllerManager: kube['kube-controller-manager'],
@@ -219,6 +245,7 @@ export async function install() {
     kueueCrds: kueue.crds,
     kueueWebhooks: kueue.webhooks,
     argoCdCrds: argoCrds,
+    jobSetCrds: [jobSet.crd],
     // Cold build seconds of each component, as measured when it was built (cached afterwards).
     buildSeconds: {
       etcd: timingOf('etcd', pins.go.etcd),

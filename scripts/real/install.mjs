@@ -10,6 +10,8 @@ export const components = {
   python: () => import('./python.mjs'),
   // Built in the python venv from datasets/ (no download): the model test/real/llamafactory trains.
   tinyModel: () => import('./tiny-model.mjs'),
+  // A layer over the python venv: LLaMA-Factory's DeepSpeed strategies, run on the CPU.
+  deepspeed: () => import('./deepspeed.mjs'),
   controlplane: () => import('./controlplane.mjs'),
   pulumi: () => import('./pulumi.mjs'),
   flux: () => import('./flux.mjs'),

@@ -54,6 +54,9 @@ export const RUNNER_RULES: readonly PolicyRule[] = [
   { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['create', 'patch'] },
   { apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'get', 'patch', 'list', 'watch'] },
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+  // Kueue's Workload of a queued Job says why it waits (quota) and when Kueue evicted it (a
+  // preempted training gang): read only, Kueue alone writes them.
+  { apiGroups: ['kueue.x-k8s.io'], resources: ['workloads'], verbs: ['list', 'watch'] },
 ];
 
 export type PodSecurityLevel = 'restricted' | 'baseline';
@@ -135,6 +138,10 @@ export function clusterQueueObject<N>(args: {
     spec: {
       namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': args.namespace } },
       queueingStrategy: 'BestEffortFIFO',
+      // A workload of a higher WorkloadPriorityClass (URGENT_PRIORITY_CLASS) may evict lower ones
+      // of this queue. Kueue evicts a workload whole: a training gang stops and is re-queued with
+      // every rank, never left half-running.
+      preemption: { withinClusterQueue: 'LowerPriority' as const, reclaimWithinCohort: 'Never' as const },
       resourceGroups: [
         {
           coveredResources: ['cpu', 'memory', GPU_RESOURCE],
@@ -146,6 +153,23 @@ export function clusterQueueObject<N>(args: {
         },
       ],
     },
+  };
+}
+
+/**
+ * The WorkloadPriorityClass a Job names in its `kueue.x-k8s.io/priority-class` label to go ahead
+ * of (and, under the ClusterQueue's `withinClusterQueue: LowerPriority`, preempt) the stage Jobs,
+ * which carry no class (priority 0).
+ */
+export const URGENT_PRIORITY_CLASS = 'tunepipe-urgent';
+
+export function urgentPriorityClassObject() {
+  return {
+    apiVersion: KUEUE_API,
+    kind: 'WorkloadPriorityClass' as const,
+    metadata: { name: URGENT_PRIORITY_CLASS, labels: partOf },
+    value: 1000,
+    description: 'Goes ahead of tunepipe stage Jobs in the queue and may preempt them (a preempted gang is re-queued whole).',
   };
 }
 

@@ -15,6 +15,7 @@ import {
   localQueueObject,
   partOf,
   runnerAccessObjects,
+  urgentPriorityClassObject,
   workloadNamespaceObject,
   workloadNetworkPolicies,
   workloadSecretObjects,
@@ -221,6 +222,7 @@ export class Queueing extends pulumi.ComponentResource {
 
     const cpuFlavor = new k8s.apiextensions.CustomResource(`${name}-flavor-cpu`, cpuFlavorObject(), afterKueue);
     const gpuFlavors = args.gpuTypes.map((gpu) => new k8s.apiextensions.CustomResource(`${name}-flavor-${gpu.id}`, gpuFlavorObject(gpu.id), afterKueue));
+    new k8s.apiextensions.CustomResource(`${name}-priority-urgent`, urgentPriorityClassObject(), afterKueue);
     const cq = new k8s.apiextensions.CustomResource(
       `${name}-cluster-queue`,
       clusterQueueObject({ name: args.clusterQueue, namespace: args.namespace, gpuTypes: args.gpuTypes, cpu: args.cpu, memory: args.memory }),

@@ -102,6 +102,11 @@ for (const branch of BRANCHES) {
       assert.deepEqual(gpuQuota, branch.gpus);
       const cpuFlavor = group.flavors[0];
       assert.equal(cpuFlavor.resources.find((r: { name: string }) => r.name === 'nvidia.com/gpu').nominalQuota, '0');
+      // A higher WorkloadPriorityClass preempts stage Jobs of the same queue; Kueue evicts a gang whole.
+      assert.deepEqual(cq.preemption, { withinClusterQueue: 'LowerPriority', reclaimWithinCohort: 'Never' });
+      const urgent = cloud.one('kubernetes:kueue.x-k8s.io/v1beta2:WorkloadPriorityClass').inputs;
+      assert.equal(urgent['metadata'].name, 'tunepipe-urgent');
+      assert.ok(urgent['value'] > 0, 'above the stage Jobs (no class: priority 0)');
       const lq = cloud.one('kubernetes:kueue.x-k8s.io/v1beta2:LocalQueue').inputs;
       assert.deepEqual([lq['metadata'].name, lq['metadata'].namespace, lq['spec'].clusterQueue], ['tunepipe', 'tunepipe', 'tunepipe']);
     });
@@ -117,11 +122,12 @@ for (const branch of BRANCHES) {
         assert.ok(!rule.resources.includes('secrets'), 'the runner must not read Secrets');
       }
       const grants = new Set(rules.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${r.apiGroups[0]}/${res}:${v}`))));
-      for (const needed of ['batch/jobs:create', 'batch/jobs:watch', 'batch/jobs:delete', '/pods:list', '/pods/log:get', '/configmaps:patch', 'apps/deployments:create', 'coordination.k8s.io/leases:update']) {
+      for (const needed of ['batch/jobs:create', 'batch/jobs:watch', 'batch/jobs:delete', '/pods:list', '/pods/log:get', '/configmaps:patch', 'apps/deployments:create', 'coordination.k8s.io/leases:update', 'kueue.x-k8s.io/workloads:watch']) {
         assert.ok(grants.has(needed), `runner lacks ${needed}`);
       }
       // Trimmed to what the runner calls (packages/runner/test/rbac.test.ts): no events, no reads of ConfigMaps.
       assert.ok(!grants.has('/pods:delete') && !grants.has('/configmaps:delete') && !grants.has('/events:list') && !grants.has('/configmaps:list'));
+      assert.ok(!grants.has('kueue.x-k8s.io/workloads:patch') && !grants.has('kueue.x-k8s.io/workloads:delete'), 'Workloads are read only');
       const binding = cloud.one('kubernetes:rbac.authorization.k8s.io/v1:RoleBinding').inputs;
       assert.deepEqual(binding['roleRef'], { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'tunepipe-runner' });
       assert.deepEqual(binding['subjects'], [{ kind: 'ServiceAccount', name: 'tunepipe-runner', namespace: 'tunepipe' }]);

@@ -32,6 +32,29 @@ export interface StageFailure {
   readonly logTail: readonly string[];
 }
 
+/**
+ * A multi-node training gang: the pods of one Indexed Job that Kueue admits together (one
+ * Workload, one pod set of `size`) and that run one torchrun job between them.
+ */
+export interface GangProgress {
+  /** Pods (nodes) of the gang: the Job's parallelism. */
+  readonly size: number;
+  /** Kueue admitted the gang's Workload (the Job is not suspended). */
+  readonly admitted: boolean;
+  /** Pods of the current gang that exist (not finished, not being deleted). */
+  readonly created: number;
+  readonly running: number;
+  /** Ranks of the current gang that exited successfully (they end together, one after the other). */
+  readonly finished: number;
+  /**
+   * Times Kueue took the whole gang away (evicted its Workload) while this run watched; a
+   * replacement, not a failure. `status` only sees whether it is evicted now.
+   */
+  readonly evictions: number;
+  /** The pod with completion index 0, whose log is the stage's progress. */
+  readonly rank0Pod?: string;
+}
+
 export interface StageState {
   readonly stage: string;
   readonly kind: StageKind;
@@ -54,6 +77,8 @@ export interface StageState {
   readonly endpoint?: string;
   /** Whether `--force` applies to this stage. */
   readonly forced?: boolean;
+  /** A multi-node stage: its gang's admission and pods. */
+  readonly gang?: GangProgress;
 }
 
 export type RunTarget = 'cluster' | 'local';

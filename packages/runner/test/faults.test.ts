@@ -166,9 +166,14 @@ describe('the runner against a flaky API server', { concurrency: 4 }, () => {
       const reads = ofStages.filter((r) => r.method === 'GET' && !r.query.includes('watch=true') && !r.path.endsWith('/log'));
       const podLists = reads.filter((r) => r.path.endsWith('/pods')).length;
       const watches = ofStages.filter((r) => r.query.includes('watch=true')).length;
+      // A stage queued in Kueue also watches its Workload (why it waits, when it was evicted).
+      const queued = PIPELINE.stages.filter((s) => s.objects.some((o) => o.kind === 'Job' && o.metadata?.labels?.['kueue.x-k8s.io/queue-name'])).length;
+      const workloadWatches = ofStages.filter((r) => r.query.includes('watch=true') && r.path.endsWith('/workloads')).length;
       // One list and one watch of the Job and of its pods per stage; the cache check reads each Job once.
       assert.equal(podLists, jobStages, 'one pod list per stage');
-      assert.equal(watches, 2 * jobStages, 'a Job watch and a pod watch per stage');
+      assert.ok(queued > 0);
+      assert.equal(workloadWatches, queued, 'a Workload watch per queued stage');
+      assert.equal(watches, 2 * jobStages + queued, 'a Job watch and a pod watch per stage, and a Workload watch per queued one');
       assert.ok(took < 5000, `the run took ${took} ms: it follows events, not a 15 s (or 2 s) poll`);
       figures.push(
         `a ${jobStages}-stage run with the default settings took ${took} ms: ${podLists} pod lists and ${watches} watches, ${reads.length} reads in all, however long the stages run (the 2 s poll read each running stage's Job and pods every 2 s)`,

@@ -10,7 +10,7 @@ import { makePipeline } from './fixtures/pipeline.ts';
 import { startRun, withKube } from './faults-support.ts';
 import type { FakeKubeApi } from './doubles/fake-kube-api.ts';
 
-const RESOURCE = /^\/(?:api\/v1|apis\/([a-z0-9.]+)\/v1)\/namespaces\/[^/]+\/([a-z]+)(?:\/([^/]+))?(?:\/(log))?$/;
+const RESOURCE = /^\/(?:api\/v1|apis\/([a-z0-9.-]+)\/v1(?:beta\d+)?)\/namespaces\/[^/]+\/([a-z]+)(?:\/([^/]+))?(?:\/(log))?$/;
 
 /** `group/resource:verb` for each request, as the API server's authorizer names it. */
 function verbsOf(kube: FakeKubeApi): Set<string> {

@@ -3,11 +3,12 @@
 // llama3-fintech pipeline and the runner's ServiceAccount token.
 import { after, before, test } from 'node:test';
 import { loadKubeConfig } from '../../../packages/runner/src/cluster/kube.ts';
-import { CLUSTER_SCENARIOS, type ScenarioSpace, type ScenarioTarget, type StageBehaviour } from '../../../packages/runner/test/scenarios/cluster-scenarios.ts';
+import { CLUSTER_SCENARIOS, GANG, type ScenarioSpace, type ScenarioTarget, type StageBehaviour } from '../../../packages/runner/test/scenarios/cluster-scenarios.ts';
 import { synthPipeline } from '../../../packages/workspace/src/synth.ts';
 import { objectKey } from '@tunepipe/core/compiled';
-import { startCluster, type LocalCluster, type PodOutcome } from '../support/cluster.ts';
+import { startCluster, urgentJob, type LocalCluster, type PodOutcome } from '../support/cluster.ts';
 import { repoRoot } from './cli.ts';
+import { gangPipeline } from './gang-support.ts';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -21,6 +22,8 @@ before(async () => {
       { type: 'l4', count: 1, gpus: 8 },
       { type: 't4', count: 1, gpus: 1 },
       { type: 'a100-80gb', count: 1, gpus: 1 },
+      // The gang scenarios' 2×8 H100.
+      { type: GANG.gpuType, count: GANG.nodes, gpus: GANG.gpusPerNode, cpu: '192', memory: '2Ti' },
     ],
     cpuNodes: 2,
     podRunMs: 500,
@@ -55,6 +58,37 @@ function evictOnce(namespace: string, stage: string): void {
   })();
 }
 
+/**
+ * Preempts a gang once, as a higher-priority workload in its ClusterQueue does: once every rank
+ * of `stage` ran for a few of the runner's polls, an urgent Job asks for one node's GPUs; Kueue
+ * evicts the gang. When the gang's Job is suspended its pods are released, so the gang Kueue
+ * admits again (after the urgent Job ended) runs through.
+ */
+function preemptGangOnce(namespace: string, stage: string, key: string): void {
+  const controller = new AbortController();
+  evictors.add(controller);
+  void (async () => {
+    try {
+      while (!controller.signal.aborted) {
+        const pods = await cluster.api.list('v1', 'Pod', namespace, `tunepipe.dev/stage=${stage}`).catch(() => [] as Json[]);
+        if (pods.filter((p) => p.status?.phase === 'Running' && !p.metadata.deletionTimestamp).length === GANG.nodes) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await new Promise((r) => setTimeout(r, 3 * real.pollIntervalMs));
+      await cluster.api.apply(urgentJob(namespace, 'urgent', { gpuType: GANG.gpuType, gpus: GANG.gpusPerNode }));
+      while (!controller.signal.aborted) {
+        const jobs = await cluster.api.list('batch/v1', 'Job', namespace, `tunepipe.dev/stage=${stage}`).catch(() => [] as Json[]);
+        if (jobs.some((j) => j.spec?.suspend)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      delete outcomes[key];
+      await cluster.setPodOutcomes(outcomes);
+    } finally {
+      evictors.delete(controller);
+    }
+  })();
+}
+
 const real: ScenarioTarget = {
   name: 'real control plane',
   // The CLI's default: the runner polls every 2 s.
@@ -73,7 +107,10 @@ const real: ScenarioTarget = {
     if (behaviour.kind === 'fail') outcomes[key] = { outcome: 'fail', exitCode: behaviour.exitCode };
     else if (behaviour.kind === 'hold') outcomes[key] = { outcome: 'hold' };
     else if (behaviour.kind === 'succeed') delete outcomes[key];
-    else {
+    else if (behaviour.kind === 'preempt-gang-once') {
+      outcomes[key] = { outcome: 'hold' };
+      preemptGangOnce(space.namespace, stage, key);
+    } else {
       // Held until the eviction, then released: the replacement pod runs normally.
       outcomes[key] = { outcome: 'hold' };
       evictOnce(space.namespace, stage);
@@ -88,6 +125,11 @@ const real: ScenarioTarget = {
   async release(space, stage) {
     delete outcomes[`${space.namespace}/${stage}`];
     await cluster.setPodOutcomes(outcomes);
+  },
+  async gangSpace(label, { quotaGpus }) {
+    const ns = await cluster.createTunepipeNamespace(`scenario-${label}`, { gpuQuota: { [GANG.gpuType]: quotaGpus }, gpuTypes: [GANG.gpuType] });
+    const { pipeline } = await gangPipeline(ns.namespace, ns.queue);
+    return { namespace: ns.namespace, kubeConfig: await loadKubeConfig({ kubeconfig: ns.kubeconfig }), pipeline };
   },
   jobs: (space: ScenarioSpace) => cluster.api.list('batch/v1', 'Job', space.namespace),
   pods: (space: ScenarioSpace) => cluster.api.list('v1', 'Pod', space.namespace),

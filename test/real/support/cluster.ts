@@ -14,12 +14,14 @@ import { pathToFileURL } from 'node:url';
 import {
   LOCAL_QUEUE,
   RUNNER_SERVICE_ACCOUNT,
+  URGENT_PRIORITY_CLASS,
   artifactsClaimObject,
   clusterQueueObject,
   cpuFlavorObject,
   gpuFlavorObject,
   localQueueObject,
   runnerAccessObjects,
+  urgentPriorityClassObject,
   workloadNamespaceObject,
   workloadSecretObjects,
   type PodSecurityLevel,
@@ -89,8 +91,8 @@ export type PodOutcome =
 export interface TunepipeNamespaceOptions {
   /** @default 'restricted' (as infra/cluster enforces it) */
   readonly podSecurity?: PodSecurityLevel;
-  /** GPUs of each type the ClusterQueue admits at once. @default 4 */
-  readonly gpuQuota?: number;
+  /** GPUs of each type the ClusterQueue admits at once (a number: the same for every type). @default 4 */
+  readonly gpuQuota?: number | Readonly<Record<string, number>>;
   /** GPU types with a Kueue flavor. @default every GPU type of the cluster's nodes */
   readonly gpuTypes?: readonly string[];
   /** @default '1000' */
@@ -115,6 +117,8 @@ export interface AuditEvent {
   readonly verb: string;
   readonly stage: string;
   readonly user: { readonly username: string; readonly groups?: readonly string[] };
+  /** The client's User-Agent: `…/job-controller` for the pods a Job controller creates. */
+  readonly userAgent?: string;
   readonly objectRef?: { readonly resource?: string; readonly subresource?: string; readonly namespace?: string; readonly name?: string };
   readonly responseStatus?: { readonly code?: number; readonly message?: string; readonly reason?: string };
   readonly annotations?: Readonly<Record<string, string>>;
@@ -157,6 +161,41 @@ export interface LocalCluster {
   waitFor<T>(what: string, check: () => Promise<T | undefined | false | null> | T | undefined | false | null, options?: { timeoutMs?: number; intervalMs?: number }): Promise<T>;
   /** Ends every process and removes the folder; safe to call twice. */
   stop(): Promise<void>;
+}
+
+/**
+ * A Job that outranks the stage Jobs in their ClusterQueue (WorkloadPriorityClass
+ * URGENT_PRIORITY_CLASS): submitted where a gang holds the quota it needs, Kueue preempts the
+ * gang. Its pods run as a restricted namespace allows; kwok lets them succeed after `podRunMs`.
+ */
+export function urgentJob(namespace: string, name: string, options: { readonly gpuType: string; readonly gpus: number; readonly queue?: string }): KubeObject {
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name, namespace, labels: { 'kueue.x-k8s.io/queue-name': options.queue ?? LOCAL_QUEUE, 'kueue.x-k8s.io/priority-class': URGENT_PRIORITY_CLASS } },
+    spec: {
+      backoffLimit: 0,
+      template: {
+        metadata: { labels: { 'app.kubernetes.io/name': name } },
+        spec: {
+          restartPolicy: 'Never',
+          automountServiceAccountToken: false,
+          nodeSelector: { 'tunepipe.dev/gpu': options.gpuType },
+          tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+          securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } },
+          containers: [
+            {
+              name: 'urgent',
+              image: 'busybox:1.37',
+              command: ['true'],
+              securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+              resources: { requests: { cpu: '1', memory: '1Gi', 'nvidia.com/gpu': String(options.gpus) }, limits: { 'nvidia.com/gpu': String(options.gpus) } },
+            },
+          ],
+        },
+      },
+    },
+  };
 }
 
 interface ClusterModule {
@@ -220,7 +259,8 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<L
       return file;
     },
     async createTunepipeNamespace(name, opts = {}) {
-      const gpuTypes: QueueGpuType[] = (opts.gpuTypes ?? gpuTypesOnNodes).map((id) => ({ id, quotaGpus: opts.gpuQuota ?? 4 }));
+      const quota = (id: string) => (typeof opts.gpuQuota === 'object' ? (opts.gpuQuota[id] ?? 0) : (opts.gpuQuota ?? 4));
+      const gpuTypes: QueueGpuType[] = (opts.gpuTypes ?? gpuTypesOnNodes).map((id) => ({ id, quotaGpus: quota(id) }));
       // The artifacts claim needs a volume to bind to, or every stage pod stays unschedulable. Here
       // that is a pre-bound PersistentVolume of a class without a provisioner: kwok's pods never
       // mount it (no file is ever written), it only has to be Bound as on a real cluster.
@@ -244,6 +284,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<L
         artifactsClaimObject({ namespace: name, storageClass, size: '100Gi' }),
         cpuFlavorObject(),
         ...gpuTypes.map((g) => gpuFlavorObject(g.id)),
+        urgentPriorityClassObject(),
         clusterQueueObject({ name: `tunepipe-${name}`, namespace: name, gpuTypes, cpu: opts.cpuQuota ?? '1000', memory: opts.memoryQuota ?? '4Ti' }),
         localQueueObject({ namespace: name, clusterQueue: `tunepipe-${name}` }),
         ...Object.values(runnerAccessObjects(name)),

@@ -4,8 +4,8 @@ import { ANNOTATIONS, LABELS } from '@tunepipe/core/labels';
 import { parseLog } from '../progress/parse.ts';
 import { formatCheckpointResume, formatStageLine, gateHeadlineInLog } from '../progress/format.ts';
 import { RunnerError, type StageState } from '../types.ts';
-import { activeContainer, classifyDeployment, classifyJob, sortPods, type WorkloadSnapshot } from './classify.ts';
-import { KubeClient, RequestAbortedError, loadKubeConfig } from './kube.ts';
+import { activeContainer, classifyDeployment, classifyJob, completionIndex, gangSize, KUEUE_JOB_UID_LABEL, sortPods, type KueueWorkload, type WorkloadSnapshot } from './classify.ts';
+import { KubeClient, RequestAbortedError, WORKLOADS, loadKubeConfig } from './kube.ts';
 import { sleep } from './watch.ts';
 
 export interface InspectOptions {
@@ -54,7 +54,23 @@ function toState(
     ...(snap.detail ? { detail: snap.detail } : {}),
     ...(startedAt ? { startedAt } : {}),
     ...(snap.failure ? { failure: { reason: snap.failure.reason, ...(snap.failure.message ? { message: snap.failure.message } : {}), logTail: [] } } : {}),
+    ...(snap.gang ? { gang: snap.gang } : {}),
   };
+}
+
+/**
+ * The Kueue Workload of a queued gang Job: why it waits, whether it was evicted. Detail only, so
+ * a cluster without Kueue's API or a Role without workloads gives undefined, never an error.
+ */
+async function gangWorkload(client: KubeClient, namespace: string, job: V1Job): Promise<KueueWorkload | undefined> {
+  if (!gangSize(job) || !job.metadata?.uid || !job.metadata.labels?.[LABELS.kueueQueue]) return undefined;
+  try {
+    const list = await client.list<KueueWorkload>(WORKLOADS(namespace), { labelSelector: `${KUEUE_JOB_UID_LABEL}=${job.metadata.uid}` }, `listing the Kueue Workload of Job ${job.metadata.name}`, { retry: false });
+    return list.items[0];
+  } catch (error) {
+    if (error instanceof RequestAbortedError) throw error;
+    return undefined;
+  }
 }
 
 /**
@@ -95,7 +111,7 @@ export async function clusterStatus(
     let annotations: Record<string, string>;
     if (job?.metadata?.name) {
       pods = await client.listPods(ns, `job-name=${job.metadata.name}`);
-      snap = classifyJob(job, pods);
+      snap = classifyJob(job, pods, await gangWorkload(client, ns, job));
       labels = job.metadata.labels ?? {};
       annotations = job.metadata.annotations ?? {};
     } else if (deployment) {
@@ -214,8 +230,10 @@ async function streamWith(client: KubeClient, pipeline: string, stage: string, o
     const jobs = newest((await client.listJobs(ns, selectorFor(pipeline, stage))).filter((j) => !isCheckJob(j)));
     const job = jobs[0];
     if (job?.metadata?.name) {
-      const pods = sortPods(await client.listPods(ns, `job-name=${job.metadata.name}`));
-      const snap = classifyJob(job, pods);
+      const all = sortPods(await client.listPods(ns, `job-name=${job.metadata.name}`));
+      const snap = classifyJob(job, all);
+      // A gang's log is rank 0's: the ranks' logs interleaved would be unreadable.
+      const pods = gangSize(job) ? all.filter((p) => completionIndex(p) === 0) : all;
       return { pods, finished: snap.status === 'done' || snap.status === 'failed' };
     }
     const deployment = (await client.listDeployments(ns, selectorFor(pipeline, stage)))[0];

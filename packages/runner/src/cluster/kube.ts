@@ -272,6 +272,9 @@ export const JOBS = (namespace: string) => collectionPath('batch/v1', 'jobs', na
 export const PODS = (namespace: string) => collectionPath('v1', 'pods', namespace);
 export const DEPLOYMENTS = (namespace: string) => collectionPath('apps/v1', 'deployments', namespace);
 export const LEASES = (namespace: string) => collectionPath('coordination.k8s.io/v1', 'leases', namespace);
+/** Kueue's Workloads (one per queued Job), as infra/cluster's Kueue serves them. */
+export const KUEUE_API = 'kueue.x-k8s.io/v1beta2';
+export const WORKLOADS = (namespace: string) => collectionPath(KUEUE_API, 'workloads', namespace);
 
 interface Answer {
   readonly status: number;

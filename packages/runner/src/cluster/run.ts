@@ -9,9 +9,9 @@ import { selectStages, type SelectionOptions } from '../graph.ts';
 import { createConsoleReporter } from '../progress/reporter.ts';
 import { runGraph, type StageContext, type StageOutcome } from '../scheduler.ts';
 import { RunnerError, type RunReporter, type RunResult, type StageFailure } from '../types.ts';
-import { activeContainer, classifyDeployment, classifyJob, isDisrupted } from './classify.ts';
+import { activeContainer, classifyDeployment, classifyJob, gangSize, isDisrupted, KUEUE_JOB_UID_LABEL, workloadEviction, type KueueWorkload, type WorkloadSnapshot } from './classify.ts';
 import { PodLogFollower } from './follow.ts';
-import { ApiOutageError, DEPLOYMENTS, JOBS, KubeClient, PODS, RequestAbortedError, loadKubeConfig, type BackoffOptions } from './kube.ts';
+import { ApiOutageError, DEPLOYMENTS, JOBS, KubeClient, PODS, WORKLOADS, RequestAbortedError, loadKubeConfig, type BackoffOptions } from './kube.ts';
 import { acquireRunLock, NO_LOCK, type RunLock, type RunLockOptions } from './lease.ts';
 import { Informer, sleep, Waker } from './watch.ts';
 
@@ -130,6 +130,69 @@ class PodLedger {
   }
 }
 
+/**
+ * Tells a gang's story across watch events: Kueue taking the whole gang away (its Workload
+ * evicted, the Job suspended again after it ran) is one replacement of every rank, told once and
+ * never a failure; it is counted by the eviction, not by the pods it removed. A pod lost while
+ * the gang stays admitted (one node drained) is told as a lost pod, but only after `graceMs`:
+ * the pods of an evicted gang may be seen gone before the Job is seen suspended.
+ */
+class GangWatch {
+  #admitted = false;
+  #evictions = 0;
+  #singleLosses = 0;
+  #unexplained: { pod: string; why: string; at: number }[] = [];
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly job: string,
+    readonly resumes: string,
+    readonly note: (message: string) => void,
+    readonly graceMs: number,
+    readonly wake: () => void,
+  ) {}
+
+  get preemptions(): number {
+    return this.#evictions + this.#singleLosses;
+  }
+
+  observe(job: V1Job, snap: WorkloadSnapshot, workload: KueueWorkload | undefined, lost: readonly { pod: string; why: string }[]): WorkloadSnapshot {
+    const size = snap.gang?.size ?? gangSize(job) ?? 1;
+    const eviction = workloadEviction(workload);
+    const held = Boolean(job.spec?.suspend) || eviction !== undefined;
+    if (held && this.#admitted) {
+      this.#admitted = false;
+      this.#evictions++;
+      const why = eviction ? `${eviction.reason}${eviction.message ? `: ${eviction.message.split(';')[0]}` : ''}` : 'the Job was suspended again';
+      this.note(`Kueue evicted the gang (${why}): all ${size} pods of Job ${this.job} stop and the gang is re-queued whole; every rank restarts together once Kueue admits it again${this.resumes}`);
+    } else if (!held && !this.#admitted && job.status?.startTime !== undefined) {
+      if (this.#evictions > 0) this.note(`Kueue admitted the gang again: ${size} new pods start together`);
+      this.#admitted = true;
+    }
+    const now = Date.now();
+    if (held) this.#unexplained = [];
+    else this.#unexplained.push(...lost.map((l) => ({ ...l, at: now })));
+    const due = this.#unexplained.filter((l) => now - l.at >= this.graceMs);
+    this.#unexplained = this.#unexplained.filter((l) => now - l.at < this.graceMs);
+    for (const { pod, why } of due) {
+      this.#singleLosses++;
+      this.note(`pod ${pod} of the gang was lost (${why}); Kubernetes starts a new one for its rank`);
+    }
+    clearTimeout(this.#timer);
+    if (this.#unexplained.length > 0) this.#timer = setTimeout(this.wake, this.graceMs);
+    let detail = snap.detail;
+    // Without the Workload (not readable), a gang suspended after it ran was still evicted.
+    if (held && !eviction && this.#evictions > 0 && snap.status === 'queued') {
+      detail = `gang of ${size} pods evicted by Kueue (its Job was suspended again); re-queued whole, every rank restarts together once admitted again`;
+    }
+    return { ...snap, ...(detail ? { detail } : {}), ...(snap.gang ? { gang: { ...snap.gang, evictions: this.#evictions } } : {}) };
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
 /** What a stage was doing when the run had to stop, for the message that says what is left in the cluster. */
 interface InFlight {
   was: string;
@@ -181,6 +244,15 @@ function serviceEndpoint(stage: CompiledStage, namespace: string): string | unde
  */
 export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterRunOptions = {}): Promise<RunResult> {
   const selection = selectStages(pipeline, options);
+  // A JobSet's pods belong to Jobs its controller makes and remakes (a restart of the whole gang
+  // is a new Job): this runner follows a stage's own Job, so it says so before changing anything.
+  const jobSets = pipeline.stages.filter((s) => selection.selected.has(s.name) && s.workload.kind === 'JobSet');
+  if (jobSets.length > 0) {
+    throw new RunnerError(
+      `cannot run ${pipeline.pipeline} on the cluster from here: ${jobSets.map((s) => `stage ${s.name} is a JobSet`).join(', ')} (tunepipe.json multiNode "jobset"), and \`tunepipe run --target cluster\` follows Indexed Jobs only`,
+      ['set multiNode to "indexed-job" (the default) to run it with tunepipe, or deploy the JobSet with `tunepipe synth` and GitOps or Pulumi (infra/pipelines)'],
+    );
+  }
   const namespace = options.namespace ?? pipeline.namespace;
   const reporter = options.reporter ?? createConsoleReporter();
   const pollMs = options.pollIntervalMs ?? 15_000;
@@ -313,6 +385,9 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
     const waker = new Waker();
     const jobs = new Informer<V1Job>(client, JOBS(namespace), { fieldSelector: `metadata.name=${name}` }, `Job ${name}`, informerOptions(waker));
     const pods = new Informer<V1Pod>(client, PODS(namespace), { labelSelector: `job-name=${name}` }, `the pods of Job ${name}`, informerOptions(waker));
+    let workloads: Informer<KueueWorkload & KubernetesObject> | undefined;
+    let workloadsOf: string | undefined;
+    let gang: GangWatch | undefined;
     const follower = new PodLogFollower(client, namespace, signal, (progress) => ctx.update({ progress }), { onStreamEnd: waker.wake, retryMs: followRetryMs });
     const inFlight: InFlight = { was: `reading Job ${name}`, workload: 'not applied' };
     lock.onHeld(waker.wake);
@@ -380,6 +455,7 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
       inFlight.was = `watching Job ${name} and its pods`;
       const ledger = new PodLedger();
       const resumes = stage.kind === 'sft' ? ' and training resumes from the last checkpoint' : '';
+      gang = new GangWatch(name, resumes, (message) => ctx.note(message), clamp(pollMs * 4, 300, 3000), waker.wake);
       for (;;) {
         broken();
         const job = jobs.get(name);
@@ -401,15 +477,29 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
           }
           const present = pods.items().filter((p) => ownedBy(p, uid));
           const deleted = pods.takeDeleted().filter((p) => ownedBy(p, uid));
-          const snap = classifyJob(job, present);
-          for (const { pod, why } of ledger.observe(present, deleted)) ctx.note(`pod ${pod} was lost (${why}); Kubernetes retries it${resumes}`);
+          // Kueue's Workload of a queued Job says why it waits and when it was evicted. Detail
+          // only: without it (no Kueue, or a Role without workloads) the Job's suspend tells.
+          if (uid && job.metadata?.labels?.[LABELS.kueueQueue] && workloadsOf !== uid) {
+            workloads?.stop();
+            workloads = new Informer<KueueWorkload & KubernetesObject>(client, WORKLOADS(namespace), { labelSelector: `${KUEUE_JOB_UID_LABEL}=${uid}` }, `the Kueue Workload of Job ${name}`, informerOptions(waker)).start();
+            workloadsOf = uid;
+          }
+          const workload = workloads && !workloads.failure ? workloads.items()[0] : undefined;
+          let snap = classifyJob(job, present, workload);
+          const lost = ledger.observe(present, deleted);
+          if (snap.gang) {
+            snap = gang.observe(job, snap, workload, lost);
+          } else {
+            for (const { pod, why } of lost) ctx.note(`pod ${pod} was lost (${why}); Kubernetes retries it${resumes}`);
+          }
           if (snap.currentPod) inFlight.pod = snap.currentPod;
           if (snap.currentPod && snap.currentContainer && snap.logReadable) follower.follow(snap.currentPod, snap.currentContainer, snap.status === 'running');
           const terminal = snap.status === 'done' || snap.status === 'failed';
           ctx.update({
             ...(terminal ? {} : { status: snap.status, detail: snap.detail }),
             attempts: Math.max(snap.attempts, ledger.attempts),
-            preemptions: Math.max(snap.preemptions, ledger.lost),
+            preemptions: snap.gang ? gang.preemptions : Math.max(snap.preemptions, ledger.lost),
+            ...(snap.gang ? { gang: snap.gang } : {}),
           });
           if (snap.status === 'done') {
             await follower.drain(drainMs);
@@ -444,6 +534,8 @@ export async function runOnCluster(pipeline: CompiledPipeline, options: ClusterR
       follower.stop();
       jobs.stop();
       pods.stop();
+      workloads?.stop();
+      gang?.stop();
     }
   };
 

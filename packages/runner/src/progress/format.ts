@@ -156,6 +156,8 @@ export function formatStageLine(state: StageState, options: LineOptions): string
         const pct = `${String(percent(bar)).padStart(3)}%`;
         tail.push(options.bar ? `${renderBar(bar.current / Math.max(1, bar.total))} ${pct}` : pct);
         tail.push(formatNumbers(state.progress));
+        // The bar is rank 0's; the gang's other ranks show only as a count.
+        if (state.gang) tail.push(`gang ${state.gang.running}/${state.gang.size} running`);
       } else if (active && state.status === 'running') {
         const line = elapsedLine(state, options.now);
         if (line) tail.push(line);

@@ -7,7 +7,10 @@
  * through their conditions: Kueue-style suspension and admission, unschedulable pods (no GPU
  * node yet), preemption (DisruptionTarget, honoured by the Job's podFailurePolicy), failures
  * with backoffLimit, and completion. Pod logs are scripted per stage (e.g. the seed's
- * training log), and a stage retried after preemption resumes after its last checkpoint.
+ * training log), and a stage retried after preemption resumes after its last checkpoint. A
+ * queued Job gets Kueue's Workload (read-only, kueue.x-k8s.io/v1beta2: QuotaReserved, Admitted,
+ * Evicted); an Indexed Job with parallelism > 1 runs as a gang, one pod per completion index
+ * (labelled and annotated with it), which Kueue can evict and re-admit whole.
  *
  * Watches work as on the real server: every change (found by comparing each object with what
  * was last published, after every write and every controller tick) gets the next
@@ -37,6 +40,18 @@ export interface PodScript {
   readonly failExitCode?: number;
   /** Hold the first pod Running after this many lines until `release()` (detach tests). */
   readonly holdAtLine?: number;
+  /** Until admitted, the Workload's QuotaReserved=False message (Kueue's words for what is short). */
+  readonly quotaMessage?: string;
+  /**
+   * A gang (Indexed Job, parallelism > 1): once rank 0 of the first gang printed this many lines,
+   * Kueue preempts the Workload: the Job is suspended, every pod of the gang deleted, and the
+   * gang admitted again after `readmitAfterMs`.
+   */
+  readonly evictGangAfterLine?: number;
+  /** @default 60 */
+  readonly readmitAfterMs?: number;
+  /** What the ranks other than 0 of a gang print (each its own bars and numbers). */
+  readonly rankLog?: readonly string[];
 }
 
 interface PodState {
@@ -56,6 +71,12 @@ interface PodState {
   container: string;
   /** Deleted (deleteLostPods): no longer listed by the API. */
   gone?: boolean;
+  /** Completion index of a gang's pod. */
+  index?: number;
+  /** Deleted with its whole gang when Kueue evicted the Workload. */
+  evicted?: boolean;
+  /** Rank 0 of the first gang: Kueue evicts the gang after this many lines. */
+  evictAt?: number;
 }
 
 export interface FakeKubeOptions {
@@ -133,7 +154,12 @@ const RESOURCES: Record<string, { group: string; kind: string; plural: string }[
   'batch/v1': [{ group: 'batch/v1', kind: 'Job', plural: 'jobs' }],
   'apps/v1': [{ group: 'apps/v1', kind: 'Deployment', plural: 'deployments' }],
   'coordination.k8s.io/v1': [{ group: 'coordination.k8s.io/v1', kind: 'Lease', plural: 'leases' }],
+  'kueue.x-k8s.io/v1beta2': [{ group: 'kueue.x-k8s.io/v1beta2', kind: 'Workload', plural: 'workloads' }],
 };
+
+const COMPLETION_INDEX = 'batch.kubernetes.io/job-completion-index';
+/** A Job the Job controller runs as a gang: one pod per completion index at once. */
+const isGang = (job: Json) => job['spec'].completionMode === 'Indexed' && (job['spec'].parallelism ?? 1) > 1;
 
 const canonical = (v: unknown): string =>
   JSON.stringify(v, (_k, x: unknown) =>
@@ -403,9 +429,10 @@ export class FakeKubeApi {
       return;
     }
 
-    const m = /^\/(?:api\/v1|apis\/(batch|apps|coordination\.k8s\.io)\/v1)\/namespaces\/([^/]+)\/([a-z]+)(?:\/([^/]+))?(?:\/(log))?$/.exec(url.pathname);
+    const m = /^\/(?:api\/v1|apis\/(batch|apps|coordination\.k8s\.io)\/v1|apis\/(?:kueue\.x-k8s\.io)\/v1beta2)\/namespaces\/([^/]+)\/([a-z]+)(?:\/([^/]+))?(?:\/(log))?$/.exec(url.pathname);
     if (!m) return status(res, 404, 'NotFound', `no route ${url.pathname}`);
-    const [, group, ns, plural, name, sub] = m;
+    const [, matchedGroup, ns, plural, name, sub] = m;
+    const group = matchedGroup ?? (url.pathname.startsWith('/apis/kueue.x-k8s.io/') ? 'kueue.x-k8s.io' : undefined);
     const resource = Object.values(RESOURCES)
       .flat()
       .find((r) => r.plural === plural);
@@ -466,6 +493,7 @@ export class FakeKubeApi {
       return this.#json(res, { apiVersion: 'v1', kind: 'PodList', metadata: { resourceVersion: String(this.#rv) }, items });
     }
     if (kind === 'Lease' && (req.method === 'POST' || req.method === 'PUT')) return this.#writeLease(req.method, ns!, name, body, res);
+    if (kind === 'Workload' && req.method !== 'GET') return status(res, 405, 'MethodNotAllowed', 'Kueue alone writes Workloads');
 
     switch (req.method) {
       case 'GET': {
@@ -655,7 +683,9 @@ export class FakeKubeApi {
           // Kueue's webhook suspends queued Jobs until their workload is admitted.
           obj['spec'] = { ...obj['spec'], suspend: true };
           obj['status'] = { conditions: [{ type: 'Suspended', status: 'True', reason: 'JobSuspended', message: 'Job suspended' }] };
-          this.#admitAt.set(key, Date.now() + (this.#scripts.get(obj['metadata'].labels['tunepipe.dev/stage'])?.admitAfterMs ?? 0));
+          const script = this.#scripts.get(obj['metadata'].labels['tunepipe.dev/stage']);
+          this.#admitAt.set(key, Date.now() + (script?.admitAfterMs ?? 0));
+          this.#createWorkload(obj, script);
         }
       }
       if (kind === 'Deployment') this.#rollout(obj);
@@ -742,6 +772,71 @@ export class FakeKubeApi {
     return this.#scripts.get(job['metadata'].labels?.['tunepipe.dev/stage']) ?? {};
   }
 
+  /** Kueue's Workload for a queued Job: one pod set of the Job's parallelism, quota not reserved yet. */
+  #createWorkload(job: Json, script: PodScript | undefined): void {
+    const ns = job['metadata'].namespace as string;
+    const name = `job-${job['metadata'].name}-${Math.random().toString(36).slice(2, 7)}`;
+    this.#objects.set(`Workload/${ns}/${name}`, {
+      apiVersion: 'kueue.x-k8s.io/v1beta2',
+      kind: 'Workload',
+      metadata: {
+        name,
+        namespace: ns,
+        uid: `uid-${++this.#seq}`,
+        creationTimestamp: this.#now(),
+        labels: { 'kueue.x-k8s.io/job-uid': job['metadata'].uid },
+        ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: job['metadata'].name, uid: job['metadata'].uid, controller: true }],
+      },
+      spec: { queueName: job['metadata'].labels['kueue.x-k8s.io/queue-name'], podSets: [{ name: 'main', count: job['spec'].parallelism ?? 1 }] },
+      status: {
+        conditions: [
+          {
+            type: 'QuotaReserved',
+            status: 'False',
+            reason: 'Pending',
+            message: script?.quotaMessage ?? 'couldn\'t assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu',
+            lastTransitionTime: this.#now(),
+          },
+        ],
+      },
+    });
+  }
+
+  #workloadOf(job: Json): Json | undefined {
+    return this.list('Workload').find((w) => w['metadata'].labels?.['kueue.x-k8s.io/job-uid'] === job['metadata'].uid);
+  }
+
+  #setWorkloadConditions(job: Json, set: readonly Json[]): void {
+    const workload = this.#workloadOf(job);
+    if (!workload) return;
+    const at = this.#now();
+    const kept = (workload['status'].conditions as Json[]).filter((c) => !set.some((n) => n['type'] === c['type']));
+    workload['status'] = { ...workload['status'], conditions: [...kept, ...set.map((c) => ({ ...c, lastTransitionTime: at }))] };
+  }
+
+  /** Kueue preempts a gang's Workload: the Job is suspended and every pod of it deleted at once. */
+  #evictGang(job: Json): void {
+    const key = `Job/${job['metadata'].namespace}/${job['metadata'].name}`;
+    const message = 'Preempted to accommodate a workload (UID: uid-urgent) due to prioritization in the ClusterQueue';
+    job['spec'].suspend = true;
+    job['status'].conditions = [...(job['status'].conditions ?? []).filter((c: Json) => c['type'] !== 'Suspended'), { type: 'Suspended', status: 'True', reason: 'JobSuspended', message: 'Job suspended' }];
+    this.#setWorkloadConditions(job, [
+      { type: 'QuotaReserved', status: 'False', reason: 'Pending', message: 'couldn\'t assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu, 8 more needed' },
+      { type: 'Admitted', status: 'False', reason: 'NoReservation', message: 'The workload has no reservation' },
+      { type: 'Evicted', status: 'True', reason: 'Preempted', message },
+      { type: 'Preempted', status: 'True', reason: 'InClusterQueue', message },
+    ]);
+    for (const pod of this.#pods.values()) {
+      if (pod.job !== job['metadata'].name || pod.gone) continue;
+      const phase = pod.obj['status'].phase;
+      if (phase !== 'Pending' && phase !== 'Running') continue;
+      for (const l of pod.listeners) l(null);
+      pod.gone = true;
+      pod.evicted = true;
+    }
+    this.#admitAt.set(key, Date.now() + (this.#jobScript(job).readmitAfterMs ?? 60));
+  }
+
   #reconcileJob(key: string, job: Json): void {
     const conditions: Json[] = job['status'].conditions ?? [];
     if (conditions.some((c) => (c['type'] === 'Complete' || c['type'] === 'Failed') && c['status'] === 'True')) return;
@@ -749,9 +844,26 @@ export class FakeKubeApi {
       if (Date.now() < (this.#admitAt.get(key) ?? 0)) return;
       job['spec'].suspend = false;
       job['status'].conditions = conditions.filter((c) => c['type'] !== 'Suspended');
+      job['status'].startTime ??= this.#now();
+      const evicted = this.#workloadOf(job)?.['status'].conditions.find((c: Json) => c['type'] === 'Evicted' && c['status'] === 'True');
+      this.#setWorkloadConditions(job, [
+        { type: 'QuotaReserved', status: 'True', reason: 'QuotaReserved', message: 'Quota reserved in ClusterQueue tunepipe' },
+        { type: 'Admitted', status: 'True', reason: 'Admitted', message: 'The workload is admitted' },
+        ...(evicted ? [{ type: 'Evicted', status: 'False', reason: 'QuotaReserved', message: `Previously: ${evicted['message']}` }] : []),
+      ]);
     }
     const name = job['metadata'].name as string;
     const pods = [...this.#pods.values()].filter((p) => p.job === name);
+    if (isGang(job)) {
+      if (Date.now() < (this.#nextPodAt.get(key) ?? 0)) return;
+      // The Job controller keeps one pod per completion index that has not succeeded.
+      for (let index = 0; index < (job['spec'].completions ?? job['spec'].parallelism); index++) {
+        const mine = pods.filter((p) => p.index === index && !p.gone);
+        if (mine.some((p) => ['Pending', 'Running', 'Succeeded'].includes(p.obj['status'].phase))) continue;
+        this.#startJobPod(job, pods, index);
+      }
+      return;
+    }
     if (pods.some((p) => p.obj['status'].phase === 'Pending' || p.obj['status'].phase === 'Running')) return;
     if (Date.now() < (this.#nextPodAt.get(key) ?? 0)) return;
     this.#startJobPod(job, pods);
@@ -769,9 +881,10 @@ export class FakeKubeApi {
     return undefined;
   }
 
-  #startJobPod(job: Json, previous: PodState[]): void {
+  #startJobPod(job: Json, all: PodState[], index?: number): void {
     const name = job['metadata'].name as string;
     const script = this.#jobScript(job);
+    const previous = index === undefined ? all : all.filter((p) => p.index === index);
     const attempt = previous.length + 1;
     const template = job['spec'].template;
     let lines: readonly string[];
@@ -780,8 +893,9 @@ export class FakeKubeApi {
       lines = args.filter((m) => this.markers.has(m)).map((m) => `present ${m}`);
     } else {
       lines = this.#wrapperLog(job) ?? script.log ?? [`tunepipe: stage ${job['metadata'].labels?.['tunepipe.dev/stage']} running`, 'working', 'tunepipe: stage complete'];
-      const lastPreempted = previous.filter((p) => p.obj['status'].conditions?.some((c: Json) => c['type'] === 'DisruptionTarget')).at(-1);
-      if (lastPreempted && script.log) {
+      if (index !== undefined && index > 0) lines = script.rankLog ?? [`rank ${index}: working`];
+      const lastPreempted = previous.filter((p) => p.evicted || p.obj['status'].conditions?.some((c: Json) => c['type'] === 'DisruptionTarget')).at(-1);
+      if (lastPreempted && script.log && (index ?? 0) === 0) {
         // LLaMA-Factory resumes from the last checkpoint the lost pod saved.
         const saved = lastPreempted.lines.map((l) => /Saving model checkpoint to (\S*checkpoint-\d+)/.exec(l)).filter(Boolean).at(-1);
         const from = saved ? script.log.findIndex((l) => l.includes(saved[1]!)) + 1 : 0;
@@ -791,15 +905,17 @@ export class FakeKubeApi {
         ];
       }
     }
-    const podName = `${name}-${Math.random().toString(36).slice(2, 7)}`;
+    const podName = `${name}-${index === undefined ? '' : `${index}-`}${Math.random().toString(36).slice(2, 7)}`;
     const initNames = (template.spec.initContainers ?? []).map((c: Json) => c['name']);
+    const indexLabel = index === undefined ? {} : { [COMPLETION_INDEX]: String(index) };
     const obj: Json = {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: {
         name: podName,
         namespace: job['metadata'].namespace,
-        labels: { ...template.metadata?.labels, 'job-name': name, 'batch.kubernetes.io/job-name': name, 'controller-uid': job['metadata'].uid },
+        labels: { ...template.metadata?.labels, 'job-name': name, 'batch.kubernetes.io/job-name': name, 'controller-uid': job['metadata'].uid, ...indexLabel },
+        ...(index === undefined ? {} : { annotations: { ...indexLabel } }),
         ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid: job['metadata'].uid, controller: true }],
         creationTimestamp: this.#now(),
       },
@@ -818,6 +934,8 @@ export class FakeKubeApi {
       pendingUntil: Date.now() + unschedulable,
       ...(attempt === 1 && script.preemptAfterLine !== undefined ? { preemptAt: script.preemptAfterLine } : {}),
       ...(attempt === 1 && script.holdAtLine !== undefined ? { holdAt: script.holdAtLine } : {}),
+      ...(index === undefined ? {} : { index }),
+      ...(index === 0 && attempt === 1 && script.evictGangAfterLine !== undefined ? { evictAt: script.evictGangAfterLine } : {}),
       listeners: new Set(),
       container: initNames[0] ?? template.spec.containers[0].name,
     });
@@ -858,7 +976,7 @@ export class FakeKubeApi {
 
   #runPod(pod: PodState): void {
     const phase = pod.obj['status'].phase;
-    if (phase === 'Succeeded' || phase === 'Failed') return;
+    if (phase === 'Succeeded' || phase === 'Failed' || pod.gone) return;
     const stage = pod.obj['metadata'].labels?.['tunepipe.dev/stage'];
     if (pod.deployment) return;
     if (!pod.obj['status'].containerStatuses) {
@@ -889,21 +1007,34 @@ export class FakeKubeApi {
         if (this.#deleteLostPods) pod.gone = true;
         return;
       }
+      if (pod.evictAt !== undefined && pod.cursor >= pod.evictAt) {
+        const gangJob = this.#objects.get(`Job/${pod.obj['metadata'].namespace}/${pod.job}`);
+        if (gangJob) this.#evictGang(gangJob);
+        return;
+      }
       if (pod.holdAt !== undefined && pod.cursor >= pod.holdAt && !this.#released.has(stage)) return;
     }
     if (pod.cursor < pod.script.length) return;
     const job = this.#objects.get(`Job/${pod.obj['metadata'].namespace}/${pod.job}`);
     if (!job) return;
-    const failCode = this.#wrapperLog(job) ? undefined : this.#jobScript(job).failExitCode;
+    const gangPods = [...this.#pods.values()].filter((p) => p.job === pod.job && !p.gone);
+    // The ranks of a torchrun job end together: the others wait for rank 0.
+    if ((pod.index ?? 0) > 0 && !gangPods.some((p) => p.index === 0 && p.obj['status'].phase === 'Succeeded')) return;
+    const failCode = this.#wrapperLog(job) || (pod.index ?? 0) > 0 ? undefined : this.#jobScript(job).failExitCode;
     if (failCode !== undefined && job['metadata'].labels?.['app.kubernetes.io/component'] !== 'marker-check') {
       this.#terminate(pod, failCode, 'Error');
       this.#afterPodFailure(pod, false);
       return;
     }
     this.#terminate(pod, 0, 'Completed');
+    if (isGang(job)) {
+      const done = new Set(gangPods.filter((p) => p.obj['status'].phase === 'Succeeded').map((p) => p.index));
+      job['status'].succeeded = done.size;
+      if (done.size < (job['spec'].completions ?? job['spec'].parallelism)) return;
+    }
     job['status'] = {
       ...job['status'],
-      succeeded: 1,
+      succeeded: isGang(job) ? job['status'].succeeded : 1,
       completionTime: this.#now(),
       conditions: [
         { type: 'SuccessCriteriaMet', status: 'True', reason: 'CompletionsReached' },
