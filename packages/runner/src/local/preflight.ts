@@ -61,6 +61,12 @@ export async function localPreflight(
   const problems: string[] = [];
   const byTool = new Map<string, LocalStagePlan[]>();
   for (const plan of plans) {
+    const gang = plan.stage.gang;
+    if (gang && gang.pods > 1) {
+      // Ranks 1… would wait for a rank-0 address that only exists in the cluster (the gang's pod DNS).
+      problems.push(`stage ${plan.stage.name} runs as a gang of ${gang.pods} nodes × ${plan.stage.layout?.gpusPerNode ?? plan.stage.gpus} GPUs; the local target is one machine: run it on a cluster (--target cluster), or set resources.nodes to 1 for a local run`);
+      continue;
+    }
     if (plan.stage.kind === 'convert' && options.hasConverter) continue;
     if (plan.steps.length === 0 || plan.steps.some((s) => s.command.length === 0)) {
       problems.push(`stage ${plan.stage.name}: its ${plan.stage.workload.kind} has no container command to run locally`);
