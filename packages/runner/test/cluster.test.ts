@@ -402,3 +402,30 @@ test('--only a stage whose inputs are not complete is refused with what to do', 
 });
 
 export type { Recorder };
+
+test("status keeps the checkpoint note of a long run: the wrapper's lines are read from the log's start", async () => {
+  await withKube(async (kube) => {
+    const out = '/artifacts/llama3-fintech/sft/abc';
+    const wrapper = [
+      'tunepipe: input /artifacts/llama3-fintech/convert/def verified (4 files)',
+      `tunepipe: checkpoint-200 was never sealed (its save was not confirmed finished); moved to ${out}.broken/checkpoint-200.1700000000`,
+      'tunepipe: training resumes from checkpoint-100',
+    ];
+    // Far more than the 200 lines status reads from the tail.
+    const training = Array.from({ length: 600 }, (_, i) => `[INFO|trainer] step ${i}`);
+    const log = [...wrapper, ...training, ...SEED_TRAIN_LOG];
+    kube.script('sft', { log, holdAtLine: log.length - 5 });
+    const fixture = { without: ['serve'] } as const;
+    const controller = new AbortController();
+    const rec = recorder();
+    const running = runOnCluster(makePipeline(fixture), { kubeConfig: kube.kubeConfig(), reporter: rec, signal: controller.signal, ...FAST });
+    await waitFor(() => (rec.last('sft')?.progress?.training?.current ?? 0) >= 90, 5000, 'sft progress');
+    controller.abort();
+    await running;
+    const states = await clusterStatus('llama3-fintech', { kubeConfig: kube.kubeConfig(), namespace: 'tunepipe' });
+    const sft = states.find((s) => s.stage === 'sft')!;
+    assert.equal(sft.status, 'running');
+    assert.deepEqual(sft.progress?.checkpointResume?.resumeFrom, 'checkpoint-100');
+    assert.match(formatStatus('llama3-fintech', 'tunepipe', states), /checkpoint: sft: resumed from checkpoint-100: checkpoint-200 was never sealed \(its save was not confirmed finished\); moved to \/artifacts\/llama3-fintech\/sft\/abc\.broken\//);
+  });
+});

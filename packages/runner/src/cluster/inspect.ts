@@ -79,6 +79,9 @@ async function gangWorkload(client: KubeClient, namespace: string, job: V1Job): 
  * running pod's recent log. With the compiled pipeline, stages without a workload are listed as
  * waiting and Jobs for another hash are flagged.
  */
+/** Enough for the wrapper's lines before the tool starts: input checks and the checkpoint decision. */
+const LOG_HEAD_BYTES = 64 * 1024;
+
 export async function clusterStatus(
   pipeline: string | CompiledPipeline,
   options: InspectOptions & { readonly logLines?: number },
@@ -127,7 +130,15 @@ export async function clusterStatus(
     let state = toState(stage, kind, hash, expected, snap, pods);
     if (snap.currentPod && snap.logReadable && (snap.status === 'running' || snap.status === 'retrying' || snap.status === 'done')) {
       const lines = await client.podLogTail(ns, snap.currentPod, logLines, snap.currentContainer);
-      state = { ...state, progress: parseLog(lines.join('\n')) };
+      let progress = parseLog(lines.join('\n'));
+      // The wrapper says which checkpoints it moved aside before training starts: in a long run
+      // that is far above the tail, so it is read from the log's start.
+      if (kind === 'sft' && !progress.checkpointResume) {
+        const head = await client.podLogHead(ns, snap.currentPod, LOG_HEAD_BYTES, snap.currentContainer);
+        const fromHead = parseLog(head.join('\n')).checkpointResume;
+        if (fromHead) progress = { ...progress, checkpointResume: fromHead };
+      }
+      state = { ...state, progress };
     }
     if (snap.status === 'failed' && (snap.failure?.pod ?? snap.currentPod)) {
       const pod = snap.failure?.pod ?? snap.currentPod!;

@@ -775,6 +775,29 @@ export class KubeClient {
   }
 
   /**
+   * The first `limitBytes` of a pod's log, as lines (a cut last line dropped): where the stage
+   * wrapper says what it did before its tool started, which a long run's tail no longer holds.
+   * Empty when unreadable, like podLogTail.
+   */
+  async podLogHead(namespace: string, pod: string, limitBytes: number, container?: string, options: CallOptions = {}): Promise<string[]> {
+    const doing = `reading the start of the log of pod ${pod}`;
+    return this.#retrying(
+      doing,
+      async (signal, timeoutMs) => {
+        const answer = await this.#once('GET', `${PODS(namespace)}/${enc(pod)}/log`, doing, { query: { limitBytes, ...(container ? { container } : {}) }, signal, timeoutMs });
+        if (answer.status >= 200 && answer.status < 300) {
+          const cut = answer.text.length >= limitBytes && !answer.text.endsWith('\n');
+          const lines = splitLogLines(answer.text);
+          return cut ? lines.slice(0, -1) : lines;
+        }
+        if (answer.status === 404 || answer.status === 400 || answer.status >= 500) return [];
+        throw statusError(answer.status, answer.text, answer.headers, doing, this.server);
+      },
+      options,
+    );
+  }
+
+  /**
    * Streams a pod's log (following it while the container runs) into `onText`. Resolves when the
    * stream ends (`ended`: the container stopped or `signal` aborted) or when the log cannot be
    * read yet (`unavailable`: container not started, pod gone).

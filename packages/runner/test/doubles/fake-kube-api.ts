@@ -729,6 +729,11 @@ export class FakeKubeApi {
     const fromIndex = since ? pod.times.findIndex((t) => t >= Date.parse(since)) : 0;
     const recent = fromIndex < 0 ? [] : pod.lines.slice(fromIndex);
     const lines = tail > 0 ? recent.slice(-tail) : recent;
+    const limitBytes = Number(url.searchParams.get('limitBytes') ?? 0);
+    if (limitBytes > 0) {
+      res.end(lines.map((l) => `${l}\n`).join('').slice(0, limitBytes));
+      return;
+    }
     for (const l of lines) res.write(`${l}\n`);
     const terminal = pod.obj['status'].phase === 'Succeeded' || pod.obj['status'].phase === 'Failed';
     if (url.searchParams.get('follow') !== 'true' || terminal) {
