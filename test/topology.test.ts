@@ -197,6 +197,7 @@ test('check(): gpus with gpusPerNode, fractional counts, strategy on another kin
   const codes = check(bad, context).map((i) => `${i.code} ${i.path}`);
   assert.ok(codes.includes('resources.conflict stages.sft.resources.gpusPerNode'), codes.join('\n'));
   assert.ok(codes.includes('resources.nodes stages.sft.resources.nodes'), codes.join('\n'));
+  assert.equal(codes.filter((c) => c.endsWith(' stages.sft.resources.nodes')).length, 1, `one issue per field, not the kind's and the planner's: ${codes.join('\n')}`);
   assert.ok(codes.includes('options.unknown-key stages.merge.strategy'), codes.join('\n'));
 
   const queued = check(pipeline(4, 8), { ...context, queueGpus: { 'h100-80gb': 16 } });

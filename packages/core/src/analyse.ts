@@ -133,7 +133,13 @@ export function analysePipeline(pipeline: Pipeline, context: CompileContext = {}
       if (broken.has(stage.name)) continue;
       throw error;
     }
-    for (const issue of planned.issues) if (!REPORTED_BY_CHECK.has(issue.code)) issues.push(issue);
+    // The planner checks GPU and node counts too (it is also called on its own); where the kind
+    // already reported the same field, that one issue says it.
+    const countsReported = new Set(issues.filter((i) => i.code.startsWith('resources.')).map((i) => i.path));
+    for (const issue of planned.issues) {
+      if (REPORTED_BY_CHECK.has(issue.code) || (issue.code === 'planner.gpus' && countsReported.has(issue.path))) continue;
+      issues.push(issue);
+    }
     plans.set(stage.name, stagePlan(stage, planned));
   }
   // No message ever prints a secret-shaped value, whichever rule found the problem.
