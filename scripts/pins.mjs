@@ -26,6 +26,10 @@ export const DOCKERFILE_ARGS = {
     GPTQ_TRANSFORMERS_VERSION: ['python', 'gptq-transformers'],
     GPTQ_TOKENIZERS_VERSION: ['python', 'gptq-tokenizers'],
   },
+  'images/qlora/Dockerfile': {
+    LLAMAFACTORY_IMAGE: ['images', 'llamafactory'],
+    BITSANDBYTES_VERSION: ['python', 'bitsandbytes'],
+  },
   'images/runtime/Dockerfile': { NODE_IMAGE: ['images', 'node'] },
 };
 

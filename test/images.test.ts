@@ -30,6 +30,23 @@ test("gptq image: TORCH_CUDA_ARCH_LIST is what gptqmodel's setup script can pars
   assert.deepEqual(archList.split(/\s+/), ['7.5', '8.0', '8.6', '8.9', '9.0']);
 });
 
+test('qlora image: its install step is a pip install of the pin and a check the tier can run, with the floor LLaMA-Factory checks', () => {
+  const { stages } = readDockerfile(readFileSync(join(root, 'images/qlora/Dockerfile'), 'utf8'));
+  const steps = stages[0]!.steps as { keyword: string; values?: [string, string][]; command?: string }[];
+  const vars = Object.fromEntries(steps.flatMap((s) => (s.keyword === 'ARG' ? s.values ?? [] : [])));
+  const pins = JSON.parse(readFileSync(join(root, 'pins.json'), 'utf8')) as { python: Record<string, string> };
+  const install = steps.filter((s) => s.keyword === 'RUN').map((s) => splitShell(s.command!, vars)).find((parts) => parts[0]?.argv[0] === 'pip')!;
+  // Plain commands only (no subshell, pipe or ||): the real-tools tier carries out both.
+  assert.deepEqual(install.map((p) => [p.argv[0], p.compound]), [['pip', false], ['python', false]]);
+  assert.deepEqual(install[0]!.argv, ['pip', 'install', `bitsandbytes==${pins.python['bitsandbytes']}`]);
+  // LLaMA-Factory 0.9.4 (model/model_utils/quantization.py) requires bitsandbytes>=0.43.0 for a
+  // 4-bit model under ZeRO-3 or FSDP, the layouts the 70B QLoRA example plans; the check runs it.
+  const floor = /check_version\('bitsandbytes>=([\d.]+)', mandatory=True\)/.exec(install[1]!.argv[2]!)?.[1];
+  assert.equal(floor, '0.43.0');
+  const [major, minor] = pins.python['bitsandbytes']!.split('.').map(Number);
+  assert.ok(major! > 0 || minor! >= 43, `bitsandbytes ${pins.python['bitsandbytes']} is below LLaMA-Factory's floor ${floor}`);
+});
+
 test('Dockerfile reader: ARG defaults reach FROM and RUN, continuation lines join, stages keep their names', () => {
   const { stages } = readDockerfile(
     'ARG BASE=node:20.20.2-bookworm-slim\nFROM ${BASE} AS build\nARG V=1.2.3\nENV A="x y" B=/tmp/b\nRUN pip install p==${V} \\\n && echo done\nFROM build\nCMD ["tool", "--help"]\n',

@@ -28,6 +28,7 @@ test("core's default images are the pinned ones", () => {
   assert.equal(DEFAULT_IMAGES.vllm, pinned(pins.images.vllm));
   assert.match(DEFAULT_IMAGES.vllm, /^vllm\/vllm-openai:v[\d.]+@sha256:[0-9a-f]{64}$/);
   assert.match(DEFAULT_IMAGES.gptq, new RegExp(`:${pins.python.llamafactory.replaceAll('.', '\\.')}-`), 'the GPTQ image tag names the LLaMA-Factory it extends');
+  assert.match(DEFAULT_IMAGES.qlora, new RegExp(`:${pins.python.llamafactory.replaceAll('.', '\\.')}-`), 'the QLoRA image tag names the LLaMA-Factory it extends');
 });
 
 test('the image tags and the Python pins name the same releases', () => {

@@ -6,6 +6,8 @@ export interface ImageStep {
   /** `ran`/`applied`: carried out; `dry-run`: resolved and set up but not compiled; `not run`: reported only. */
   readonly how: 'applied' | 'ran' | 'dry-run' | 'not run' | 'recorded';
   readonly detail?: string;
+  /** A `pip install` that ran: each distribution it installed and the URL of the file it came from. */
+  readonly installed?: readonly { readonly name: string; readonly version: string; readonly url: string }[];
 }
 export interface ImageStage {
   readonly from: string;
@@ -18,7 +20,7 @@ export interface ImageStage {
   readonly env: Readonly<Record<string, string>>;
   readonly cmd?: readonly string[];
   readonly entrypoint?: readonly string[];
-  /** site-packages of the LLaMA-Factory venv a GPTQ layer sits on. */
+  /** site-packages of the LLaMA-Factory venv a GPTQ or QLoRA layer sits on. */
   readonly baseSitePackages?: string;
 }
 export interface ImageReport {
@@ -27,8 +29,8 @@ export interface ImageReport {
   readonly stages: readonly ImageStage[];
   readonly python?: { readonly venv: string; readonly python: string; readonly version?: string };
 }
-export declare const IMAGES: Readonly<Record<'fetch' | 'gptq' | 'runtime', { readonly dockerfile: string; readonly context: string }>>;
-export declare function buildImage(name: 'fetch' | 'gptq' | 'runtime'): Promise<{ dir: string; report: ImageReport }>;
+export declare const IMAGES: Readonly<Record<'fetch' | 'gptq' | 'qlora' | 'runtime', { readonly dockerfile: string; readonly context: string }>>;
+export declare function buildImage(name: 'fetch' | 'gptq' | 'qlora' | 'runtime'): Promise<{ dir: string; report: ImageReport }>;
 export declare function expandVariables(text: string, vars: Readonly<Record<string, string>>): string;
 export declare function splitShell(command: string, vars: Readonly<Record<string, string>>): { text: string; argv: string[]; stdoutTo?: string; compound: boolean }[];
 export declare function dockerignored(path: string, patterns: readonly string[]): boolean;

@@ -3,10 +3,10 @@
 // is read (dockerfile-ast, the parser its linting uses), and its ARG/ENV values, COPY instructions
 // and RUN commands are carried out in a folder that stands in for the image's file system, with the
 // base image replaced by an equivalent local layer (a clean venv of the image's Python, this Node,
-// or the tier's LLaMA-Factory venv for the GPTQ image). What runs is what the Dockerfile says, so a
-// Dockerfile that cannot install fails here instead of in `docker build` on someone else's machine.
+// or the tier's LLaMA-Factory venv for the GPTQ and QLoRA images). What runs is what the Dockerfile
+// says, so a Dockerfile that cannot install fails here instead of in `docker build` elsewhere.
 //
-//   node scripts/real/images.mjs [fetch|gptq|runtime …]   run the steps, print each image's report
+//   node scripts/real/images.mjs [fetch|gptq|qlora|runtime …]   run the steps, print each image's report
 //
 // What cannot run here is reported, never silently dropped:
 // - user and group management (useradd, groupadd, getent) needs root inside the image's /etc;
@@ -329,6 +329,7 @@ export function runDockerfile({ image, dockerfile, contextDir, workDir, layer })
         for (const part of splitShell(step.command, { ...vars, ...env })) {
           const handled = layer.runCommand({ part, base, root, cwd, env, logFile, step });
           note({ ...step, what: part.text }, handled.how, handled.detail);
+          if (handled.installed) stageReport.steps[stageReport.steps.length - 1].installed = handled.installed;
         }
       } else if (step.keyword === 'CMD' || step.keyword === 'ENTRYPOINT') {
         stageReport[step.keyword.toLowerCase()] = step.argv;
@@ -399,8 +400,17 @@ function runPip(python, args, mapArgs, options, sitePackagesOfBase) {
   const [sub, ...rest] = args;
   const kernels = sub === 'install' ? rest.map(requirementName).filter((n) => n && CUDA_KERNEL_PACKAGES[n]) : [];
   if (kernels.length === 0) {
-    run(pip[0], [...pip.slice(1), ...mapArgs(args)], options);
-    return { how: 'ran' };
+    if (sub !== 'install') {
+      run(pip[0], [...pip.slice(1), ...mapArgs(args)], options);
+      return { how: 'ran' };
+    }
+    // pip's install report says where each distribution came from (its wheel's URL), so a test can
+    // tell a download from the package index apart from a local wheel. It lives beside the log, not
+    // in the stand-in's file system.
+    const reportFile = join(dirname(options.logFile), `pip-report-${digest(args.join(' ')).slice(0, 12)}.json`);
+    run(pip[0], [...pip.slice(1), sub, '--report', reportFile, ...mapArgs(rest)], options);
+    const installed = JSON.parse(readFileSync(reportFile, 'utf8')).install.map((i) => ({ name: i.metadata.name, version: i.metadata.version, url: i.download_info.url }));
+    return { how: 'ran', installed };
   }
   // As written, up to the point where nvcc would start: resolution against the base layer and the
   // package's setup script (which reads TORCH_CUDA_ARCH_LIST) with the Dockerfile's environment.
@@ -427,7 +437,7 @@ function runPip(python, args, mapArgs, options, sitePackagesOfBase) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The three images
+// The images
 
 function venvSitePackages(venv) {
   const lib = join(venv, 'lib');
@@ -495,6 +505,7 @@ function filesDigest(dir, files) {
 export const IMAGES = {
   fetch: { dockerfile: 'images/fetch/Dockerfile', context: 'images/fetch' },
   gptq: { dockerfile: 'images/gptq/Dockerfile', context: 'images/gptq' },
+  qlora: { dockerfile: 'images/qlora/Dockerfile', context: 'images/qlora' },
   runtime: { dockerfile: 'images/runtime/Dockerfile', context: '.' },
 };
 

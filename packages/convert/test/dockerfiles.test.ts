@@ -105,9 +105,9 @@ async function imageDockerfiles(): Promise<string[]> {
   return out.sort();
 }
 
-test('the three images exist: runtime, fetch, gptq', async () => {
+test('the four images exist: runtime, fetch, gptq, qlora', async () => {
   const files = (await imageDockerfiles()).map((f) => f.slice(imagesDir.length + 1));
-  assert.deepEqual(files, ['fetch/Dockerfile', 'gptq/Dockerfile', 'runtime/Dockerfile']);
+  assert.deepEqual(files, ['fetch/Dockerfile', 'gptq/Dockerfile', 'qlora/Dockerfile', 'runtime/Dockerfile']);
 });
 
 test('every image Dockerfile passes syntax validation and the image policy', async () => {
@@ -117,19 +117,28 @@ test('every image Dockerfile passes syntax validation and the image policy', asy
   }
 });
 
-test('gptq image builds on a pinned LLaMA-Factory image and pins optimum + gptqmodel', async () => {
-  const text = await readFile(join(imagesDir, 'gptq/Dockerfile'), 'utf8');
+/** A Dockerfile builds on a pinned LLaMA-Factory image and pins each of `packages` exactly. */
+async function llamaFactoryLayer(file: string, packages: readonly string[]): Promise<void> {
+  const text = await readFile(join(imagesDir, file), 'utf8');
   const image = substituteArgs(DockerfileParser.parse(text).getFROMs()[0]!.getImage() ?? '', argsBeforeFirstFrom(text));
   const from = DockerfileParser.parse(`FROM ${image}\n`).getFROMs()[0]!;
   assert.equal(from.getImageName(), 'hiyouga/llamafactory');
   assert.match(from.getImageTag() ?? '', /^\d+\.\d+\.\d+/);
   // Each pip requirement is pinned exactly, through an ARG whose default is a version.
   const args = new Map([...text.matchAll(/^ARG\s+([A-Z_]+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
-  for (const pkg of ['optimum', 'gptqmodel', 'transformers']) {
+  for (const pkg of packages) {
     const m = new RegExp(`${pkg}==(?:\\$\\{([A-Z_]+)\\}|(\\d\\S*))`).exec(text);
-    assert.ok(m, `${pkg} is not pinned`);
-    assert.match(m[2] ?? args.get(m[1]!) ?? '', /^\d+\.\d+\.\d+$/, `${pkg}'s pin`);
+    assert.ok(m, `${file}: ${pkg} is not pinned`);
+    assert.match(m[2] ?? args.get(m[1]!) ?? '', /^\d+\.\d+\.\d+$/, `${file}: ${pkg}'s pin`);
   }
+}
+
+test('gptq image builds on a pinned LLaMA-Factory image and pins optimum + gptqmodel', async () => {
+  await llamaFactoryLayer('gptq/Dockerfile', ['optimum', 'gptqmodel', 'transformers']);
+});
+
+test('qlora image builds on a pinned LLaMA-Factory image and pins bitsandbytes', async () => {
+  await llamaFactoryLayer('qlora/Dockerfile', ['bitsandbytes']);
 });
 
 test('fetch image pins its Python tools', async () => {

@@ -39,6 +39,8 @@ export interface ImageSet {
   readonly runtime: string;
   readonly llamafactory: string;
   readonly gptq: string;
+  /** LLaMA-Factory with bitsandbytes: sft stages that quantize their base model (quantization_bit). */
+  readonly qlora: string;
   readonly vllm: string;
 }
 
@@ -94,8 +96,8 @@ export function pinnedImage(image: string): string {
 
 /**
  * Pinned images; the versions come from pins.json (through reference/pins.gen.ts). LLaMA-Factory's
- * stock image has no GPTQ stack (optimum + gptqmodel), so quantize runs in an image of ours built on
- * it (images/gptq).
+ * stock image has no GPTQ stack (optimum + gptqmodel) and no bitsandbytes, so quantize and QLoRA
+ * training run in images of ours built on it (images/gptq, images/qlora).
  */
 export const DEFAULT_IMAGES: ImageSet = {
   fetch: `ghcr.io/tunepipe/fetch:${TUNEPIPE_IMAGE_VERSION}`,
@@ -103,6 +105,7 @@ export const DEFAULT_IMAGES: ImageSet = {
   llamafactory: pinnedImage(PINS.images.llamafactory),
   // Our image on top of the stock one; its tag names the LLaMA-Factory version it extends.
   gptq: `ghcr.io/tunepipe/llamafactory-gptq:${PINS.python.llamafactory}-${TUNEPIPE_IMAGE_VERSION}`,
+  qlora: `ghcr.io/tunepipe/llamafactory-qlora:${PINS.python.llamafactory}-${TUNEPIPE_IMAGE_VERSION}`,
   vllm: pinnedImage(PINS.images.vllm),
 };
 

@@ -4,7 +4,7 @@ import { parse } from 'yaml';
 import type { Job } from 'kubernetes-types/batch/v1.js';
 import type { Deployment } from 'kubernetes-types/apps/v1.js';
 import type { ConfigMap, Service } from 'kubernetes-types/core/v1.js';
-import { compile, definePipeline, LLAMA3_8B, LLAMAFACTORY_ARGS, renderManifests, type CompiledPipeline, type CompiledStage } from '../src/index.ts';
+import { compile, DEFAULT_IMAGES, definePipeline, LLAMA3_8B, LLAMAFACTORY_ARGS, renderManifests, type CompiledPipeline, type CompiledStage } from '../src/index.ts';
 import { context, fakeSource, seedPipeline } from './fixtures.ts';
 
 const seed = compile(seedPipeline(), context);
@@ -145,6 +145,33 @@ test('the LLaMA-Factory Jobs run llamafactory-cli train|export on their ConfigMa
   assert.deepEqual(jobOf(stage(seed, 'quantize')).spec!.template.spec!.containers[0]!.args, ['llamafactory-cli', 'export', '/config/quantize.yaml']);
   assert.deepEqual(jobOf(stage(seed, 'evaluate')).spec!.template.spec!.containers[0]!.args, ['llamafactory-cli', 'train', '/config/evaluate.yaml']);
   assert.equal(stage(seed, 'quantize').image, 'ghcr.io/tunepipe/llamafactory-gptq:0.9.4-0.1.0', 'GPTQ needs its own image');
+});
+
+/** The seed's first stages with the sft stage's extra arguments and image as given. */
+function qloraPipeline(extraArgs: Record<string, unknown>, image?: string) {
+  return definePipeline({ name: 'qlora' }, (p) => {
+    const base = p.baseModel({ hub: 'huggingface', id: 'meta-llama/Meta-Llama-3-8B-Instruct', revision: '8afb486c1db24fe5011ec46dfbe5b5dccdb575c2', template: 'llama3', architecture: LLAMA3_8B });
+    const data = p.convert({ sources: ['identity', 'fintech'], cutoffLen: 1024 });
+    const adapter = p.sft({ model: base, train: data.train, args: { cutoff_len: 1024, bf16: true }, extraArgs, ...(image ? { image } : {}) });
+    p.merge({ adapter, args: { export_size: 4 } });
+    p.evaluate({ model: adapter, data: data.test });
+  });
+}
+
+test('sft quantizing its base model with bitsandbytes (QLoRA) runs in the qlora image; nothing else moves', () => {
+  assert.equal(stage(seed, 'sft').image, DEFAULT_IMAGES.llamafactory);
+  const qlora = compile(qloraPipeline({ quantization_bit: 4 }), context);
+  assert.equal(stage(qlora, 'sft').image, 'ghcr.io/tunepipe/llamafactory-qlora:0.9.4-0.1.0', 'the stock image has no bitsandbytes');
+  assert.equal(jobOf(stage(qlora, 'sft')).spec!.template.spec!.containers[0]!.image, DEFAULT_IMAGES.qlora);
+  // Merge and evaluate load the base model in 16-bit: the stock image.
+  assert.equal(stage(qlora, 'merge').image, DEFAULT_IMAGES.llamafactory);
+  assert.equal(stage(qlora, 'evaluate').image, DEFAULT_IMAGES.llamafactory);
+  // The user's own image is their choice, and another quantization method is not bitsandbytes.
+  assert.equal(stage(compile(qloraPipeline({ quantization_bit: 4 }, 'registry.example/lf-bnb:1'), context), 'sft').image, 'registry.example/lf-bnb:1');
+  assert.equal(stage(compile(qloraPipeline({ quantization_bit: 4, quantization_method: 'hqq' }), context), 'sft').image, DEFAULT_IMAGES.llamafactory);
+  assert.equal(stage(compile(qloraPipeline({}), context), 'sft').image, DEFAULT_IMAGES.llamafactory);
+  // The image is part of the stage: a workspace's override reaches it.
+  assert.equal(stage(compile(qloraPipeline({ quantization_bit: 4 }), { ...context, images: { qlora: 'registry.example/qlora:2' } }), 'sft').image, 'registry.example/qlora:2');
 });
 
 test('the base model is fetched once, by a CPU Job, with the token from a Secret', () => {

@@ -33,6 +33,16 @@ const CONFIG_DIR = '/config';
 
 type Add = (issue: Issue) => void;
 
+/**
+ * QLoRA: LLaMA-Factory loads the base model quantized on the fly by bitsandbytes (its default
+ * quantization_method), which the stock image does not ship; the qlora image adds it.
+ */
+function quantizesWithBitsandbytes(args: Readonly<Record<string, unknown>>): boolean {
+  const bits = args['quantization_bit'];
+  const method = args['quantization_method'] ?? 'bnb';
+  return bits !== undefined && bits !== null && method === 'bnb';
+}
+
 /** A count of pods or GPUs: a whole number, at least 1. */
 function checkCount(value: number | undefined, at: string, what: string, fix: string, add: Add): void {
   if (value !== undefined && (!Number.isInteger(value) || value < 1)) add({ code: `resources.${what}`, path: at, value, message: 'must be a whole number, at least 1', fix });
@@ -64,7 +74,7 @@ export const sft: StageKindModule<'sft'> = {
       derived: DERIVED,
       add,
     });
-    const stage = resolvedStage(spec, { image: o.image ?? env.ctx.images.llamafactory, dependsOn: stagesOf([o.model, o.train, o.eval]), args, argPaths });
+    const stage = resolvedStage(spec, { image: o.image ?? (quantizesWithBitsandbytes(args) ? env.ctx.images.qlora : env.ctx.images.llamafactory), dependsOn: stagesOf([o.model, o.train, o.eval]), args, argPaths });
     checkLlamaFactoryArgs(stage, 'train', add);
     if (args['bf16'] === true && args['fp16'] === true) {
       add({ code: 'sft.precision', path: `${path}.args`, value: { bf16: true, fp16: true }, message: 'bf16 and fp16 are mutually exclusive', fix: 'keep bf16 on Ampere or newer GPUs, fp16 on T4/V100' });

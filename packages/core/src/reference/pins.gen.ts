@@ -14,6 +14,7 @@ export const PINS = {
   },
   "python": {
     "accelerate": "1.11.0",
+    "bitsandbytes": "0.49.2",
     "datasets": "4.0.0",
     "deepspeed": "0.16.9",
     "gptq-tokenizers": "0.21.4",
