@@ -235,9 +235,22 @@ function checkpointWhole(outputDir: string, step: number, strategy: Strategy): b
   const optimizer = strategy.startsWith('zero') ? has('latest') : has('optimizer.pt');
   if (!(has('adapter_model.safetensors') && has('scheduler.pt') && has('rng_state_0.pth') && has('rng_state_1.pth') && optimizer)) return false;
   try {
-    return (JSON.parse(readFileSync(join(dir, 'trainer_state.json'), 'utf8')) as { global_step?: number }).global_step === step;
+    if ((JSON.parse(readFileSync(join(dir, 'trainer_state.json'), 'utf8')) as { global_step?: number }).global_step !== step) return false;
   } catch {
     return false;
+  }
+  // Files present are not files finished: rank 1 may still be writing its RNG state or partition.
+  // Like the stage wrapper's sealing, a checkpoint is whole once training logged a later step:
+  // that step's collectives wait for every rank, so every rank's save has returned.
+  return loggedSteps(outputDir) > step;
+}
+
+function loggedSteps(outputDir: string): number {
+  try {
+    const lines = readFileSync(join(outputDir, 'trainer_log.jsonl'), 'utf8').trim().split('\n');
+    return (JSON.parse(lines.at(-1)!) as { current_steps?: number }).current_steps ?? 0;
+  } catch {
+    return 0;
   }
 }
 
