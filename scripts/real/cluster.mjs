@@ -550,11 +550,12 @@ function readYamlDocs(file) {
 /**
  * Kueue's webhook configurations rewritten for a local process: `url:` to 127.0.0.1 with this
  * cluster's CA instead of a Service, and only the webhooks of what this Kueue manages
- * (batch/v1 Jobs and Kueue's own objects): the others would send e.g. every Deployment to a
- * handler that is not registered, and fail it.
+ * (batch/v1 Jobs, JobSets and Kueue's own objects: the frameworks of kueueManagerConfiguration):
+ * the others would send e.g. every Deployment to a handler that is not registered, and fail it.
  */
 export function localKueueWebhooks(file, { port, caBundle }) {
-  const keep = (path) => path === '/mutate-batch-v1-job' || path === '/validate-batch-v1-job' || /^\/(mutate|validate)-kueue-x-k8s-io-/.test(path);
+  const managed = /^\/(mutate|validate)-(batch-v1-job|jobset-x-k8s-io-v1alpha2-jobset)$/;
+  const keep = (path) => managed.test(path) || /^\/(mutate|validate)-kueue-x-k8s-io-/.test(path);
   return readYamlDocs(file).map((doc) => {
     const webhooks = (doc.webhooks ?? [])
       .filter((w) => keep(w.clientConfig?.service?.path ?? ''))
@@ -585,29 +586,23 @@ export function localKueueCrds(files, { port, caBundle }) {
   });
 }
 
-function kueueConfiguration({ webhookPort, healthPort, certDir }) {
-  return [
-    'apiVersion: config.kueue.x-k8s.io/v1beta2',
-    'kind: Configuration',
-    `namespace: ${KUEUE_NAMESPACE}`,
-    'health:',
-    `  healthProbeBindAddress: 127.0.0.1:${healthPort}`,
-    'metrics:',
-    '  bindAddress: "0"',
-    'webhook:',
-    '  host: 127.0.0.1',
-    `  port: ${webhookPort}`,
-    `  certDir: ${certDir}`,
-    'leaderElection:',
-    '  leaderElect: false',
-    'internalCertManagement:',
-    '  enable: false',
-    'manageJobsWithoutQueueName: false',
-    'integrations:',
-    '  frameworks:',
-    '  - batch/job',
-    '',
-  ].join('\n');
+/**
+ * The Kueue Configuration this cluster runs: `base` is infra/cluster's kueueManagerConfiguration()
+ * (what the Helm release installs, waitForPodsReady included; test/real/support/cluster.ts passes
+ * it in), with what a local process needs on top: ports picked at start on 127.0.0.1, this
+ * cluster's webhook certificate instead of Kueue's own certificate management, no leader
+ * election, no metrics server. JSON text: Kueue reads YAML, and JSON is YAML.
+ */
+function kueueConfiguration(base, { webhookPort, healthPort, certDir }) {
+  return `${JSON.stringify({
+    ...base,
+    namespace: KUEUE_NAMESPACE,
+    health: { healthProbeBindAddress: `127.0.0.1:${healthPort}` },
+    metrics: { bindAddress: '0' },
+    webhook: { host: '127.0.0.1', port: webhookPort, certDir },
+    leaderElection: { leaderElect: false },
+    internalCertManagement: { enable: false },
+  }, null, 2)}\n`;
 }
 
 /**
@@ -615,6 +610,9 @@ function kueueConfiguration({ webhookPort, healthPort, certDir }) {
  * answering, every node Ready. See test/real/support/cluster.ts for the typed surface.
  */
 export async function startCluster(options = {}) {
+  if (options.kueueConfiguration?.kind !== 'Configuration') {
+    throw new Error("startCluster needs options.kueueConfiguration, infra/cluster's kueueManagerConfiguration() (test/real/support/cluster.ts passes it)");
+  }
   const tools = options.tools ?? controlPlaneTools();
   const started = Date.now();
   const dir = mkdtempSync(join(options.tmpRoot ?? tmpdir(), 'tunepipe-cluster-'));
@@ -805,7 +803,7 @@ export async function startCluster(options = {}) {
     startKwok();
 
     const kueueConfig = join(dir, 'kueue-config.yaml');
-    writeFileSync(kueueConfig, kueueConfiguration({ webhookPort: ports.kueueWebhook, healthPort: ports.kueueHealth, certDir: certs.kueueWebhookDir }));
+    writeFileSync(kueueConfig, kueueConfiguration(options.kueueConfiguration, { webhookPort: ports.kueueWebhook, healthPort: ports.kueueHealth, certDir: certs.kueueWebhookDir }));
     launch('kueue', tools.kueue, [
       `--config=${kueueConfig}`,
       // Its on-demand visibility API server would listen on every interface; tests do not use it.

@@ -1,6 +1,7 @@
 """Runs LLaMA-Factory's own argument parsing on configs, one JSON request per stdin line.
 
-Request:  {"command": "train" | "export", "yaml": "<the config file's text>"}
+Request:  {"command": "train" | "export", "yaml": "<the config file's text>",
+           "files": {"<name>": "<text>"}}  (optional: the other files of the config's folder)
 Reply:    {"ok": true, "keys": [...]}  or  {"ok": false, "error": "<ExceptionType>: <message>"}
 
 What runs is exactly what `llamafactory-cli train|export <file>.yaml` runs before it touches a model:
@@ -12,6 +13,9 @@ What runs is exactly what `llamafactory-cli train|export <file>.yaml` runs befor
             checks (e.g. predict_with_generate needs jieba/nltk/rouge);
   - export: `get_infer_args()` -> the same without TrainingArguments, plus its checks. (That is the
             parser `export_model` calls first.)
+A `deepspeed:` path into the config's folder (/config/deepspeed.json in the pod) is pointed at the
+same file written beside the YAML, as the pod's ConfigMap mount has it, so transformers reads the
+DeepSpeed config tunepipe generated (DeepSpeed itself comes from the real-tools DeepSpeed layer).
 What does NOT run: loading the tokenizer/model/dataset (so paths are never opened), the two checks
 `export_model` makes after parsing (export_dir set; no adapter with export_quantization_bit), and
 anything later. One stand-in: transformers refuses `bf16: true` when the machine has no bf16 GPU
@@ -55,6 +59,12 @@ def main():
         try:
             sys.argv = ["llamafactory-cli", path]
             args = lf_parser.read_args()
+            files = request.get("files") or {}
+            for name, text in files.items():
+                with open(os.path.join(workdir, name), "w") as f:
+                    f.write(text)
+            if isinstance(args, dict) and isinstance(args.get("deepspeed"), str) and os.path.basename(args["deepspeed"]) in files:
+                args["deepspeed"] = os.path.join(workdir, os.path.basename(args["deepspeed"]))
             if request["command"] == "train":
                 lf_parser.get_train_args(args)
             elif request["command"] == "export":

@@ -173,6 +173,115 @@ export function urgentPriorityClassObject() {
   };
 }
 
+/**
+ * Kueue's `waitForPodsReady`: how long an admitted workload may hold its quota before every pod
+ * is Ready, and how it is re-queued when it does not make it. Quota admission is all-or-nothing,
+ * scheduling is not: a gang admitted on quota can still find one rank unschedulable (GPUs
+ * fragmented across nodes, a node group at its maximum), or lose a rank whose replacement never
+ * lands, while the other ranks hold their GPUs and wait for it forever.
+ */
+export interface KueuePodsReadySettings {
+  /** From admission to every pod Ready (a Go duration: `15m`, `8s`). */
+  readonly timeout: string;
+  /** From a pod of a running workload no longer Ready (a rank lost) to its replacement Ready. */
+  readonly recoveryTimeout: string;
+  /** First re-queue delay after such an eviction; doubled per eviction of the same workload. */
+  readonly backoffBaseSeconds: number;
+  /** The longest re-queue delay. */
+  readonly backoffMaxSeconds: number;
+}
+
+/**
+ * A pod counts as Ready once its main container runs (stage pods have no readiness probe), so
+ * the timeout covers what comes before: a GPU node scaled up from zero by the cluster autoscaler
+ * (instance boot, node join, the device plugin advertising the GPUs: 2-5 min, up to about 8 for
+ * 8-GPU instances), the first pull of the multi-GB LLaMA-Factory CUDA image on that node (about
+ * 3-5 min), and the `wait-for-inputs` init container, which is seconds under `tunepipe run` and
+ * `pulumi up` (they create a stage once its inputs exist). 15 min covers that cold path with
+ * room: a shorter timeout would evict a gang that is merely starting on fresh nodes and start it
+ * over. A gang that cannot start frees its GPUs within a quarter hour instead of never. The
+ * checkpoint check and the rendezvous run in the main container, after Ready: not counted.
+ *
+ * A lost rank's replacement may need a new node too (its node was reclaimed): the same cold
+ * path, so recovery gets the same bound.
+ *
+ * Re-queueing waits 60 s, doubling per eviction up to 30 min: the autoscaler and other workloads
+ * get a turn, and a gang that keeps failing to start holds idle GPUs, once its delay is at the
+ * cap, 15 of every 45 min. With GitOps (every stage applied at once) a downstream GPU stage
+ * admitted before its inputs exist sits in `wait-for-inputs`: it is evicted and re-queued like
+ * this too, which hands its GPUs back to the upstream stages, and starts up to about 30 min
+ * after its inputs appear.
+ */
+export const KUEUE_PODS_READY: KueuePodsReadySettings = {
+  timeout: '15m',
+  recoveryTimeout: '15m',
+  backoffBaseSeconds: 60,
+  backoffMaxSeconds: 1800,
+};
+
+/** Frameworks Kueue manages: the compiler's stage Jobs (Indexed Jobs for gangs) and JobSet gangs (`multiNode: "jobset"`). */
+export const KUEUE_FRAMEWORKS = ['batch/job', 'jobset.x-k8s.io/jobset'] as const;
+
+/**
+ * The Kueue manager Configuration (config.kueue.x-k8s.io/v1beta2) we run: the Helm release
+ * passes it as the chart's `managerConfig.controllerManagerConfigYaml`, and the local control
+ * plane of the real-tools tier (scripts/real/cluster.mjs) starts Kueue with it, its ports and
+ * certificates put on top. Kueue decodes it strictly: an unknown field stops the manager.
+ */
+export function kueueManagerConfiguration(options: { readonly podsReady?: Partial<KueuePodsReadySettings> } = {}) {
+  const podsReady = { ...KUEUE_PODS_READY, ...options.podsReady };
+  return {
+    apiVersion: 'config.kueue.x-k8s.io/v1beta2' as const,
+    kind: 'Configuration' as const,
+    // What the chart's default configuration carries, kept as it is: the ports its Deployment's
+    // probes, metrics and webhook Services point at, leader election under the chart's lease
+    // name, and its controller concurrency and API client rates.
+    health: { healthProbeBindAddress: ':8081' },
+    metrics: { bindAddress: ':8443' },
+    webhook: { port: 9443 },
+    leaderElection: { leaderElect: true, resourceName: 'c1f6bfd2.kueue.x-k8s.io' },
+    controller: {
+      groupKindConcurrency: {
+        'Job.batch': 5,
+        'Pod': 5,
+        'Workload.kueue.x-k8s.io': 5,
+        'LocalQueue.kueue.x-k8s.io': 1,
+        'ClusterQueue.kueue.x-k8s.io': 1,
+        'ResourceFlavor.kueue.x-k8s.io': 1,
+      },
+    },
+    clientConnection: { qps: 50, burst: 100 },
+    // Only Jobs that name a LocalQueue (GPU stages) wait for quota; CPU stages start at once.
+    manageJobsWithoutQueueName: false,
+    waitForPodsReady: {
+      timeout: podsReady.timeout,
+      recoveryTimeout: podsReady.recoveryTimeout,
+      // true would hold back every other workload of the queue, even a 1-GPU stage that fits,
+      // until the slow gang is Ready: one cold start at a time for the whole cluster.
+      blockAdmission: false,
+      requeuingStrategy: {
+        // Re-queued by eviction time: a gang that timed out goes behind what queued meanwhile
+        // rather than back to the head, where it would take the same stuck GPUs again.
+        timestamp: 'Eviction' as const,
+        // No backoffLimitCount: re-queued for as long as it takes. A limit would deactivate the
+        // Workload and leave its Job suspended for good, a GitOps stage waiting on hours of
+        // upstream training included.
+        backoffBaseSeconds: podsReady.backoffBaseSeconds,
+        backoffMaxSeconds: podsReady.backoffMaxSeconds,
+      },
+    },
+    integrations: { frameworks: [...KUEUE_FRAMEWORKS] },
+  };
+}
+
+/**
+ * The Configuration as the chart's `controllerManagerConfigYaml` text. JSON is YAML: the chart
+ * reads it with `fromYaml` and writes it back as YAML into Kueue's ConfigMap.
+ */
+export function kueueManagerConfigYaml(options: Parameters<typeof kueueManagerConfiguration>[0] = {}): string {
+  return `${JSON.stringify(kueueManagerConfiguration(options), null, 2)}\n`;
+}
+
 /** The LocalQueue stage Jobs are submitted to. */
 export function localQueueObject<N, Q>(args: { readonly namespace: N; readonly clusterQueue: Q }) {
   return {

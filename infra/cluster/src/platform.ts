@@ -12,6 +12,7 @@ import {
   clusterQueueObject,
   cpuFlavorObject,
   gpuFlavorObject,
+  kueueManagerConfigYaml,
   localQueueObject,
   partOf,
   runnerAccessObjects,
@@ -188,7 +189,11 @@ export interface QueueingArgs {
   /** CPU and memory the queue admits at once per flavor (Kueue needs quota for every requested resource). */
   readonly cpu: string;
   readonly memory: string;
-  /** Kueue chart version to install; `undefined` when the cluster already runs Kueue (only its objects are created). */
+  /**
+   * Kueue chart version to install; `undefined` when the cluster already runs Kueue (only its
+   * objects are created, and its manager configuration, waitForPodsReady included, stays the
+   * operator's: kueueManagerConfiguration is what we would set).
+   */
   readonly kueueVersion: string | undefined;
 }
 
@@ -214,6 +219,10 @@ export class Queueing extends pulumi.ComponentResource {
                 createNamespace: true,
                 ...releaseSource(CHARTS.kueue, args.kueueVersion),
                 ...RELEASE_DEFAULTS,
+                // The whole manager configuration replaces the chart's default (kept fields and
+                // why: kueueManagerConfiguration), adding waitForPodsReady so a gang admitted on
+                // quota but unable to start hands its GPUs back.
+                values: { managerConfig: { controllerManagerConfigYaml: kueueManagerConfigYaml() } },
               },
               { parent: this },
             ),

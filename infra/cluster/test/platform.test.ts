@@ -3,6 +3,7 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GPU_TAINT, LABELS } from '@tunepipe/core/labels';
 import { CHARTS } from '../src/versions.ts';
+import { KUEUE_PODS_READY, kueueManagerConfiguration } from '../src/platform-objects.ts';
 import {
   AWS_CONFIG,
   EXISTING_CONFIG,
@@ -109,6 +110,27 @@ for (const branch of BRANCHES) {
       assert.ok(urgent['value'] > 0, 'above the stage Jobs (no class: priority 0)');
       const lq = cloud.one('kubernetes:kueue.x-k8s.io/v1beta2:LocalQueue').inputs;
       assert.deepEqual([lq['metadata'].name, lq['metadata'].namespace, lq['spec'].clusterQueue], ['tunepipe', 'tunepipe', 'tunepipe']);
+    });
+
+    test('Kueue runs our manager configuration: waitForPodsReady on, Jobs and JobSets managed, the chart defaults it needs kept', () => {
+      const values = cloud.release('oci://registry.k8s.io/kueue/charts/kueue').inputs['values'];
+      // The chart reads the text with fromYaml; ours is JSON, which is YAML.
+      const config = JSON.parse(values.managerConfig.controllerManagerConfigYaml);
+      assert.deepEqual(config, kueueManagerConfiguration());
+      assert.deepEqual(config.waitForPodsReady, {
+        timeout: KUEUE_PODS_READY.timeout,
+        recoveryTimeout: KUEUE_PODS_READY.recoveryTimeout,
+        blockAdmission: false,
+        requeuingStrategy: { timestamp: 'Eviction', backoffBaseSeconds: KUEUE_PODS_READY.backoffBaseSeconds, backoffMaxSeconds: KUEUE_PODS_READY.backoffMaxSeconds },
+      });
+      assert.deepEqual(config.integrations, { frameworks: ['batch/job', 'jobset.x-k8s.io/jobset'] });
+      assert.equal(config.manageJobsWithoutQueueName, false);
+      // The chart's Deployment probes :8081, its Services target :8443 and :9443, and two
+      // replicas share the chart's lease.
+      assert.deepEqual([config.health, config.metrics, config.webhook], [{ healthProbeBindAddress: ':8081' }, { bindAddress: ':8443' }, { port: 9443 }]);
+      assert.deepEqual(config.leaderElection, { leaderElect: true, resourceName: 'c1f6bfd2.kueue.x-k8s.io' });
+      // Certificates stay the chart's (it fills internalCertManagement in when we leave it out).
+      assert.ok(!('internalCertManagement' in config));
     });
 
     test('runner RBAC: a namespaced Role with no wildcards, no Secrets and no cluster-wide grants', () => {

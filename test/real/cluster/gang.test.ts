@@ -1,8 +1,11 @@
 // A multi-node training gang (issue 20) on the local control plane: kube-apiserver, the Job
 // controller, the scheduler, kwok H100 nodes with 8 GPUs each and the real Kueue. Kueue admits
 // the 2×8 gang as one Workload or not at all, holds it back whole when the quota is short, and
-// on a preemption takes every rank away and brings every rank back together. The gang's objects
-// also pass the server-side dry-run and Pod Security admission of the restricted namespace.
+// on a preemption takes every rank away and brings every rank back together. A gang admitted on
+// quota whose second rank cannot be scheduled is evicted by Kueue's waitForPodsReady (shortened
+// to seconds here) with its running rank, so the GPUs come back, and starts whole once it fits.
+// The gang's objects also pass the server-side dry-run and Pod Security admission of the
+// restricted namespace.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -18,6 +21,12 @@ type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-ex
 
 const KUEUE = 'kueue.x-k8s.io/v1beta2';
 const GANG_GPUS = GANG.nodes * GANG.gpusPerNode;
+/**
+ * infra/cluster's waitForPodsReady, in seconds: long enough that a gang whose ranks can all run
+ * is Ready well within it on a loaded machine (about 1 s unloaded), and a re-queue delay long
+ * enough to see the evicted gang hold no quota before Kueue admits it again.
+ */
+const PODS_READY = { timeout: '10s', recoveryTimeout: '10s', backoffBaseSeconds: 5, backoffMaxSeconds: 10 };
 let cluster: LocalCluster;
 const timings: string[] = [];
 
@@ -28,7 +37,7 @@ const readYaml = (file: string): Json[] =>
 
 before(async () => {
   // p5.48xlarge-sized nodes: the compiled ranks ask for 32 CPUs and 70 GiB each.
-  cluster = await startCluster({ gpuNodes: [{ type: GANG.gpuType, count: GANG.nodes, gpus: GANG.gpusPerNode, cpu: '192', memory: '2Ti' }], cpuNodes: 1, podRunMs: 500 });
+  cluster = await startCluster({ gpuNodes: [{ type: GANG.gpuType, count: GANG.nodes, gpus: GANG.gpusPerNode, cpu: '192', memory: '2Ti' }], cpuNodes: 1, podRunMs: 500, podsReady: PODS_READY });
   timings.push(`control plane ${cluster.startSeconds.toFixed(1)}s`);
 });
 
@@ -215,6 +224,89 @@ test('a preempted gang loses every rank at once and gets every rank back togethe
   });
 });
 
+test('a gang admitted on quota but with one rank unschedulable is evicted after the PodsReady timeout, its running rank too, and starts whole once both fit', async () => {
+  await timed('pods-ready timeout', async () => {
+    const { namespace, gang } = await gangIn('gang-ready', GANG_GPUS);
+    const key = `${namespace}/${gang.stage.name}`;
+    // One of the two 8-GPU nodes cordoned: the quota covers 16 GPUs, the nodes take one rank.
+    const cordoned = `gpu-${GANG.gpuType}-1`;
+    const cordon = (unschedulable: boolean) =>
+      cluster.api.request('PATCH', `/api/v1/nodes/${cordoned}`, { body: { spec: { unschedulable } }, contentType: 'application/merge-patch+json' });
+    await cordon(true);
+    await cluster.setPodOutcomes({ [key]: { outcome: 'hold' } });
+    const job = await applyGang(namespace, gang);
+    const name = job['metadata'].name;
+
+    const half = await cluster.waitFor('the gang admitted, one rank running, the other unschedulable', async () => {
+      const live = await gangPods(namespace, gang);
+      const running = live.filter((p: Json) => p['status']?.phase === 'Running');
+      const stuck = live.filter((p: Json) => (conditionOf(p, 'PodScheduled')?.['reason'] ?? '') === 'Unschedulable');
+      return live.length === GANG.nodes && running.length === 1 && stuck.length === 1 ? { running: running[0] as Json, stuck: stuck[0] as Json } : undefined;
+    }, { timeoutMs: 30_000 });
+    const admitted = await workloadOf(namespace, job);
+    assert.ok(hasCondition(admitted, 'Admitted'), 'Kueue admitted the gang on quota');
+    assert.equal(String(admitted!['status'].admission.podSetAssignments[0].resourceUsage['nvidia.com/gpu']), String(GANG_GPUS));
+    const firstNames = new Set([half.running['metadata'].name, half.stuck['metadata'].name]);
+
+    // Kueue evicts the Workload when the timeout passes, counted from admission.
+    const evicted = await cluster.waitFor('the gang evicted for not being ready', async () => {
+      const w = await workloadOf(namespace, job);
+      return conditionOf(w, 'Evicted')?.['status'] === 'True' ? w : undefined;
+    }, { timeoutMs: 60_000 });
+    const evictedCondition = conditionOf(evicted, 'Evicted')!;
+    assert.equal(evictedCondition['reason'], 'PodsReadyTimeout', JSON.stringify(evictedCondition));
+    const heldSeconds = (Date.parse(evictedCondition['lastTransitionTime']) - Date.parse(conditionOf(admitted, 'Admitted')!['lastTransitionTime'])) / 1000;
+    timings.push(`admitted→evicted ${heldSeconds.toFixed(0)}s`);
+    assert.ok(heldSeconds >= 10 && heldSeconds < 30, `evicted ${heldSeconds} s after admission (timeout 10 s)`);
+    process.stdout.write(`# Kueue: Evicted ${evictedCondition['reason']}: ${evictedCondition['message']}\n`);
+
+    // The running rank goes too, the Job is suspended, and only then is the quota given back:
+    // Kueue waits for the Job to have no active pod. The re-queue waits out its backoff (5 s).
+    const released = await cluster.waitFor('every rank gone, the Job suspended, the quota released', async () => {
+      const w = await workloadOf(namespace, job);
+      const j = await cluster.api.get('batch/v1', 'Job', name, namespace);
+      const left = (await cluster.api.list('v1', 'Pod', namespace, `job-name=${name}`)).filter((p: Json) => firstNames.has(p['metadata'].name));
+      return j['spec'].suspend === true && left.length === 0 && hasCondition(w, 'QuotaReserved', 'False') && !w?.['status']?.admission ? w : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+    const requeued = conditionOf(released, 'Requeued');
+    assert.deepEqual([requeued?.['status'], requeued?.['reason']], ['False', 'PodsReadyTimeout'], 'waiting out the re-queue backoff');
+    assert.equal(released!['status'].requeueState?.count, 1);
+    assert.ok(Date.parse(released!['status'].requeueState.requeueAt) > Date.parse(evictedCondition['lastTransitionTime']), 'a backoff before the next admission');
+    assert.deepEqual(
+      released!['status'].schedulingStats?.evictions?.map((e: Json) => [e['reason'], e['underlyingCause'], e['count']]),
+      [['PodsReadyTimeout', 'WaitForStart', 1]],
+    );
+    // The node the running rank held has its 8 GPUs free again: an urgent Job of 8 GPUs would fit.
+    const onNode = (await cluster.api.list('v1', 'Pod')).filter((p: Json) => p['spec'].nodeName === half.running['spec'].nodeName && !['Succeeded', 'Failed'].includes(p['status']?.phase));
+    assert.deepEqual(onNode.map((p: Json) => p['metadata'].name), [], 'a pod still holds the freed node');
+
+    await cordon(false);
+    const second = await cluster.waitFor('both ranks running, admitted again', async () => {
+      const live = (await gangPods(namespace, gang)).filter((p: Json) => !firstNames.has(p['metadata'].name));
+      return live.length === GANG.nodes && live.every((p: Json) => p['status']?.phase === 'Running') ? live : undefined;
+    }, { timeoutMs: 90_000 });
+    assert.deepEqual(second.map((p: Json) => p['metadata'].labels['batch.kubernetes.io/job-completion-index']).sort(), ['0', '1']);
+    assert.notEqual(second[0]['spec'].nodeName, second[1]['spec'].nodeName, 'one node per rank');
+    const ready = await cluster.waitFor('the Workload PodsReady', async () => {
+      const w = await workloadOf(namespace, job);
+      return hasCondition(w, 'PodsReady') && hasCondition(w, 'Admitted') ? w : undefined;
+    }, { timeoutMs: 30_000 });
+    assert.ok(!hasCondition(ready, 'Evicted'));
+
+    // Every admission created both ranks at once: never one rank alone, on any try.
+    const creates = podCreates(namespace);
+    assert.ok(creates.length >= 2 * GANG.nodes && creates.length % GANG.nodes === 0, `${creates.length} rank creations`);
+    for (let i = 0; i < creates.length; i += GANG.nodes) assertCreatedTogether(creates.slice(i, i + GANG.nodes), `admission ${i / GANG.nodes + 1}`);
+    timings.push(`gang admissions ${creates.length / GANG.nodes}`);
+
+    await cluster.setPodOutcomes({});
+    await cluster.waitFor('the gang Job complete', async () => hasCondition(await cluster.api.get('batch/v1', 'Job', name, namespace), 'Complete'), { timeoutMs: 60_000 });
+    const done = await cluster.api.get('batch/v1', 'Job', name, namespace);
+    assert.equal(done['status'].succeeded, GANG.nodes);
+    assert.equal(done['status'].failed ?? 0, 0, 'the eviction is no failure of the Job');
+  });
+});
+
 test('the gang stage objects pass a server-side dry-run in the restricted namespace, with no Pod Security warning', async () => {
   await timed('dry-run', async () => {
     const { namespace, gang } = await gangIn('gang-dry', GANG_GPUS);
@@ -250,16 +342,20 @@ test('the gang compiled as a JobSet (multiNode "jobset") passes a server-side dr
     const gang = await gangPipeline(ns.namespace, ns.queue, { multiNode: 'jobset' });
     assert.equal(gang.stage.workload.kind, 'JobSet', gang.source);
     const problems: string[] = [];
+    let admittedJobSet: Json | undefined;
     for (const object of gang.stage.objects) {
       const warnings: string[] = [];
       try {
-        await cluster.api.apply(object as never, { dryRun: true, fieldManager: 'tunepipe', force: true, warnings });
+        const stored = await cluster.api.apply<Json>(object as never, { dryRun: true, fieldManager: 'tunepipe', force: true, warnings });
+        if (object.kind === 'JobSet') admittedJobSet = stored;
       } catch (error) {
         problems.push(`${object.kind}/${object.metadata?.name}: ${(error as Error).message}`);
       }
       for (const w of warnings) problems.push(`${object.kind}/${object.metadata?.name}: warning ${w}`);
     }
-    // The CRD's schema and the API server's validation; JobSet's own webhooks do not run here.
+    // The CRD's schema, the API server's validation and Kueue's JobSet webhooks (its manager
+    // configuration manages JobSets); JobSet's own webhooks do not run here.
     assert.deepEqual(problems, []);
+    assert.equal(admittedJobSet?.['spec']?.suspend, true, "Kueue's webhook holds the queued JobSet suspended until it admits the gang");
   });
 });

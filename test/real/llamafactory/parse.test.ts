@@ -10,6 +10,8 @@ import { parse, stringify } from 'yaml';
 import { check, definePipeline, formatIssues, isError, LLAMA3_8B, type Pipeline } from '@tunepipe/core';
 import { compiledExamples, identityDatasets, llamaFactoryConfigs, type LlamaFactoryConfig } from '../support/generated.ts';
 import { startLineServer, type LineServer } from '../support/python.ts';
+import { tools } from '../support/tools.ts';
+import { deepSpeedEnv, type DeepSpeedLayer } from '../../../scripts/real/deepspeed.mjs';
 
 interface Verdict {
   ok: boolean;
@@ -20,25 +22,29 @@ let lf: LineServer;
 let configs: LlamaFactoryConfig[] = [];
 
 before(async () => {
-  lf = await startLineServer('llamafactory_parse.py');
+  // The image installs LLaMA-Factory with its deepspeed extra; the tier keeps DeepSpeed as a layer.
+  // A DeepSpeed config makes transformers set up torch.distributed: a world of one on loopback.
+  lf = await startLineServer('llamafactory_parse.py', [], { ...deepSpeedEnv(tools<DeepSpeedLayer>('deepspeed')), MASTER_ADDR: '127.0.0.1', MASTER_PORT: '29731', RANK: '0', LOCAL_RANK: '0', WORLD_SIZE: '1' });
   for (const { name, compiled } of await compiledExamples()) configs.push(...llamaFactoryConfigs(name, compiled));
 });
 after(async () => {
   await lf?.close();
 });
 
-const parseWithLlamaFactory = (command: 'train' | 'export', yaml: string) => lf.request<Verdict>({ command, yaml });
+const parseWithLlamaFactory = (command: 'train' | 'export', yaml: string, files: Readonly<Record<string, string>> = {}) => lf.request<Verdict>({ command, yaml, files });
 
 test('the example pipelines hand LLaMA-Factory train and export configs of every LLaMA-Factory stage kind', () => {
   const kinds = new Set(configs.map((c) => `${c.stageKind}:${c.command}`));
   for (const k of ['sft:train', 'merge:export', 'quantize:export', 'evaluate:train']) assert.ok(kinds.has(k), `no ${k} config among ${[...kinds].join(', ')}`);
   assert.ok(configs.length >= 8, `only ${configs.length} configs`);
+  // A DeepSpeed stage's config reaches the parser with the JSON it names (transformers reads it).
+  assert.ok(configs.some((c) => c.stageKind === 'sft' && /^deepspeed: \/config\/deepspeed\.json$/m.test(c.yaml) && 'deepspeed.json' in c.siblings), 'no example trains under DeepSpeed');
 });
 
 test('LLaMA-Factory (pinned) parses every config the example pipelines generate', async () => {
   const failures: string[] = [];
   for (const c of configs) {
-    const verdict = await parseWithLlamaFactory(c.command, c.yaml);
+    const verdict = await parseWithLlamaFactory(c.command, c.yaml, c.siblings);
     if (!verdict.ok) failures.push(`${c.pipeline}/${c.stage} (llamafactory-cli ${c.command} ${c.file}): ${verdict.error}`);
   }
   assert.deepEqual(failures, [], `LLaMA-Factory rejects generated configs:\n${failures.join('\n')}`);

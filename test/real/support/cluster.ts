@@ -19,11 +19,13 @@ import {
   clusterQueueObject,
   cpuFlavorObject,
   gpuFlavorObject,
+  kueueManagerConfiguration,
   localQueueObject,
   runnerAccessObjects,
   urgentPriorityClassObject,
   workloadNamespaceObject,
   workloadSecretObjects,
+  type KueuePodsReadySettings,
   type PodSecurityLevel,
   type QueueGpuType,
 } from '../../../infra/cluster/src/platform-objects.ts';
@@ -76,6 +78,11 @@ export interface StartClusterOptions {
   readonly podRunMs?: number;
   /** Keep the temp folder (logs, etcd) after stop(), for a post-mortem. @default false */
   readonly keepDir?: boolean;
+  /**
+   * Kueue's waitForPodsReady for this cluster, over infra/cluster's (15 min: no test waits that
+   * long, so by default it never fires). A test of the timeout shortens it to seconds.
+   */
+  readonly podsReady?: Partial<KueuePodsReadySettings>;
 }
 
 /**
@@ -212,7 +219,9 @@ const moduleUrl = pathToFileURL(join(import.meta.dirname, '..', '..', '..', 'scr
  */
 export async function startCluster(options: StartClusterOptions = {}): Promise<LocalCluster> {
   const mod = (await import(moduleUrl)) as ClusterModule;
-  const raw = await mod.startCluster({ ...options });
+  const { podsReady, ...rest } = options;
+  // Kueue runs the manager configuration infra/cluster installs; cluster.mjs adds its local ports.
+  const raw = await mod.startCluster({ ...rest, kueueConfiguration: kueueManagerConfiguration(podsReady ? { podsReady } : {}) });
   const api = raw['api'] as KubeApi;
   const server = raw['server'] as string;
   const caFile = raw['caFile'] as string;

@@ -17,6 +17,8 @@ export interface LlamaFactoryConfig {
   readonly command: 'train' | 'export';
   readonly file: string;
   readonly yaml: string;
+  /** The other files of the config's folder (a DeepSpeed config the YAML names by path), by name. */
+  readonly siblings: Readonly<Record<string, string>>;
 }
 
 export interface VllmServeArgs {
@@ -63,10 +65,12 @@ export function llamaFactoryConfigs(name: string, compiled: CompiledPipeline): L
       if (command !== 'train' && command !== 'export') throw new Error(`${job.metadata?.name}: llamafactory-cli ${command} is not a command these tests know`);
       const mount = c.volumeMounts?.find((m) => m.mountPath === posix.dirname(file));
       const cm = spec?.volumes?.find((v) => v.name === mount?.name)?.configMap?.name;
-      const yaml = cm === undefined ? undefined : configMaps.get(cm)?.[posix.basename(file)];
+      const data = cm === undefined ? undefined : configMaps.get(cm);
+      const yaml = data?.[posix.basename(file)];
       if (yaml === undefined) throw new Error(`${job.metadata?.name}: ${file} is in no ConfigMap the Job mounts`);
+      const siblings = Object.fromEntries(Object.entries(data ?? {}).filter(([key]) => key !== posix.basename(file) && key.endsWith('.json')));
       const labels = job.metadata?.labels ?? {};
-      out.push({ pipeline: name, stage: labels['tunepipe.dev/stage'] ?? '?', stageKind: labels['tunepipe.dev/stage-kind'] ?? '?', command, file, yaml });
+      out.push({ pipeline: name, stage: labels['tunepipe.dev/stage'] ?? '?', stageKind: labels['tunepipe.dev/stage-kind'] ?? '?', command, file, yaml, siblings });
     }
   }
   return out;
