@@ -137,7 +137,8 @@ export interface PlanFormatOptions {
 
 const gpuCell = (p: StageResourcePlan) =>
   p.gpuType
-    ? `${p.layout && p.layout.nodes > 1 ? `${p.layout.nodes}×` : ''}${p.gpus}×${GLUE}${p.gpuType}${p.layout && p.layout.strategy !== 'ddp' ? ` ${p.layout.strategy}` : ''}${p.placement === 'explicit' ? ' (set)' : ''}`
+    // "(set)" is the GPU type the pipeline named; the strategy after it is whoever chose it.
+    ? `${p.layout && p.layout.nodes > 1 ? `${p.layout.nodes}×` : ''}${p.gpus}×${GLUE}${p.gpuType}${p.placement === 'explicit' ? ' (set)' : ''}${p.layout && p.layout.strategy !== 'ddp' ? `, ${p.layout.strategy}` : ''}`
     : 'CPU';
 
 /** What each strategy does with the model states, for `--explain`. */
