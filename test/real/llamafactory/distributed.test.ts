@@ -20,15 +20,16 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import type { CompiledPipeline, CompiledStage, KubeObject } from '@tunepipe/core';
-import { pythonEnv, type PythonTools } from '../../../scripts/real/python.mjs';
+import type { PythonTools } from '../../../scripts/real/python.mjs';
 import { deepSpeedEnv, type DeepSpeedLayer } from '../../../scripts/real/deepspeed.mjs';
 import { synthPipeline } from '../../../packages/workspace/src/synth.ts';
 import { tools } from '../support/tools.ts';
+import { tinyWorkspace } from '../support/tiny-workspace.ts';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const CLI = join(REPO, 'packages', 'cli', 'bin', 'tunepipe.mjs');
@@ -79,34 +80,13 @@ export default definePipeline({ name: '${PIPELINE}', description: 'A 2-node gang
 });
 `;
 
-interface TinyModel {
-  readonly dir: string;
-}
-
 let python: PythonTools;
 let compiled: CompiledPipeline;
 let baseEnv: Record<string, string>;
 const timings: { run: string; seconds: number; outcome: string }[] = [];
 
 before(async () => {
-  python = tools<PythonTools>('python');
-  const tiny = tools<TinyModel>('tinyModel');
-  assert.ok(existsSync(join(python.bin, 'llamafactory-cli')), `no llamafactory-cli in ${python.bin}: reinstall with node scripts/real/install.mjs python`);
-  rmSync(ROOT, { recursive: true, force: true });
-  mkdirSync(join(ROOT, 'pipelines', PIPELINE), { recursive: true });
-  mkdirSync(join(ROOT, 'models'), { recursive: true });
-  writeFileSync(join(ROOT, 'package.json'), `${JSON.stringify({ name: 'tiny-gang-real', private: true, type: 'module', workspaces: [] }, null, 2)}\n`);
-  writeFileSync(join(ROOT, 'pipelines', PIPELINE, 'pipeline.ts'), FIXTURE);
-  symlinkSync(join(REPO, 'datasets'), join(ROOT, 'datasets'), 'dir');
-  symlinkSync(tiny.dir, join(ROOT, 'models', 'tiny-llama3'), 'dir');
-  baseEnv = {
-    ...(process.env as Record<string, string>),
-    ...pythonEnv(),
-    PATH: `${python.bin}:${process.env['PATH'] ?? ''}`,
-    NO_COLOR: '1',
-    // Two cores shared with other work: one thread per rank.
-    OMP_NUM_THREADS: '1',
-  };
+  ({ python, env: baseEnv } = tinyWorkspace(ROOT, PIPELINE, FIXTURE));
   ({ compiled } = await synthPipeline(ROOT, PIPELINE));
   // The inputs every gang reads: the model's upload and the converted data, by the local runner.
   const started = Date.now();

@@ -11,13 +11,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { architectureFromConfig, gptqOutputBytes, pickResumeCheckpoint, uploadFolder, type CompiledPipeline } from '@tunepipe/core';
-import { pythonEnv, type PythonTools } from '../../../scripts/real/python.mjs';
+import type { PythonTools } from '../../../scripts/real/python.mjs';
 import { synthPipeline } from '../../../packages/workspace/src/synth.ts';
 import { tools } from '../support/tools.ts';
+import { tinyWorkspace } from '../support/tiny-workspace.ts';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const CLI = join(REPO, 'packages', 'cli', 'bin', 'tunepipe.mjs');
@@ -166,25 +167,7 @@ const stageLog = (stage: string) => {
 };
 
 before(async () => {
-  python = tools<PythonTools>('python');
-  const tiny = tools<TinyModel>('tinyModel');
-  assert.ok(existsSync(join(python.bin, 'llamafactory-cli')), `no llamafactory-cli in ${python.bin}: reinstall with node scripts/real/install.mjs python`);
-  rmSync(ROOT, { recursive: true, force: true });
-  mkdirSync(join(ROOT, 'pipelines', PIPELINE), { recursive: true });
-  mkdirSync(join(ROOT, 'models'), { recursive: true });
-  writeFileSync(join(ROOT, 'package.json'), `${JSON.stringify({ name: 'tiny-real', private: true, type: 'module', workspaces: [] }, null, 2)}\n`);
-  cpSync(FIXTURE, join(ROOT, 'pipelines', PIPELINE, 'pipeline.ts'));
-  symlinkSync(join(REPO, 'datasets'), join(ROOT, 'datasets'), 'dir');
-  symlinkSync(tiny.dir, join(ROOT, 'models', 'tiny-llama3'), 'dir');
-  env = {
-    ...(process.env as Record<string, string>),
-    ...pythonEnv(),
-    PATH: `${python.bin}:${process.env['PATH'] ?? ''}`,
-    NO_COLOR: '1',
-    // Two cores shared with other work: torch's second thread spins against the other processes
-    // and makes a step ten times slower than one thread.
-    OMP_NUM_THREADS: '1',
-  };
+  ({ python, env } = tinyWorkspace(ROOT, PIPELINE, readFileSync(FIXTURE, 'utf8')));
   ({ compiled } = await synthPipeline(ROOT, PIPELINE));
 });
 

@@ -314,20 +314,12 @@ export function layerActivationParts(arch: ModelArchitecture, config: SftConfig)
     ? config.targets.reduce((sum, t) => sum + a * t.inFeatures, 0)
     : [...sharedInputs.values()].reduce((sum, inFeatures) => sum + a * inFeatures, 0);
   const lora = inputCopies + config.targets.length * a * config.rank + (config.dropout > 0 ? config.targets.reduce((sum, t) => sum + t.inFeatures, 0) : 0);
-  if (config.finetuningType === 'full') {
-    return [
-      { name: 'RMSNorm fp32 inputs + rsqrt, ×2', bytesPerToken: 2 * (4 * h + 4) },
-      ...(hasQkNorm(arch) ? [{ name: 'q/k RMSNorm fp32 inputs + rsqrt', bytesPerToken: (nH + nKV) * (4 * d + 4) }] : []),
-      config.eagerAttention
-        ? { name: 'attention q, k, v (k, v repeated to every head)', bytesPerToken: 3 * a * nH * d }
-        : { name: 'attention q, k, v, output + log-sum-exp', bytesPerToken: a * (2 * nH + 2 * nKV) * d + 4 * nH },
-      { name: 'MLP gate, SiLU(gate), up', bytesPerToken: 3 * a * i },
-      // Trainable weights need their inputs for the weight gradient: q/k/v share the attention
-      // input and gate/up the MLP input; o_proj's input is the attention output kept above; the
-      // norms' weights need their normalised 16-bit inputs.
-      { name: 'linear inputs for weight gradients (attention, MLP, down_proj) + normalised RMSNorm inputs ×2', bytesPerToken: 2 * a * h + a * i + 2 * a * h },
-    ];
-  }
+  // Trainable weights need their inputs for the weight gradient: q/k/v share the attention input
+  // and gate/up the MLP input; o_proj's input is the attention output kept above; the norms'
+  // weights need their normalised 16-bit inputs.
+  const trainedInputs: ActivationPart = config.finetuningType === 'full'
+    ? { name: 'linear inputs for weight gradients (attention, MLP, down_proj) + normalised RMSNorm inputs ×2', bytesPerToken: 2 * a * h + a * i + 2 * a * h }
+    : { name: `LoRA inputs (${config.targets.length} targets, r=${config.rank}${upcast ? ', one 16-bit copy each' : ''})`, bytesPerToken: lora };
   return [
     { name: 'RMSNorm fp32 inputs + rsqrt, ×2', bytesPerToken: 2 * (4 * h + 4) },
     ...(hasQkNorm(arch) ? [{ name: 'q/k RMSNorm fp32 inputs + rsqrt', bytesPerToken: (nH + nKV) * (4 * d + 4) }] : []),
@@ -335,7 +327,7 @@ export function layerActivationParts(arch: ModelArchitecture, config: SftConfig)
       ? { name: 'attention q, k, v (k, v repeated to every head)', bytesPerToken: 3 * a * nH * d }
       : { name: 'attention q, k, v, output + log-sum-exp', bytesPerToken: a * (2 * nH + 2 * nKV) * d + 4 * nH },
     { name: 'MLP gate, SiLU(gate), up', bytesPerToken: 3 * a * i },
-    { name: `LoRA inputs (${config.targets.length} targets, r=${config.rank}${upcast ? ', one 16-bit copy each' : ''})`, bytesPerToken: lora },
+    trainedInputs,
   ];
 }
 
