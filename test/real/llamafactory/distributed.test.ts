@@ -248,7 +248,7 @@ function checkpoints(outputDir: string): number[] {
  * `killAfterCheckpoint`, every process of both ranks is SIGKILLed (a preempted gang) once a
  * checkpoint at or after that step is whole.
  */
-async function runGang(label: string, strategy: Strategy, options: { killAfterCheckpoint?: number } = {}): Promise<GangRun> {
+async function runGang(label: string, strategy: Strategy, options: { killAfterCheckpoint?: number; wrapped?: boolean } = {}): Promise<GangRun> {
   const s = stage(strategy);
   const { yaml, outputDir } = writeConfig(s);
   const layerEnv = strategy.startsWith('zero') ? deepSpeedEnv(tools<DeepSpeedLayer>('deepspeed')) : {};
@@ -256,7 +256,14 @@ async function runGang(label: string, strategy: Strategy, options: { killAfterCh
   const started = Date.now();
   const children = [0, 1].map((rank) => {
     const env = { ...baseEnv, ...layerEnv, ...rankEnv(s, rank) };
-    const argv = ['llamafactory-cli', 'train', yaml];
+    const train = ['llamafactory-cli', 'train', yaml];
+    // `wrapped`: as the pod's container runs it, under the stage wrapper (input checks, checkpoint
+    // sealing and publishing, node 0 only), with the pod's paths mapped to this machine's.
+    if (options.wrapped) {
+      env['TUNEPIPE_INPUTS'] = (env['TUNEPIPE_INPUTS'] ?? '').split('\n').map((p) => local(s, p)).join('\n');
+      env['TUNEPIPE_SEAL_SECONDS'] = '2';
+    }
+    const argv = options.wrapped ? ['/bin/sh', local(s, '/config/stage.sh'), s.run.mode ?? 'in-place', local(s, s.artifactPath!), '--', ...train] : train;
     const [cmd, ...args] =
       rank === 1 ? ['strace', '-f', '-qq', '-o', trace, '-e', 'trace=open,openat,creat,mkdir,mkdirat,rename,renameat,renameat2,unlink,unlinkat,rmdir', '--', ...argv] : argv;
     return spawn(cmd!, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -480,8 +487,10 @@ function assertZeroConfig(log0: string, strategy: 'zero2' | 'zero3' | 'zero3-off
 }
 
 for (const strategy of ['zero3', 'zero3-offload'] as const) {
-  test(`${strategy}: the compiled DeepSpeed config trains the gang to the end; each rank saves its own parameter and optimizer partitions`, async () => {
-    const run = await runGang(strategy, strategy);
+  // zero3 runs under the stage wrapper, as in the pods; zero3-offload runs LLaMA-Factory directly.
+  const wrapped = strategy === 'zero3';
+  test(`${strategy}: the compiled DeepSpeed config trains the gang to the end${wrapped ? ' under the stage wrapper' : ''}; each rank saves its own parameter and optimizer partitions`, async () => {
+    const run = await runGang(strategy, strategy, { wrapped });
     run.ranks.forEach((r, rank) => assert.equal(r.code, 0, `rank ${rank}:\n${r.log.slice(-4000)}`));
     assertRendezvous(run);
     assertZeroConfig(run.ranks[0]!.log, strategy);
@@ -492,7 +501,32 @@ for (const strategy of ['zero3', 'zero3-offload'] as const) {
     assert.deepEqual(partitions, [0, 1].flatMap((r) => [`zero_pp_rank_${r}_mp_rank_00_model_states.pt`, `zero_pp_rank_${r}_mp_rank_00_optim_states.pt`]));
     assert.deepEqual(run.rank1.wrote.filter((p) => !RANK1_OWN.test(p)), [], `rank 1 wrote: ${run.rank1.wrote.join(', ')}`);
     assert.ok(run.rank1.wrote.includes(`checkpoint-${SAVE_STEPS}/global_step${SAVE_STEPS}/zero_pp_rank_1_mp_rank_00_model_states.pt`), run.rank1.wrote.join(', '));
+    if (wrapped) assertPublishedByNode0(run, out, strategy);
   });
+}
+
+/**
+ * Under the wrapper, node 0 alone seals the checkpoints (their SHA256SUMS cover what rank 1 wrote
+ * into them) and publishes the folder; node 1 trains and exits without touching the marker.
+ */
+function assertPublishedByNode0(run: GangRun, out: string, strategy: Strategy): void {
+  const [node0, node1] = run.ranks.map((r) => r.log);
+  const s = stage(strategy);
+  assert.match(node0!, /tunepipe: input \S+ verified/);
+  assert.match(node1!, /tunepipe: input \S+ verified/, 'every node checks its inputs');
+  assert.match(node1!, new RegExp(`tunepipe: node 1 of stage ${s.name} finished; node 0 publishes`));
+  assert.doesNotMatch(node1!, /sealed checkpoint-/, 'node 1 seals nothing');
+  for (const n of checkpoints(out)) {
+    const sums = readFileSync(join(out, `checkpoint-${n}`, 'SHA256SUMS'), 'utf8');
+    for (const f of ['rng_state_0.pth', 'rng_state_1.pth', `global_step${n}/zero_pp_rank_1_mp_rank_00_optim_states.pt`]) {
+      assert.match(sums, new RegExp(`  ${f.replace(/\./g, '\\.')}$`, 'm'), `checkpoint-${n}'s SHA256SUMS lists ${f} (written by rank ${f.includes('_1') ? 1 : 0})`);
+    }
+  }
+  assert.match(node0!, new RegExp(`tunepipe: sealed checkpoint-${SAVE_STEPS} `));
+  const marker = JSON.parse(readFileSync(join(out, '.tunepipe-complete'), 'utf8')) as { hash: string; files: number };
+  assert.equal(marker.hash, s.hash, 'the marker is the stage hash');
+  assert.equal(marker.files, readFileSync(join(out, 'SHA256SUMS'), 'utf8').trim().split('\n').length);
+  assert.ok(!run.rank1.wrote.includes('.tunepipe-complete') && !run.rank1.wrote.includes('SHA256SUMS'), 'node 1 never writes the marker or the folder\'s sums');
 }
 
 test('fsdp: the compiled fsdp / fsdp_config keys pass LLaMA-Factory\'s parser on both ranks; accelerate 1.11 then refuses FSDP without an accelerator', async () => {
