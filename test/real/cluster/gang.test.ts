@@ -1,4 +1,4 @@
-// A multi-node training gang (issue 20) on the local control plane: kube-apiserver, the Job
+// A multi-node training gang (issue 20), and the 70B example as the planner lays it out, on the local control plane: kube-apiserver, the Job
 // controller, the scheduler, kwok H100 nodes with 8 GPUs each and the real Kueue. Kueue admits
 // the 2×8 gang as one Workload or not at all, holds it back whole when the quota is short, and
 // on a preemption takes every rank away and brings every rank back together. A gang admitted on
@@ -16,6 +16,8 @@ import { GANG } from '../../../packages/runner/test/scenarios/cluster-scenarios.
 import { startCluster, urgentJob, type AuditEvent, type LocalCluster } from '../support/cluster.ts';
 import { tools } from '../support/tools.ts';
 import { gangPipeline, stageObjects, type GangPipeline } from './gang-support.ts';
+import { synthPipeline } from '../../../packages/workspace/src/synth.ts';
+import { repoRoot } from '../support/python.ts';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -140,6 +142,30 @@ test('a 2×8 gang is admitted at once: one Workload with one pod set of 2, both 
     await cluster.waitFor('the gang Job complete', async () => hasCondition(await cluster.api.get('batch/v1', 'Job', job['metadata'].name, namespace), 'Complete'), { timeoutMs: 60_000 });
     const done = await cluster.api.get('batch/v1', 'Job', job['metadata'].name, namespace);
     assert.equal(done['status'].succeeded, GANG.nodes);
+  });
+});
+
+test("pipelines/llama3-70b-lora exactly as compiled (the planner's 1 × 8, zero3) is admitted whole: one Workload, one pod with 8 GPUs", async () => {
+  await timed('70B example as compiled', async () => {
+    const ns = await cluster.createTunepipeNamespace('gang-example', { gpuQuota: { [GANG.gpuType]: GANG.gpusPerNode }, gpuTypes: [GANG.gpuType] });
+    const { compiled } = await synthPipeline(repoRoot, 'llama3-70b-lora', { namespace: ns.namespace, queueName: ns.queue });
+    const sft = compiled.stages.find((st) => st.kind === 'sft')!;
+    assert.deepEqual(sft.layout, { nodes: 1, gpusPerNode: 8, strategy: 'zero3' }, "the planner's layout for the example");
+    await cluster.setPodOutcomes({ [`${ns.namespace}/${sft.name}`]: { outcome: 'hold' } });
+    for (const object of stageObjects(sft, ns.namespace)) await cluster.api.apply(object, { fieldManager: 'tunepipe', force: true });
+    const pods = await cluster.waitFor('the 8-GPU rank running', async () => {
+      const live = (await cluster.api.list('v1', 'Pod', ns.namespace, `job-name=${sft.resourceName}`)).filter((p: Json) => p['status']?.phase === 'Running');
+      return live.length === 1 ? live : undefined;
+    }, { timeoutMs: 60_000 });
+    const workloads = await cluster.api.list(KUEUE, 'Workload', ns.namespace);
+    assert.equal(workloads.length, 1);
+    assert.deepEqual(workloads[0]['spec'].podSets.map((p: Json) => p['count']), [1]);
+    assert.equal(String(workloads[0]['status'].admission.podSetAssignments[0].resourceUsage['nvidia.com/gpu']), '8');
+    const main = pods[0]['spec'].containers.find((c: Json) => c['name'] === 'main');
+    const env = new Map(main['env'].map((e: Json) => [e['name'], e['value']]));
+    assert.deepEqual([env.get('FORCE_TORCHRUN'), env.get('NNODES'), env.get('NPROC_PER_NODE'), env.get('MASTER_ADDR')], ['1', '1', '8', '127.0.0.1']);
+    await cluster.setPodOutcomes({});
+    await cluster.waitFor('the example sft Job complete', async () => hasCondition(await cluster.api.get('batch/v1', 'Job', sft.resourceName, ns.namespace), 'Complete'), { timeoutMs: 60_000 });
   });
 });
 
