@@ -1,6 +1,6 @@
 // A multi-node training gang (issue 20), and the 70B example as the planner lays it out, on the
-// local control plane: kube-apiserver, the Job controller, the scheduler, kwok H100 nodes with 8 GPUs each and the real Kueue. Kueue admits
-// the 2×8 gang as one Workload or not at all, holds it back whole when the quota is short, and
+// local control plane: kube-apiserver, the Job controller, the scheduler, kwok H100 nodes with 8
+// GPUs each and the real Kueue. Kueue admits the 2×8 gang as one Workload or not at all, holds it back whole when the quota is short, and
 // on a preemption takes every rank away and brings every rank back together. A gang admitted on
 // quota whose second rank cannot be scheduled is evicted by Kueue's waitForPodsReady (shortened
 // to seconds here) with its running rank, so the GPUs come back, and starts whole once it fits.
