@@ -1,11 +1,11 @@
 // A multi-node training gang (issue 20), and the 70B example as the planner lays it out, on the
 // local control plane: kube-apiserver, the Job controller, the scheduler, kwok H100 nodes with 8
-// GPUs each and the real Kueue. Kueue admits the 2×8 gang as one Workload or not at all, holds it back whole when the quota is short, and
-// on a preemption takes every rank away and brings every rank back together. A gang admitted on
-// quota whose second rank cannot be scheduled is evicted by Kueue's waitForPodsReady (shortened
-// to seconds here) with its running rank, so the GPUs come back, and starts whole once it fits.
-// The gang's objects also pass the server-side dry-run and Pod Security admission of the
-// restricted namespace.
+// GPUs each and the real Kueue. Kueue admits the 2×8 gang as one Workload or not at all, holds it
+// back whole when the quota is short, and on a preemption takes every rank away and brings every
+// rank back together. A gang admitted on quota whose second rank cannot be scheduled is evicted by
+// Kueue's waitForPodsReady (shortened to seconds here) with its running rank, so the GPUs come
+// back, and starts whole once it fits. The gang's objects also pass the server-side dry-run and
+// Pod Security admission of the restricted namespace.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
