@@ -14,8 +14,9 @@ export interface StageScriptOptions {
    * runs and publishes the folder: two nodes moving the same checkpoint aside, or sealing and
    * hashing a folder at once, would race, and a published folder must be written by one writer.
    * The other nodes start torchrun at once and wait in its rendezvous (up to
-   * RENDEZVOUS_TIMEOUT_SECONDS), which node 0's torchrun hosts and starts only after the repair: no rank reads output_dir (to find the checkpoint to
-   * resume from) before node 0 has decided it, so every rank resumes from the same checkpoint.
+   * RENDEZVOUS_TIMEOUT_SECONDS), which node 0's torchrun hosts and starts only after the repair:
+   * no rank reads output_dir (to find the checkpoint to resume from) before node 0 has decided it,
+   * so every rank resumes from the same checkpoint.
    */
   readonly gang?: boolean;
   /** Checkpoints keep their optimizer state as DeepSpeed or FSDP shards (see checkpointSealFunctions). */
