@@ -127,7 +127,7 @@ function annotatedObjects(compiled: CompiledPipeline): KubeObject[] {
     const stage = stageOf.get(objectKey(object));
     // A running Job must keep its ConfigMaps: a retried pod mounts them again.
     const isProtected = object.kind === 'PersistentVolumeClaim' || (stage !== undefined && isBatch(stage));
-    return withAnnotations(object, argoAnnotations(stage ? waves.get(stage.name)! : SHARED_WAVE, isProtected, object.kind === 'Job'));
+    return withAnnotations(object, argoAnnotations(stage ? waves.get(stage.name)! : SHARED_WAVE, isProtected, object.kind === 'Job' || object.kind === 'JobSet'));
   });
 }
 
@@ -163,7 +163,10 @@ function applicationManifest(compiled: CompiledPipeline, options: ArgoCdSettings
         retry: { limit: 10, backoff: { duration: '30s', factor: 2, maxDuration: '15m' } },
       },
       // Kueue suspends Jobs on creation and resumes them on admission; Argo CD must not undo either.
-      ignoreDifferences: [{ group: 'batch', kind: 'Job', jsonPointers: ['/spec/suspend'] }],
+      ignoreDifferences: [
+        { group: 'batch', kind: 'Job', jsonPointers: ['/spec/suspend'] },
+        ...(compiled.stages.some((s) => s.workload.kind === 'JobSet') ? [{ group: 'jobset.x-k8s.io', kind: 'JobSet', jsonPointers: ['/spec/suspend'] }] : []),
+      ],
     },
   };
 }

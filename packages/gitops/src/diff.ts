@@ -135,8 +135,9 @@ const same = (a: unknown, b: unknown): boolean => canonicalJson(a) === canonical
 
 function gpuHoursOf(stage: CompiledStage, action: StageAction): number {
   // Serving is capacity held until the next rollout, not a one-off spend; plan it separately.
-  if (action === 'cached' || action === 'removed' || stage.workload.kind !== 'Job') return 0;
-  return (stage.gpus * stage.expectedSeconds) / 3600;
+  if (action === 'cached' || action === 'removed' || stage.workload.kind === 'Deployment') return 0;
+  // `gpus` is per pod; a gang runs one pod per node.
+  return (stage.gpus * (stage.layout?.nodes ?? 1) * stage.expectedSeconds) / 3600;
 }
 
 const UPSTREAM_INPUT = /^stage:(.+)$/;

@@ -75,7 +75,8 @@ export const fluxKustomizationName = (pipeline: string, stage: string): string =
 export const fluxSourceName = (pipeline: string): string => `tunepipe-${pipeline}`;
 
 function recreateIfImmutable(object: KubeObject): KubeObject {
-  if (object.kind !== 'Job') return object;
+  // A Job's pod template is immutable, and so is a JobSet's replicated Jobs.
+  if (object.kind !== 'Job' && object.kind !== 'JobSet') return object;
   const copy = structuredClone(object);
   copy.metadata = { ...copy.metadata, annotations: { ...copy.metadata?.annotations, [FLUX_FORCE_ANNOTATION]: 'enabled' } };
   return copy;

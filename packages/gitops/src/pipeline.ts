@@ -16,7 +16,8 @@ export class GitopsError extends CheckError {
 
 export { objectKey, sharedObjects };
 
-export const isBatch = (stage: CompiledStage): boolean => stage.workload.kind === 'Job';
+/** A stage that runs to completion: a Job, or a training gang compiled as a JobSet. */
+export const isBatch = (stage: CompiledStage): boolean => stage.workload.kind === 'Job' || stage.workload.kind === 'JobSet';
 
 /**
  * Depth of every stage in the stage graph: 0 for stages without upstream stages, else one more
