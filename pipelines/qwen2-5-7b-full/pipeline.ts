@@ -1,13 +1,14 @@
-import { definePipeline } from '@tunepipe/core';
+import { definePipeline, PLATFORM_SECRETS } from '@tunepipe/core';
 
 /**
  * Full fine-tuning of a 7B model: every weight trains, so weights, gradients and AdamW's states
  * (about 16 bytes per parameter, 120 GB before activations) are sharded over the 8 GPUs of one
- * node. The output is a whole model, not an adapter: it is evaluated as it is (merge refuses it).
+ * node. The output is a whole model, not an adapter: it is evaluated and served as it is (merge
+ * refuses it).
  */
 const CUTOFF_LEN = 1024;
 
-export default definePipeline({ name: 'qwen2-5-7b-full', description: 'Full fine-tuning of Qwen/Qwen2.5-7B-Instruct on fintech, 1 node × 8 GPUs' }, (p) => {
+export default definePipeline({ name: 'qwen2-5-7b-full', description: 'Full fine-tuning of Qwen/Qwen2.5-7B-Instruct on fintech, 1 node × 8 GPUs, served by vLLM' }, (p) => {
   const base = p.baseModel({
     hub: 'huggingface',
     id: 'Qwen/Qwen2.5-7B-Instruct',
@@ -48,5 +49,15 @@ export default definePipeline({ name: 'qwen2-5-7b-full', description: 'Full fine
   });
 
   const baseline = p.evaluate({ name: 'eval-base', model: base, data: data.test });
-  p.evaluate({ name: 'eval-full', model, data: data.test, baseline, gate: { rougeL: { minOverBaseline: 0 } } });
+  const report = p.evaluate({ name: 'eval-full', model, data: data.test, baseline, gate: { rougeL: { minOverBaseline: 0 } } });
+
+  // Served only once the gate passed. The 7B model in bf16 (~15 GB) fits one GPU with room for
+  // the KV cache: no tensor parallelism.
+  p.serve({
+    model,
+    requires: [report],
+    resources: { gpuType: 'a100-80gb', gpus: 1 },
+    maxModelLen: 4096,
+    apiKey: PLATFORM_SECRETS.vllmApiKey,
+  });
 });

@@ -5,6 +5,7 @@ import type {
   Endpoint,
   EvalReport,
   EvaluableModel,
+  FinetuningType,
   MergedModel,
   ModelHub,
   QuantizedModel,
@@ -206,8 +207,8 @@ export interface ConvertOutputs {
  */
 export interface SftArgs {
   /**
-   * `full` trains every weight: the stage's output is a whole model (which `merge` refuses; it has
-   * no adapter to merge). @default 'lora'
+   * `full` trains every weight: the stage's output is a whole model, which `serve` takes as it is
+   * (`merge` refuses it; it has no adapter to merge). @default 'lora'
    */
   readonly finetuning_type?: 'lora' | 'full';
   /** Maximum tokens of an example (prompt + response). @default 2048 */
@@ -434,7 +435,11 @@ export interface Pipeline extends PipelineMeta {
 export interface PipelineBuilder {
   baseModel(options: BaseModelOptions): BaseModel;
   convert(options: ConvertOptions): ConvertOutputs;
-  sft(options: SftOptions): Adapter;
+  /**
+   * `args.finetuning_type: 'full'` written as the literal makes the handle a `FullFineTune`, which
+   * `serve` takes; a LoRA adapter (the default) must be merged first.
+   */
+  sft<F extends FinetuningType = FinetuningType>(options: SftOptions & { readonly args?: { readonly finetuning_type?: F } }): Adapter<F>;
   merge(options: MergeOptions): MergedModel;
   quantize(options: QuantizeOptions): QuantizedModel;
   evaluate(options: EvaluateOptions): EvalReport;
@@ -484,13 +489,14 @@ export function definePipeline(meta: PipelineMeta, build: (p: PipelineBuilder) =
         calibration: { kind: 'dataset', stage: name, split: 'calibration', entries: ['calibration'] },
       };
     },
-    sft(options) {
+    sft<F extends FinetuningType>(options: SftOptions & { readonly args?: { readonly finetuning_type?: F } }): Adapter<F> {
       const { name } = add({ kind: 'sft', name: options?.name ?? 'sft', options });
       return {
         kind: 'adapter',
         stage: name,
         base: options?.model,
-        finetuningType: options?.args?.finetuning_type ?? 'lora',
+        // Left out, F is the default union and the value 'lora' one of it.
+        finetuningType: (options?.args?.finetuning_type ?? 'lora') as F,
         template: options?.model?.template,
       };
     },

@@ -37,12 +37,21 @@ export interface Dataset extends Handle<'dataset'> {
   readonly entries: readonly string[];
 }
 
-export interface Adapter extends Handle<'adapter'> {
+export type FinetuningType = 'lora' | 'full';
+
+/**
+ * What `sft` makes. `F` is the `finetuning_type` its args spelled out: `Adapter<'full'>` when it is
+ * the literal `'full'`, which vLLM serves as it is; plain `Adapter` when it was left out or unknown.
+ */
+export interface Adapter<F extends FinetuningType = FinetuningType> extends Handle<'adapter'> {
   readonly base: BaseModel;
   /** `full`: the folder is a whole model trained from the base, not an adapter on it. */
-  readonly finetuningType: 'lora' | 'full';
+  readonly finetuningType: F;
   readonly template: string;
 }
+
+/** A full fine-tune's output: a whole model of the base's architecture, in the sft stage's folder. */
+export type FullFineTune = Adapter<'full'>;
 
 export interface MergedModel extends Handle<'merged-model'> {
   readonly base: BaseModel;
@@ -58,8 +67,8 @@ export interface QuantizedModel extends Handle<'quantized-model'> {
   readonly template: string;
 }
 
-/** Anything vLLM can serve from the artifacts volume. */
-export type ServableModel = MergedModel | QuantizedModel;
+/** Anything vLLM can serve from the artifacts volume (a LoRA adapter needs a merge first). */
+export type ServableModel = MergedModel | QuantizedModel | FullFineTune;
 /** Anything `evaluate` can score: an adapter on its base, or a standalone model. */
 export type EvaluableModel = BaseModel | Adapter | MergedModel | QuantizedModel;
 

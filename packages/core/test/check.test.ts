@@ -140,6 +140,19 @@ test('quantizing an adapter (a JavaScript user bypassing types) is caught', () =
   assert.match(issue.message, /GPTQ quantizes a merged model only/);
 });
 
+test('serving a LoRA adapter (types bypassed) names merge; serving a full fine-tune checks clean', () => {
+  const served = (finetuning_type: 'lora' | 'full') => definePipeline({ name: 'js' }, (p) => {
+    const base = p.baseModel({ hub: 'huggingface', id: 'x/y', revision: 'abc1234', template: 'llama3', architecture: LLAMA3_8B });
+    const data = p.convert({ sources: ['identity'], cutoffLen: 1024 });
+    const model = p.sft({ model: base, train: data.train, args: { finetuning_type, cutoff_len: 1024, save_steps: 0.25 } });
+    p.serve({ model: model as never });
+  });
+  const issue = only(issuesOf(served('lora')), 'serve.input');
+  assert.equal(issue.path, 'stages.serve.model');
+  assert.match(issue.fix!, /p\.merge/);
+  assert.deepEqual(issuesOf(served('full')).filter((i) => i.severity !== 'warning'), []);
+});
+
 test('every issue is reported at once, not just the first', () => {
   const pipeline = bent({ sft: { extraArgs: { lora_rnak: 16, warmup_ratio: 0.1 } }, merge: { args: { export_device: 'cuda', export_size: -1 } }, serve: { args: { quantization: 'gptq' } } });
   const codes = issuesOf(pipeline).map((i) => i.code).sort();

@@ -184,3 +184,50 @@ test('objects are unique by construction: two converts of one source share its d
   // Both Jobs still mount it, and both runs still see its files.
   for (const stage of compiled.stages) assert.ok(stage.run.files.some((f) => f.path.startsWith('/inputs/identity/')));
 });
+
+/** A base, its data and one sft stage whose output `serve` takes (through a merge when `viaMerge`). */
+function servedSft(sft: object, viaMerge = false, handle = (h: object) => h): Pipeline {
+  return definePipeline({ name: 'probe' }, (p) => {
+    const base = p.baseModel(BASE);
+    const data = p.convert({ sources: ['identity'], cutoffLen: 1024 });
+    const trained = p.sft({ model: base, train: data.train, resources: { gpuType: 'a100-80gb', gpus: 8 }, args: { cutoff_len: 1024, save_steps: 0.25, bf16: true }, ...sft });
+    const model = viaMerge ? p.merge({ adapter: trained }) : (handle(trained) as Parameters<typeof p.serve>[0]['model']);
+    p.serve({ model, resources: { gpuType: 'a100-80gb', gpus: 1 } });
+  });
+}
+
+test("a full fine-tune is served from its sft stage's folder, sized like a merged model of its base", () => {
+  const full = servedSft({ args: { finetuning_type: 'full', cutoff_len: 1024, save_steps: 0.25, bf16: true } });
+  assert.deepEqual(codes(check(full, context)), []);
+  const compiled = compile(full, context);
+  const sft = compiled.stages.find((s) => s.name === 'sft')!;
+  const serve = compiled.stages.find((s) => s.name === 'serve')!;
+  assert.deepEqual(serve.run.steps[0]!.argv.slice(0, 3), ['vllm', 'serve', sft.artifactPath]);
+  // The init container checks the model folder's SHA256SUMS before vLLM reads it, as for a merged model.
+  const deployment = serve.objects.find((o) => o.kind === 'Deployment') as { spec: { template: { spec: { initContainers: { env: { name: string; value: string }[] }[] } } } };
+  assert.deepEqual(deployment.spec.template.spec.initContainers[0]!.env.find((e) => e.name === 'TUNEPIPE_INPUTS')?.value, sft.artifactPath);
+
+  const analysis = analysePipeline(full, context);
+  const merged = analysePipeline(servedSft({}, true), context);
+  const inputOf = (a: typeof analysis) => {
+    const input = STAGE_KINDS.serve.plannerInput(a.stages.find((s) => s.name === 'serve') as Parameters<typeof STAGE_KINDS.serve.plannerInput>[0], a.env);
+    assert.ok(input.kind === 'serve');
+    return input;
+  };
+  assert.deepEqual(inputOf(analysis).weights, { format: 'dense' });
+  assert.deepEqual(inputOf(analysis).architecture, inputOf(merged).architecture);
+  const plan = (a: typeof analysis) => { const { gpus, gpuType, memory } = a.plans.get('serve')!; return { gpus, gpuType, memory }; };
+  assert.deepEqual(plan(analysis), plan(merged));
+});
+
+test("serve refuses a LoRA adapter with a fix naming merge, whatever its handle claims", () => {
+  const issues = check(servedSft({}), context);
+  assert.deepEqual(codes(issues), ['serve.input stages.serve.model']);
+  const issue = issues.find((i) => i.code === 'serve.input')!;
+  assert.match(issue.message, /LoRA adapter/);
+  assert.match(issue.fix!, /merge/);
+  // The stage's resolved args decide, as for merge: a handle edited to say 'full' is still an adapter.
+  assert.deepEqual(codes(check(servedSft({}, false, (h) => ({ ...h, finetuningType: 'full' })), context)), ['serve.input stages.serve.model']);
+  // finetuning_type through extraArgs is sft's own error; serve adds none on top.
+  assert.deepEqual(codes(check(servedSft({ extraArgs: { finetuning_type: 'full' } }), context)), ['sft.finetuning-type stages.sft.extraArgs.finetuning_type']);
+});

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { expectTypeOf } from 'expect-type';
-import { definePipeline, LLAMA3_8B, type Adapter, type MergedModel, type QuantizedModel, type Endpoint, type Dataset } from '../src/index.ts';
+import { definePipeline, LLAMA3_8B, type Adapter, type FullFineTune, type MergedModel, type QuantizedModel, type Endpoint, type Dataset } from '../src/index.ts';
 
 test('stages return typed handles and reject wrong wiring at compile time', () => {
   const kinds: string[] = [];
@@ -26,6 +26,16 @@ test('stages return typed handles and reject wrong wiring at compile time', () =
     p.serve({ name: 's2', model: data.test });
     // @ts-expect-error an Adapter cannot be served by vLLM without merging
     p.serve({ name: 's3', model: adapter });
+    const lora = p.sft({ name: 'sft-lora', model: base, train: data.train, args: { finetuning_type: 'lora' } });
+    expectTypeOf(lora).toEqualTypeOf<Adapter<'lora'>>();
+    // @ts-expect-error a LoRA adapter, even spelled out, is merged before vLLM serves it
+    p.serve({ name: 's4', model: lora });
+    // A full fine-tune's folder is a whole model: vLLM serves it as it is.
+    const full = p.sft({ name: 'sft-full', model: base, train: data.train, args: { finetuning_type: 'full', cutoff_len: 512 } });
+    expectTypeOf(full).toEqualTypeOf<FullFineTune>();
+    expectTypeOf(p.serve({ name: 's5', model: full })).toEqualTypeOf<Endpoint>();
+    // @ts-expect-error typed args stay checked when finetuning_type is full
+    p.sft({ name: 'sft4', model: base, train: data.train, args: { finetuning_type: 'full', lora_rnak: 8 } });
     // @ts-expect-error merge takes an Adapter, not a BaseModel
     p.merge({ name: 'm2', adapter: base });
     // @ts-expect-error sft trains on a Dataset, not a model
@@ -36,7 +46,7 @@ test('stages return typed handles and reject wrong wiring at compile time', () =
     p.merge({ name: 'm3', adapter, args: { export_device: 'cuda' } });
     // @ts-expect-error unknown LLaMA-Factory key in typed args
     p.sft({ name: 'sft3', model: base, train: data.train, args: { lora_rnak: 8 } });
-    kinds.push(base.kind, adapter.kind, merged.kind, quantized.kind, endpoint.kind);
+    kinds.push(base.kind, adapter.kind, merged.kind, quantized.kind, endpoint.kind, full.finetuningType, lora.finetuningType);
   });
-  assert.deepEqual(kinds, ['base-model', 'adapter', 'merged-model', 'quantized-model', 'endpoint']);
+  assert.deepEqual(kinds, ['base-model', 'adapter', 'merged-model', 'quantized-model', 'endpoint', 'full', 'lora']);
 });

@@ -8,7 +8,8 @@ import { VLLM_SERVE_FLAGS } from '../reference/vllm-serve-flags.gen.ts';
 import { vllmValueIssues } from '../rules/vllm.ts';
 import { DERIVED_VLLM_FLAGS, flagArgv, vllmFlagName } from '../vllm.ts';
 import { checkDatasetEntries, checkInput, checkSecretRef, plannerBase, resolvedStage, stagesOf } from './common.ts';
-import type { ResolvedStage, StageKindModule } from './types.ts';
+import type { ArtifactHandle } from '../handles.ts';
+import type { ResolveEnv, ResolvedStage, StageKindModule } from './types.ts';
 
 const TENSOR_PARALLEL = '--tensor-parallel-size';
 const SECRET_LIKE_FLAG = /(token|api[-_]?key|password|secret)/i;
@@ -47,7 +48,7 @@ export const serve: StageKindModule<'serve'> = {
     const o = spec.options;
     const path = `stages.${spec.name}`;
     const add = env.add;
-    const servable = checkInput(o.model, `${path}.model`, ['merged-model', 'quantized-model'], env, { code: 'serve.input', message: 'vLLM serves a merged or quantized model from the artifacts volume', fix: 'serve the output of merge or quantize' });
+    const servable = checkInput(o.model, `${path}.model`, ['merged-model', 'quantized-model', 'adapter'], env, { code: 'serve.input', message: 'vLLM serves a merged, quantized or fully fine-tuned model from the artifacts volume', fix: 'serve the output of merge or quantize' }) && servableAdapter(o.model, `${path}.model`, env);
     const requires = Array.isArray(o.requires) ? o.requires : [];
     const requiredOk = requires.map((r, i) => {
       const ok = checkInput(r, `${path}.requires[${i}]`, ['eval-report'], env);
@@ -142,6 +143,18 @@ export const serve: StageKindModule<'serve'> = {
     };
   },
 };
+
+/**
+ * An sft handle is served only when that stage trained every weight: its folder is then a whole
+ * model. The producer's resolved args decide, as for merge (finetuning_type may come via extraArgs).
+ */
+function servableAdapter(model: ArtifactHandle, path: string, env: ResolveEnv): boolean {
+  if (model.kind !== 'adapter') return true;
+  if (env.resolved.get(model.stage)?.args['finetuning_type'] === 'full') return true;
+  env.add({ code: 'serve.input', path, value: `adapter from sft '${model.stage}'`, message: `sft '${model.stage}' trains a LoRA adapter, which vLLM serves only merged into its base`, fix: `merge it first (p.merge({ adapter })) and serve the merged model, or train with finetuning_type: 'full'` });
+  env.blocked();
+  return false;
+}
 
 /** The flags vLLM is started with on `gpus` GPUs (tensor parallel across them). */
 export function servedFlags(stage: ResolvedStage<'serve'>, gpus: number): Record<string, unknown> {
