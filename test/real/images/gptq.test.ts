@@ -5,9 +5,9 @@
 // then without kernels so the Dockerfile's own import check runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { buildImage } from '../../../scripts/real/images.mjs';
+import { layerAndBase } from './layers.ts';
 
 const built = buildImage('gptq');
 const pins = JSON.parse(readFileSync(new URL('../../../pins.json', import.meta.url), 'utf8')) as { python: Record<string, string> };
@@ -24,21 +24,9 @@ test('gptq image: optimum installs, gptqmodel resolves and its setup script acce
   assert.match(check.detail ?? '', /gptq stack ok/);
 });
 
-/** `name-version` of every distribution in a site-packages folder. */
-function distributions(sitePackages: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const entry of readdirSync(sitePackages)) {
-    const m = /^(.+)-([^-]+)\.dist-info$/.exec(entry);
-    if (m) out.set(m[1]!.toLowerCase().replace(/[-_.]+/g, '-'), m[2]!);
-  }
-  return out;
-}
-
 test("gptq image: its pip steps replace only the packages the Dockerfile pins over LLaMA-Factory's", async () => {
   const { report } = await built;
-  const venv = report.python!.venv;
-  const layer = distributions(join(venv, 'lib', readdirSync(join(venv, 'lib'))[0]!, 'site-packages'));
-  const base = distributions(report.stages[0]!.baseSitePackages!);
+  const { layer, base } = layerAndBase(report);
   const replaced = [...layer].filter(([name, version]) => base.has(name) && base.get(name) !== version).map(([name, version]) => `${name} ${base.get(name)} → ${version}`).sort();
   // transformers (and the tokenizers it needs) are held back on purpose: see the Dockerfile and
   // test/real/llamafactory/pipeline.test.ts, where 4.57 fails GPTQ at the second decoder layer.

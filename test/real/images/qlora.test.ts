@@ -7,10 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage } from '../../../scripts/real/images.mjs';
+import { layerAndBase } from './layers.ts';
 import { pythonEnv, type PythonTools } from '../../../scripts/real/python.mjs';
 import { tools } from '../support/tools.ts';
 
@@ -33,21 +34,9 @@ test('qlora image: bitsandbytes installs from PyPI at the pinned version, and th
   assert.match(check.detail ?? '', new RegExp(`^bitsandbytes ${pin.replaceAll('.', '\\.')} ok, libbitsandbytes_cuda\\d+\\.so$`));
 });
 
-/** `name-version` of every distribution in a site-packages folder. */
-function distributions(sitePackages: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const entry of readdirSync(sitePackages)) {
-    const m = /^(.+)-([^-]+)\.dist-info$/.exec(entry);
-    if (m) out.set(m[1]!.toLowerCase().replace(/[-_.]+/g, '-'), m[2]!);
-  }
-  return out;
-}
-
 test("qlora image: its pip step adds bitsandbytes and replaces nothing LLaMA-Factory was installed with", async () => {
   const { report } = await built;
-  const venv = report.python!.venv;
-  const layer = distributions(join(venv, 'lib', readdirSync(join(venv, 'lib'))[0]!, 'site-packages'));
-  const base = distributions(report.stages[0]!.baseSitePackages!);
+  const { layer, base } = layerAndBase(report);
   assert.ok(!base.has('bitsandbytes'), "the stand-in base has no bitsandbytes, as LLaMA-Factory's image has none");
   assert.deepEqual([...layer.keys()], ['bitsandbytes']);
   assert.equal(layer.get('bitsandbytes'), pin);
