@@ -270,16 +270,21 @@ test('a failed stage reports the reason and its last log lines; its descendants 
   });
 });
 
+/** Runs the pipeline until sft has trained 90 steps, then detaches (the Jobs keep running). */
+async function detachWhileTraining(kube: FakeKubeApi, fixture: FixtureOptions) {
+  const controller = new AbortController();
+  const rec = recorder();
+  const running = runOnCluster(makePipeline(fixture), { kubeConfig: kube.kubeConfig(), reporter: rec, signal: controller.signal, ...FAST });
+  await waitFor(() => (rec.last('sft')?.progress?.training?.current ?? 0) >= 90, 5000, 'sft progress');
+  controller.abort();
+  return { rec, result: await running };
+}
+
 test('detach leaves the Jobs running; status and logs show them; a re-run reattaches', async () => {
   await withKube(async (kube) => {
     kube.script('sft', { log: SEED_TRAIN_LOG, holdAtLine: 20 });
     const fixture = { without: ['serve'] } as const;
-    const controller = new AbortController();
-    const rec = recorder();
-    const running = runOnCluster(makePipeline(fixture), { kubeConfig: kube.kubeConfig(), reporter: rec, signal: controller.signal, ...FAST });
-    await waitFor(() => (rec.last('sft')?.progress?.training?.current ?? 0) >= 90, 5000, 'sft progress');
-    controller.abort();
-    const result = await running;
+    const { rec, result } = await detachWhileTraining(kube, fixture);
     assert.equal(result.outcome, 'detached');
     assert.equal(result.stages.find((s) => s.stage === 'sft')!.status, 'running');
     const out = rec.output();
@@ -415,13 +420,7 @@ test("status keeps the checkpoint note of a long run: the wrapper's lines are re
     const training = Array.from({ length: 600 }, (_, i) => `[INFO|trainer] step ${i}`);
     const log = [...wrapper, ...training, ...SEED_TRAIN_LOG];
     kube.script('sft', { log, holdAtLine: log.length - 5 });
-    const fixture = { without: ['serve'] } as const;
-    const controller = new AbortController();
-    const rec = recorder();
-    const running = runOnCluster(makePipeline(fixture), { kubeConfig: kube.kubeConfig(), reporter: rec, signal: controller.signal, ...FAST });
-    await waitFor(() => (rec.last('sft')?.progress?.training?.current ?? 0) >= 90, 5000, 'sft progress');
-    controller.abort();
-    await running;
+    await detachWhileTraining(kube, { without: ['serve'] });
     const states = await clusterStatus('llama3-fintech', { kubeConfig: kube.kubeConfig(), namespace: 'tunepipe' });
     const sft = states.find((s) => s.stage === 'sft')!;
     assert.equal(sft.status, 'running');

@@ -121,7 +121,16 @@ export function withGang(pipeline: CompiledPipeline, namespace: string, stageNam
     };
     replaced.set(objectKey(job as never), [service, gang]);
     const objects = stage.objects.flatMap((o) => replaced.get(objectKey(o)) ?? [o]);
-    return { ...stage, gpus: GANG.nodes * GANG.gpusPerNode, gpuType: GANG.gpuType, objects } as unknown as typeof stage;
+    // As compile() describes a gang: `gpus` per pod, the layout and the gang's names beside it.
+    const hostnames = Array.from({ length: GANG.nodes }, (_, i) => `${name}-${i}`);
+    return {
+      ...stage,
+      gpus: GANG.gpusPerNode,
+      gpuType: GANG.gpuType,
+      objects,
+      layout: { nodes: GANG.nodes, gpusPerNode: GANG.gpusPerNode, strategy: 'ddp' },
+      gang: { engine: 'indexed-job', pods: GANG.nodes, service: name, hostnames, masterAddr: `${hostnames[0]}.${name}.${namespace}.svc`, masterPort: MASTER_PORT, podLabel: 'tunepipe.dev/gang' },
+    } as unknown as typeof stage;
   });
   const objects = pipeline.objects.flatMap((o) => replaced.get(objectKey(o)) ?? [o]) as unknown as typeof pipeline.objects;
   return { ...pipeline, stages, objects };
