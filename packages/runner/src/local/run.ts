@@ -356,17 +356,23 @@ export async function runLocally(pipeline: CompiledPipeline, options: LocalRunOp
     };
   };
 
-  const executeBatch = async (stage: CompiledStage, ctx: StageContext): Promise<StageOutcome> => {
-    const plan = plans.get(stage.name)!;
-    try {
-      return await runBatch(stage, plan, ctx);
-    } catch (error) {
-      const failure = resourceFailure(error, plan.outDir);
-      if (!failure) throw error;
-      ctx.update({ failure: { ...failure, source: plan.logFile, logTail: [] } });
-      return 'failed';
-    }
-  };
+  /**
+   * Runs a stage; a resource failure on the way (disk full, no permission, a path gone) is the
+   * stage's failure, naming the path, not an exception out of the runner.
+   */
+  const failingOnResources =
+    (run: (stage: CompiledStage, plan: LocalStagePlan, ctx: StageContext) => Promise<StageOutcome>, pathOf: (plan: LocalStagePlan) => string) =>
+    async (stage: CompiledStage, ctx: StageContext): Promise<StageOutcome> => {
+      const plan = plans.get(stage.name)!;
+      try {
+        return await run(stage, plan, ctx);
+      } catch (error) {
+        const failure = resourceFailure(error, pathOf(plan));
+        if (!failure) throw error;
+        ctx.update({ failure: { ...failure, source: plan.logFile, logTail: [] } });
+        return 'failed';
+      }
+    };
 
   const runBatch = async (stage: CompiledStage, plan: LocalStagePlan, ctx: StageContext): Promise<StageOutcome> => {
     const corrupt = await corruptInput(stage);
@@ -436,18 +442,6 @@ export async function runLocally(pipeline: CompiledPipeline, options: LocalRunOp
     return 'done';
   };
 
-  const executeServe = async (stage: CompiledStage, ctx: StageContext): Promise<StageOutcome> => {
-    const plan = plans.get(stage.name)!;
-    try {
-      return await runServe(stage, plan, ctx);
-    } catch (error) {
-      const failure = resourceFailure(error, plan.runDir);
-      if (!failure) throw error;
-      ctx.update({ failure: { ...failure, source: plan.logFile, logTail: [] } });
-      return 'failed';
-    }
-  };
-
   const runServe = async (stage: CompiledStage, plan: LocalStagePlan, ctx: StageContext): Promise<StageOutcome> => {
     const corrupt = await corruptInput(stage);
     if (corrupt) {
@@ -495,6 +489,8 @@ export async function runLocally(pipeline: CompiledPipeline, options: LocalRunOp
     return 'failed';
   };
 
+  const executeBatch = failingOnResources(runBatch, (plan) => plan.outDir);
+  const executeServe = failingOnResources(runServe, (plan) => plan.runDir);
   let result: RunResult;
   try {
     result = await runGraph({
