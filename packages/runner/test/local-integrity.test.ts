@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -168,6 +168,28 @@ test('local: a full disk, a missing permission and a vanished folder are user er
       });
       assert.equal(run.result.outcome, 'succeeded', run.rec.output());
       assert.match(run.rec.notes.join('\n'), /sft: its log is incomplete: disk full writing .*-sft-[0-9a-f]{8}\/stage\.log/);
+    } finally {
+      rmSync(b.dir, { recursive: true, force: true });
+    }
+  });
+  await t.test('disk full preparing the serve stage: its failure names the path; nothing is started', async () => {
+    const b = box();
+    try {
+      const failing = await b.run({
+        fixture: { gate: false, sft: { save_steps: 10 }, without: [] },
+        fs: {
+          mkdir: async (path) => {
+            if (/-serve$/.test(path)) throw fsError('ENOSPC', path, 'mkdir');
+            await mkdir(path, { recursive: true });
+          },
+        },
+      });
+      assert.equal(failing.result.outcome, 'failed');
+      const serve = failing.result.stages.find((s) => s.stage === 'serve')!;
+      assert.equal(serve.status, 'failed');
+      assert.match(serve.failure?.reason ?? '', /^disk full writing .*-serve$/);
+      assert.equal(failing.result.servers.length, 0, 'no vLLM left running');
+      assert.doesNotMatch(failing.rec.output(), /\n\s+at /, 'no stack trace');
     } finally {
       rmSync(b.dir, { recursive: true, force: true });
     }
